@@ -1,0 +1,2 @@
+/* storage_demo.c: placeholder */
+int main(void) { return 0; }
