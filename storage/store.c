@@ -316,15 +316,17 @@ int store_close(struct store *s)
 {
     if (s == NULL)
         return RKV_OK;
-    int rc = RKV_OK;
-    if (!s->failed)
-        rc = store_sync(s);
+    /* A failed store reports it: what its last batch wrote is unknown. */
+    int rc = s->failed ? RKV_ERR_FAILED : store_sync(s);
     merge_thread_stop(s);
     store_free(s);
     return rc;
 }
 
-/* Where a key's newest record is, copied out of the batch or keydir. */
+/* Where a key's newest record is, and the file holding it, copied out of
+ * the batch or keydir under one hold of mu: a merge may move the entry and
+ * retire the file as soon as mu is released, but a retired file stays open
+ * until the owner's next call, so the copied fd and map stay usable. */
 struct loc {
     uint64_t seq;
     uint64_t expiry_ms;
@@ -332,24 +334,31 @@ struct loc {
     uint32_t offset;
     uint32_t value_len;
     bool tomb;
+    int fd;
+    const uint8_t *map;
+    uint64_t map_len;
 };
 
 static bool locate(struct store *s, uint16_t partition, const void *key, size_t key_len,
                    uint64_t hash, struct loc *l)
 {
     const struct batch_op *op = batch_find(s, partition, key, key_len, hash);
-    if (op) {
+    pthread_mutex_lock(&s->mu);
+    struct kd_entry *e = op ? NULL : keydir_find(&s->kd, partition, key, key_len, hash);
+    if (op)
         *l = (struct loc){.seq = op->seq, .expiry_ms = op->expiry_ms, .file_id = op->file_id,
                           .offset = op->offset, .value_len = op->value_len, .tomb = op->tomb};
-        return true;
-    }
-    pthread_mutex_lock(&s->mu);
-    struct kd_entry *e = keydir_find(&s->kd, partition, key, key_len, hash);
-    if (e)
+    else if (e)
         *l = (struct loc){.seq = e->seq, .expiry_ms = e->expiry_ms, .file_id = e->file_id,
                           .offset = e->offset, .value_len = e->value_len, .tomb = false};
+    if (op || e) {
+        struct store_file *f = store_file_find(s, l->file_id);
+        l->fd = f ? f->fd : -1;
+        l->map = f ? f->map : NULL;
+        l->map_len = f ? f->map_len : 0;
+    }
     pthread_mutex_unlock(&s->mu);
-    return e != NULL;
+    return op || e;
 }
 
 /* Reads and verifies the record at l; copies its value into *value. */
@@ -360,28 +369,19 @@ static int read_record(struct store *s, const struct loc *l, const void *key, si
     const uint8_t *p = NULL;
     if (l->file_id == s->active_id && l->offset >= s->wbuf_off) {
         p = s->wbuf + (l->offset - s->wbuf_off);
+    } else if (l->fd < 0) {
+        return store_fail(s, RKV_ERR_CORRUPT, "storage: log %u of a key is missing", l->file_id);
+    } else if (l->map && (uint64_t)l->offset + total <= l->map_len) {
+        p = l->map + l->offset;
     } else {
-        pthread_mutex_lock(&s->mu);
-        struct store_file *f = store_file_find(s, l->file_id);
-        const uint8_t *map = f ? f->map : NULL;
-        uint64_t map_len = f ? f->map_len : 0;
-        int fd = f ? f->fd : -1;
-        pthread_mutex_unlock(&s->mu);
-        if (fd < 0)
-            return store_fail(s, RKV_ERR_CORRUPT, "storage: log %u of a key is missing",
-                              l->file_id);
-        if (map && (uint64_t)l->offset + total <= map_len) {
-            p = map + l->offset;
-        } else {
-            s->scratch.len = 0;
-            if (rkv_buf_reserve(&s->scratch, total) != RKV_OK)
-                return store_fail(s, RKV_ERR_NOMEM, "storage: out of memory");
-            int sys = store_read_all(s, fd, s->scratch.data, total, l->offset);
-            if (sys < 0)
-                return store_fail(s, rkv_err_from_errno(-sys), "storage: read %010u.log@%u: %s",
-                                  l->file_id, l->offset, strerror(-sys));
-            p = s->scratch.data;
-        }
+        s->scratch.len = 0;
+        if (rkv_buf_reserve(&s->scratch, total) != RKV_OK)
+            return store_fail(s, RKV_ERR_NOMEM, "storage: out of memory");
+        int sys = store_read_all(s, l->fd, s->scratch.data, total, l->offset);
+        if (sys < 0)
+            return store_fail(s, rkv_err_from_errno(-sys), "storage: read %010u.log@%u: %s",
+                              l->file_id, l->offset, strerror(-sys));
+        p = s->scratch.data;
     }
     struct record r;
     if (!record_parse(p, total, &r) || r.seq != l->seq || r.key_len != key_len ||

@@ -147,8 +147,12 @@ static struct inode *fd_get(struct memvfs *v, int fd)
     return fd >= 0 && fd < MEMVFS_FDS ? v->fds[fd] : NULL;
 }
 
-#define LOCKED(v) for (int once_ = (pthread_mutex_lock(&(v)->mu), 1); once_; \
-                       once_ = (pthread_mutex_unlock(&(v)->mu), 0))
+/* LOCKED(v) { ... } runs the block holding v->mu. A break inside the block
+ * leaves the inner loop only, so the outer loop's unlock always runs. */
+#define LOCKED(v)                                                                          \
+    for (int once_ = (pthread_mutex_lock(&(v)->mu), 1); once_;                             \
+         once_ = (pthread_mutex_unlock(&(v)->mu), 0))                                      \
+        for (int inner_ = 1; inner_; inner_ = 0)
 
 static int mv_open(void *ctx, const char *path, int flags, unsigned mode)
 {

@@ -1,0 +1,749 @@
+/*
+ * test_storage_faults.c: the storage engine under failure.
+ *
+ * Most tests run on memvfs, an in-memory filesystem that can lose unsynced
+ * data, tear tails, fail writes and syncs, and freeze at an exact step.
+ * Workloads are random but seeded; a failure message names the seed. The
+ * checks come from a model of what each key may hold: after a crash, a key
+ * holds its last committed state or one written after that commit, never
+ * anything else and never bytes that were not written.
+ */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "storage/store_int.h"
+#include "tests/support/memvfs.h"
+#include "tests/support/testutil.h"
+
+#define DB "/db"
+#define NKEYS 32
+#define ABSENT (-1)
+#define PENDING_MAX 4096
+
+static uint64_t fake_now = 1700000000000ull;
+
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+static void setup(void)
+{
+    rkv_log_set_level(RKV_LOG_OFF);
+    fake_now = 1700000000000ull;
+}
+
+static struct store_options mem_opts(struct memvfs *v)
+{
+    struct store_options o;
+    store_options_default(&o);
+    o.fileops = memvfs_ops(v);
+    o.file_bytes_max = 4096;
+    o.write_buffer_bytes = 4096;
+    o.merge_auto = false;
+    o.now_ms = fake_clock;
+    o.break_stale_lock = true; /* a crash image keeps the dead owner's LOCK */
+    return o;
+}
+
+/* ---- the model ---- */
+
+struct model {
+    int committed[NKEYS];        /* version, or ABSENT */
+    int pending[NKEYS][64];      /* states written since the last commit */
+    int n_pending[NKEYS];
+    int next_version;
+};
+
+static void model_init(struct model *m)
+{
+    memset(m, 0, sizeof *m);
+    for (int k = 0; k < NKEYS; k++)
+        m->committed[k] = ABSENT;
+}
+
+static void model_write(struct model *m, int k, int state)
+{
+    if (m->n_pending[k] < 64)
+        m->pending[k][m->n_pending[k]++] = state;
+    else
+        m->pending[k][63] = state;
+}
+
+static void model_commit(struct model *m)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        if (m->n_pending[k])
+            m->committed[k] = m->pending[k][m->n_pending[k] - 1];
+        m->n_pending[k] = 0;
+    }
+}
+
+/* The newest state written (committed or not). */
+static int model_latest(const struct model *m, int k)
+{
+    return m->n_pending[k] ? m->pending[k][m->n_pending[k] - 1] : m->committed[k];
+}
+
+static void key_name(char *buf, int k)
+{
+    snprintf(buf, 16, "key%02d", k);
+}
+
+static uint16_t key_part(int k)
+{
+    return (uint16_t)(k % 4);
+}
+
+/* Values say which key and version they are, with a length that varies. */
+static size_t value_for(char *buf, int k, int version)
+{
+    int n = snprintf(buf, 256, "key%02d#%d#", k, version);
+    size_t pad = (size_t)((version * 37 + k) % 180);
+    memset(buf + n, 'a' + (version % 26), pad);
+    return (size_t)n + pad;
+}
+
+/* Reads key k: its version, ABSENT, or fails the test on anything else. */
+static int read_state(struct store *s, int k, const char *ctx)
+{
+    char name[16], want[256];
+    key_name(name, k);
+    struct rkv_buf b = {0};
+    int rc = store_get(s, key_part(k), name, strlen(name), &b, NULL);
+    if (rc == RKV_ERR_NOTFOUND) {
+        rkv_buf_free(&b);
+        return ABSENT;
+    }
+    ck_assert_msg(rc == RKV_OK, "%s: get %s: %s", ctx, name, store_errmsg(s));
+    int kk, version;
+    char tail;
+    char *str = strndup((char *)b.data, b.len);
+    ck_assert_msg(sscanf(str, "key%d#%d%c", &kk, &version, &tail) == 3 && kk == k && tail == '#',
+                  "%s: %s holds foreign bytes", ctx, name);
+    size_t n = value_for(want, k, version);
+    ck_assert_msg(n == b.len && memcmp(want, b.data, n) == 0, "%s: %s v%d damaged", ctx, name,
+                  version);
+    free(str);
+    rkv_buf_free(&b);
+    return version;
+}
+
+/* After a crash: every key holds its committed state or a later one. */
+static void check_after_crash(struct store *s, const struct model *m, const char *ctx)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        int got = read_state(s, k, ctx);
+        bool ok = got == m->committed[k];
+        for (int i = 0; !ok && i < m->n_pending[k]; i++)
+            ok = got == m->pending[k][i];
+        ck_assert_msg(ok, "%s: key %d holds %d, committed %d (+%d pending)", ctx, k, got,
+                      m->committed[k], m->n_pending[k]);
+    }
+    ck_assert_msg(keydir_invariants_ok(&s->kd), "%s: keydir invariants", ctx);
+}
+
+static void check_exact(struct store *s, const struct model *m, const char *ctx)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        int got = read_state(s, k, ctx);
+        ck_assert_msg(got == model_latest(m, k), "%s: key %d holds %d, expected %d", ctx, k, got,
+                      model_latest(m, k));
+    }
+}
+
+/* One random operation. Returns the store's result (NOTFOUND from a delete
+ * of an absent key counts as success). */
+static int random_op(struct store *s, struct model *m, struct test_rng *r)
+{
+    int k = (int)test_rng_below(r, NKEYS);
+    char name[16], val[256];
+    key_name(name, k);
+    uint64_t dice = test_rng_below(r, 100);
+    if (dice < 70) {
+        int version = ++m->next_version;
+        size_t n = value_for(val, k, version);
+        int rc = store_put(s, key_part(k), name, strlen(name), val, n, 0);
+        if (rc == RKV_OK)
+            model_write(m, k, version);
+        return rc;
+    }
+    if (dice < 85) {
+        int rc = store_del(s, key_part(k), name, strlen(name));
+        if (rc == RKV_OK)
+            model_write(m, k, ABSENT);
+        return rc == RKV_ERR_NOTFOUND ? RKV_OK : rc;
+    }
+    int rc = store_commit(s);
+    if (rc == RKV_OK)
+        model_commit(m);
+    return rc;
+}
+
+static struct store *open_ok(const char *dir, const struct store_options *o, const char *ctx)
+{
+    struct store *s = NULL;
+    struct rkv_error err = {0};
+    int rc = store_open(dir, o, &s, &err);
+    ck_assert_msg(rc == RKV_OK, "%s: open: %s", ctx, err.msg);
+    return s;
+}
+
+/* ---- simulated power loss ---- */
+
+START_TEST(power_loss_keeps_every_synced_record)
+{
+    int seeds = test_seeds(150);
+    for (int seed = 0; seed < seeds; seed++) {
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "seed %d", seed);
+        struct test_rng r = {(uint64_t)seed * 7919 + 1};
+        struct memvfs *v = memvfs_new();
+        struct store_options o = mem_opts(v);
+        if (seed % 2) { /* let merges run in the background too */
+            o.merge_auto = true;
+            o.merge_dead_bytes_min = 2048;
+            o.merge_dead_percent = 30;
+        }
+        struct store *s = open_ok(DB, &o, ctx);
+        struct model m;
+        model_init(&m);
+        memvfs_crash_after(v, 1 + test_rng_below(&r, 1500));
+        for (int i = 0; i < 3000; i++) {
+            if (random_op(s, &m, &r) != RKV_OK)
+                break;
+            if (seed % 2 && i % 150 == 149)
+                store_merge(s); /* crash points land inside merges too */
+        }
+        if (store_close(s) == RKV_OK)
+            model_commit(&m);
+        struct memvfs *img = memvfs_image(v, (uint64_t)seed, MEMVFS_TEAR_RANDOM);
+        o.fileops = memvfs_ops(img);
+        o.merge_auto = false;
+        s = open_ok(DB, &o, ctx);
+        check_after_crash(s, &m, ctx);
+        /* and the store keeps working on top of what it recovered */
+        ck_assert_int_eq(store_put(s, 0, "after", 5, "x", 1, 0), RKV_OK);
+        ck_assert_int_eq(store_commit(s), RKV_OK);
+        store_close(s);
+        memvfs_free(img);
+        memvfs_free(v);
+    }
+}
+END_TEST
+
+/* ---- corruption at every offset ---- */
+
+struct written {
+    int versions[NKEYS][8];
+    int n[NKEYS];
+    int latest[NKEYS];
+    uint64_t end_of_latest[NKEYS]; /* offset just past the key's newest record */
+};
+
+/* A small log: 20 puts (some overwrites) and one delete, in file 1. */
+static struct memvfs *small_log(struct written *w)
+{
+    memset(w, 0, sizeof *w);
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    o.file_bytes_max = 1 << 20;
+    struct store *s = open_ok(DB, &o, "small log");
+    uint64_t off = 0;
+    char name[16], val[256];
+    for (int i = 0; i < 20; i++) {
+        int k = i % 12, version = i + 1;
+        key_name(name, k);
+        size_t n = value_for(val, k, version);
+        ck_assert_int_eq(store_put(s, key_part(k), name, strlen(name), val, n, 0), RKV_OK);
+        w->versions[k][w->n[k]++] = version;
+        w->latest[k] = version;
+        off += record_bytes(strlen(name), n);
+        w->end_of_latest[k] = off;
+    }
+    key_name(name, 3);
+    ck_assert_int_eq(store_del(s, key_part(3), name, strlen(name)), RKV_OK);
+    off += record_bytes(strlen(name), 0);
+    w->latest[3] = ABSENT;
+    w->end_of_latest[3] = off;
+    for (int k = 12; k < NKEYS; k++)
+        w->latest[k] = ABSENT;
+    ck_assert_int_eq(store_close(s), RKV_OK);
+    return v;
+}
+
+static void check_damaged(struct store *s, const struct written *w, uint64_t intact_before,
+                          const char *ctx)
+{
+    for (int k = 0; k < NKEYS; k++) {
+        int got = read_state(s, k, ctx);
+        bool ok = got == ABSENT;
+        for (int i = 0; !ok && i < w->n[k]; i++)
+            ok = got == w->versions[k][i];
+        ck_assert_msg(ok, "%s: key %d holds version %d, never written", ctx, k, got);
+        if (w->end_of_latest[k] && w->end_of_latest[k] <= intact_before)
+            ck_assert_msg(got == w->latest[k], "%s: key %d lost (holds %d, want %d)", ctx, k, got,
+                          w->latest[k]);
+    }
+}
+
+START_TEST(corruption_at_every_offset)
+{
+    struct written w;
+    struct memvfs *base = small_log(&w);
+    struct rkv_buf log = {0};
+    ck_assert_int_eq(memvfs_read_file(base, DB "/0000000001.log", &log), 0);
+    ck_assert_uint_gt(log.len, 1000);
+    uint8_t *bytes = malloc(log.len);
+    for (size_t off = 0; off < log.len; off++) {
+        char ctx[64];
+        /* a flipped byte */
+        snprintf(ctx, sizeof ctx, "flip at %zu", off);
+        struct memvfs *v = memvfs_clone(base);
+        memcpy(bytes, log.data, log.len);
+        bytes[off] ^= (uint8_t)(0x5a | (off & 1));
+        memvfs_write_file(v, DB "/0000000001.log", bytes, log.len);
+        struct store_options o = mem_opts(v);
+        struct store *s = open_ok(DB, &o, ctx);
+        const struct store_open_report *rep = store_open_report(s);
+        ck_assert_msg(rep->bad_records + (rep->bytes_truncated > 0) >= 1, "%s: not noticed", ctx);
+        check_damaged(s, &w, off, ctx);
+        store_close(s);
+        memvfs_free(v);
+        /* a cut */
+        snprintf(ctx, sizeof ctx, "cut at %zu", off);
+        v = memvfs_clone(base);
+        memvfs_write_file(v, DB "/0000000001.log", log.data, off);
+        o = mem_opts(v);
+        s = open_ok(DB, &o, ctx);
+        check_damaged(s, &w, off, ctx);
+        store_close(s);
+        memvfs_free(v);
+    }
+    free(bytes);
+    rkv_buf_free(&log);
+    memvfs_free(base);
+}
+END_TEST
+
+START_TEST(zero_filled_tail_is_cut)
+{
+    struct written w;
+    struct memvfs *v = small_log(&w);
+    struct rkv_buf log = {0};
+    ck_assert_int_eq(memvfs_read_file(v, DB "/0000000001.log", &log), 0);
+    size_t good = log.len;
+    uint8_t zeros[4096] = {0};
+    rkv_buf_append(&log, zeros, sizeof zeros);
+    memvfs_write_file(v, DB "/0000000001.log", log.data, log.len);
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "zeros");
+    ck_assert_uint_eq(store_open_report(s)->bytes_truncated, sizeof zeros);
+    ck_assert_uint_eq(store_open_report(s)->bad_records, 0);
+    check_damaged(s, &w, good, "zeros");
+    store_close(s);
+    ck_assert_int_eq(memvfs_read_file(v, DB "/0000000001.log", &log), 0);
+    ck_assert_uint_eq(log.len, good);
+    rkv_buf_free(&log);
+    memvfs_free(v);
+}
+END_TEST
+
+START_TEST(hint_corruption_at_every_offset)
+{
+    struct written w;
+    struct memvfs *base = small_log(&w);
+    struct store_options o = mem_opts(base);
+    struct store *s = open_ok(DB, &o, "merge");
+    ck_assert_int_eq(store_merge(s), RKV_OK);
+    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    store_close(s);
+    /* the merge output is the only log with a hint */
+    struct rkv_buf names = {0}, hint = {0};
+    memvfs_list(base, DB, &names);
+    char *hint_path = NULL;
+    for (char *line = strtok((char *)names.data, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, ".hint"))
+            hint_path = strdup(line);
+    ck_assert_ptr_nonnull(hint_path);
+    ck_assert_int_eq(memvfs_read_file(base, hint_path, &hint), 0);
+    uint8_t *bytes = malloc(hint.len);
+    for (size_t off = 0; off < hint.len; off++) {
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "hint flip at %zu", off);
+        struct memvfs *v = memvfs_clone(base);
+        memcpy(bytes, hint.data, hint.len);
+        bytes[off] ^= 0x21;
+        memvfs_write_file(v, hint_path, bytes, hint.len);
+        o = mem_opts(v);
+        s = open_ok(DB, &o, ctx);
+        ck_assert_uint_eq(store_open_report(s)->hint_files, 0);
+        ck_assert_uint_eq(store_open_report(s)->hint_files_rejected, 1);
+        check_damaged(s, &w, UINT64_MAX, ctx); /* the log is intact: nothing lost */
+        store_close(s);
+        memvfs_free(v);
+    }
+    free(bytes);
+    free(hint_path);
+    rkv_buf_free(&hint);
+    rkv_buf_free(&names);
+    memvfs_free(base);
+}
+END_TEST
+
+/* ---- I/O errors ---- */
+
+static void put_ver(struct store *s, struct model *m, int k, int version, int want)
+{
+    char name[16], val[256];
+    key_name(name, k);
+    size_t n = value_for(val, k, version);
+    int rc = store_put(s, key_part(k), name, strlen(name), val, n, 0);
+    ck_assert_msg(rc == want, "put key %d: rc %d (%s), want %d", k, rc, store_errmsg(s), want);
+    if (rc == RKV_OK)
+        model_write(m, k, version);
+}
+
+START_TEST(fsync_failure_is_sticky)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "eio");
+    struct model m;
+    model_init(&m);
+    put_ver(s, &m, 1, 1, RKV_OK);
+    put_ver(s, &m, 2, 2, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    model_commit(&m);
+    memvfs_fail_syncs(v, 0, EIO);
+    put_ver(s, &m, 3, 3, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(store_errmsg(s), "fdatasync"));
+    /* the failed batch is not acknowledged; the handle refuses to go on */
+    memvfs_clear_faults(v); /* even if the disk "recovers", no retry */
+    put_ver(s, &m, 4, 4, RKV_ERR_FAILED);
+    ck_assert_int_eq(store_commit(s), RKV_ERR_FAILED);
+    struct rkv_buf b = {0};
+    ck_assert_int_eq(store_get(s, key_part(1), "key01", 5, &b, NULL), RKV_ERR_FAILED);
+    struct store_stats st;
+    store_stats(s, &st);
+    ck_assert(st.failed);
+    store_close(s);
+    /* reopen: what was acknowledged is there */
+    struct memvfs *img = memvfs_image(v, 1, MEMVFS_TEAR_RANDOM);
+    o.fileops = memvfs_ops(img);
+    s = open_ok(DB, &o, "eio reopen");
+    check_after_crash(s, &m, "eio reopen");
+    ck_assert_int_eq(read_state(s, 1, "eio"), 1);
+    ck_assert_int_eq(read_state(s, 2, "eio"), 2);
+    store_close(s);
+    memvfs_free(img);
+    memvfs_free(v);
+}
+END_TEST
+
+START_TEST(enospc_rolls_back_the_batch)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "enospc");
+    struct model m;
+    model_init(&m);
+    put_ver(s, &m, 1, 1, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    model_commit(&m);
+
+    /* the failure at commit: the small put sat in the buffer */
+    memvfs_fail_writes(v, 0, ENOSPC);
+    struct model doomed = m;
+    put_ver(s, &doomed, 2, 2, RKV_OK);
+    ck_assert_int_eq(read_state(s, 2, "in batch"), 2);
+    ck_assert_int_eq(store_commit(s), RKV_ERR_NOSPC);
+    ck_assert_ptr_nonnull(strstr(store_errmsg(s), "No space"));
+    ck_assert_int_eq(read_state(s, 2, "rolled back"), ABSENT);
+    ck_assert_int_eq(read_state(s, 1, "kept"), 1);
+
+    /* the failure inside a put (the buffer fills): later puts are refused
+     * until the commit reports it */
+    for (int i = 0; i < 100; i++) {
+        char name[16], val[256];
+        key_name(name, 5);
+        size_t n = value_for(val, 5, 100 + i);
+        int rc = store_put(s, key_part(5), name, strlen(name), val, n, 0);
+        if (rc != RKV_OK) {
+            ck_assert_int_eq(rc, RKV_ERR_NOSPC);
+            break;
+        }
+        ck_assert_int_lt(i, 99);
+    }
+    put_ver(s, &doomed, 6, 6, RKV_ERR_ABORTED);
+    ck_assert_int_eq(store_commit(s), RKV_ERR_NOSPC);
+    ck_assert_int_eq(read_state(s, 5, "rolled back"), ABSENT);
+
+    /* space comes back: the store goes on */
+    memvfs_clear_faults(v);
+    put_ver(s, &m, 7, 7, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    model_commit(&m);
+    check_exact(s, &m, "after enospc");
+    store_close(s);
+    struct memvfs *img = memvfs_image(v, 2, MEMVFS_TEAR_NONE);
+    o.fileops = memvfs_ops(img);
+    s = open_ok(DB, &o, "enospc reopen");
+    ck_assert_uint_eq(store_open_report(s)->bytes_truncated, 0);
+    ck_assert_uint_eq(store_open_report(s)->bad_records, 0);
+    check_exact(s, &m, "enospc reopen");
+    store_close(s);
+    memvfs_free(img);
+    memvfs_free(v);
+}
+END_TEST
+
+START_TEST(short_writes_are_completed)
+{
+    struct memvfs *v = memvfs_new();
+    memvfs_short_writes(v, true, 42);
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "short");
+    struct model m;
+    model_init(&m);
+    struct test_rng r = {99};
+    for (int i = 0; i < 2000; i++)
+        ck_assert_int_eq(random_op(s, &m, &r), RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    model_commit(&m);
+    ck_assert_int_eq(store_merge(s), RKV_OK);
+    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    check_exact(s, &m, "short");
+    store_close(s);
+    struct memvfs *img = memvfs_image(v, 3, MEMVFS_TEAR_NONE);
+    o.fileops = memvfs_ops(img);
+    s = open_ok(DB, &o, "short reopen");
+    check_exact(s, &m, "short reopen");
+    store_close(s);
+    memvfs_free(img);
+    memvfs_free(v);
+}
+END_TEST
+
+/* ---- merge crashed at every step ---- */
+
+/* A store with several sealed files full of overwrites, deletes and some
+ * expired keys, closed cleanly. */
+static struct memvfs *merge_base(struct model *m)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    o.file_bytes_max = 4096;
+    struct store *s = open_ok(DB, &o, "merge base");
+    model_init(m);
+    struct test_rng r = {7};
+    for (int i = 0; i < 1500; i++)
+        ck_assert_int_eq(random_op(s, m, &r), RKV_OK);
+    /* two keys that expire before the merge runs */
+    char val[256];
+    size_t n = value_for(val, 30, 9000);
+    ck_assert_int_eq(store_put(s, key_part(30), "key30", 5, val, n, fake_now + 10), RKV_OK);
+    model_write(m, 30, ABSENT);
+    n = value_for(val, 31, 9001);
+    ck_assert_int_eq(store_put(s, key_part(31), "key31", 5, val, n, fake_now + 10), RKV_OK);
+    model_write(m, 31, ABSENT);
+    ck_assert_int_eq(store_close(s), RKV_OK);
+    model_commit(m);
+    fake_now += 20;
+    return v;
+}
+
+START_TEST(merge_crash_at_every_step)
+{
+    struct model m;
+    struct memvfs *base = merge_base(&m);
+    /* how many mutating calls a whole merge makes */
+    struct memvfs *v = memvfs_clone(base);
+    struct store_options o = mem_opts(v);
+    o.file_bytes_max = 4096;
+    struct store *s = open_ok(DB, &o, "dry run");
+    uint64_t m0 = memvfs_mutations(v);
+    ck_assert_int_eq(store_merge(s), RKV_OK);
+    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    uint64_t steps = memvfs_mutations(v) - m0;
+    check_exact(s, &m, "dry run");
+    store_close(s);
+    memvfs_free(v);
+    ck_assert_uint_gt(steps, 10);
+
+    int finished_at_open = 0;
+    for (uint64_t k = 0; k <= steps + 1; k++) {
+        char ctx[64];
+        v = memvfs_clone(base);
+        o.fileops = memvfs_ops(v);
+        s = open_ok(DB, &o, "before crash");
+        memvfs_crash_after(v, k);
+        store_merge(s);
+        store_merge_wait(s);
+        store_close(s);
+        for (int tear = MEMVFS_TEAR_NONE; tear <= MEMVFS_TEAR_RANDOM; tear++) {
+            snprintf(ctx, sizeof ctx, "merge crash at step %llu, tear %d", (unsigned long long)k,
+                     tear);
+            struct memvfs *img = memvfs_image(v, k, (enum memvfs_tear)tear);
+            o.fileops = memvfs_ops(img);
+            s = open_ok(DB, &o, ctx);
+            finished_at_open += store_open_report(s)->merge_completed;
+            check_exact(s, &m, ctx);
+            ck_assert(keydir_invariants_ok(&s->kd));
+            store_close(s);
+            s = open_ok(DB, &o, ctx); /* and once more: the repair is stable */
+            ck_assert(!store_open_report(s)->merge_completed);
+            check_exact(s, &m, ctx);
+            store_close(s);
+            memvfs_free(img);
+        }
+        memvfs_free(v);
+    }
+    /* some crash points fall between the commit and the end of the switch */
+    ck_assert_int_gt(finished_at_open, 0);
+    memvfs_free(base);
+}
+END_TEST
+
+START_TEST(damaged_merge_marker_refuses_open)
+{
+    struct memvfs *v = memvfs_new();
+    memvfs_write_file(v, DB "/MERGE", "RKVMERG1garbage-garbage-garbage", 31);
+    struct store_options o = mem_opts(v);
+    struct store *s = NULL;
+    struct rkv_error err;
+    ck_assert_int_eq(store_open(DB, &o, &s, &err), RKV_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "MERGE is damaged"));
+    memvfs_free(v);
+}
+END_TEST
+
+/* ---- merge under concurrent reads and writes (real files, threads) ---- */
+
+START_TEST(merge_under_concurrent_load)
+{
+    char *dir = test_mkdtemp("merge-load");
+    struct store_options o;
+    store_options_default(&o);
+    o.file_bytes_max = 16384;
+    o.merge_dead_bytes_min = 8192;
+    o.merge_dead_percent = 20;
+    o.now_ms = fake_clock;
+    struct store *s = open_ok(dir, &o, "load");
+    struct model m;
+    model_init(&m);
+    struct test_rng r = {2024};
+    for (int i = 0; i < 40000; i++) {
+        int k = (int)test_rng_below(&r, NKEYS);
+        if (test_rng_below(&r, 2)) {
+            ck_assert_int_eq(read_state(s, k, "load"), model_latest(&m, k));
+        } else {
+            ck_assert_int_eq(random_op(s, &m, &r), RKV_OK);
+        }
+        if (i % 8 == 0) {
+            ck_assert_int_eq(store_commit(s), RKV_OK);
+            model_commit(&m);
+        }
+        if (i % 2000 == 0)
+            store_merge(s); /* BUSY while one runs is fine */
+    }
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    model_commit(&m);
+    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    struct store_stats st;
+    store_stats(s, &st);
+    ck_assert_uint_ge(st.merges, 5);
+    check_exact(s, &m, "load");
+    store_close(s);
+    s = open_ok(dir, &o, "load reopen");
+    check_exact(s, &m, "load reopen");
+    store_close(s);
+    test_rmdir(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- allocation failure at every allocation ---- */
+
+static int scenario(struct memvfs *v)
+{
+    struct store_options o = mem_opts(v);
+    struct store *s = NULL;
+    int rc = store_open(DB, &o, &s, NULL);
+    if (rc != RKV_OK) {
+        ck_assert_msg(rc == RKV_ERR_NOMEM, "open failed with %d", rc);
+        return rc;
+    }
+    struct model m;
+    model_init(&m);
+    struct test_rng r = {5};
+    for (int i = 0; i < 200; i++)
+        random_op(s, &m, &r);
+    store_commit(s);
+    store_merge(s);
+    store_merge_wait(s);
+    struct rkv_buf b = {0};
+    store_get(s, 0, "key00", 5, &b, NULL);
+    rkv_buf_free(&b);
+    return store_close(s);
+}
+
+START_TEST(allocation_failure_everywhere)
+{
+    long n;
+    for (n = 0; n < 100000; n++) {
+        struct memvfs *v = memvfs_new();
+        test_alloc_fail_from(n);
+        scenario(v);
+        test_alloc_reset();
+        bool failed = test_alloc_failed();
+        /* whatever happened, the store opens and holds only real values */
+        struct store_options o = mem_opts(v);
+        struct store *s = open_ok(DB, &o, "after alloc failure");
+        for (int k = 0; k < NKEYS; k++)
+            read_state(s, k, "after alloc failure");
+        store_close(s);
+        memvfs_free(v);
+        if (!failed)
+            break;
+    }
+    ck_assert_int_lt(n, 100000);
+    ck_assert_int_gt(n, 20);
+}
+END_TEST
+
+static Suite *faults_suite(void)
+{
+    Suite *s = suite_create("storage-faults");
+    TCase *tc = tcase_create("faults");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, power_loss_keeps_every_synced_record);
+    tcase_add_test(tc, corruption_at_every_offset);
+    tcase_add_test(tc, zero_filled_tail_is_cut);
+    tcase_add_test(tc, hint_corruption_at_every_offset);
+    tcase_add_test(tc, fsync_failure_is_sticky);
+    tcase_add_test(tc, enospc_rolls_back_the_batch);
+    tcase_add_test(tc, short_writes_are_completed);
+    tcase_add_test(tc, merge_crash_at_every_step);
+    tcase_add_test(tc, damaged_merge_marker_refuses_open);
+    tcase_add_test(tc, merge_under_concurrent_load);
+    tcase_add_test(tc, allocation_failure_everywhere);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(faults_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
