@@ -323,7 +323,8 @@ int store_recover(struct store *s, struct rkv_error *err)
                        : rkv_error_set(err, RKV_ERR_IO, "storage: list %s: %s", s->dir,
                                        strerror(-sys));
     }
-    qsort(d.logs, d.n_logs, sizeof *d.logs, cmp_u32);
+    if (d.n_logs > 1)
+        qsort(d.logs, d.n_logs, sizeof *d.logs, cmp_u32);
     struct load_ctx c = {.s = s};
     for (size_t i = 0; i < d.n_logs; i++) {
         rc = load_log(s, d.logs[i], &c, err);

@@ -576,7 +576,8 @@ static void survive(const struct inode *i, struct mbuf *out, struct test_rng *rn
     if (tear == MEMVFS_TEAR_NONE)
         return;
     bool appended = i->data.len > i->durable.len &&
-                    memcmp(i->data.data, i->durable.data, i->durable.len) == 0;
+                    (i->durable.len == 0 ||
+                     memcmp(i->data.data, i->durable.data, i->durable.len) == 0);
     if (!appended)
         return;
     size_t extra = i->data.len - i->durable.len;

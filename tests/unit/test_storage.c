@@ -614,19 +614,6 @@ START_TEST(auto_merge_by_dead_ratio)
 }
 END_TEST
 
-START_TEST(errors_have_names)
-{
-    for (int c = 0; c < RKV_ERR_COUNT; c++) {
-        ck_assert_ptr_nonnull(rkv_strerror(c));
-        ck_assert_str_ne(rkv_strerror(c), "unknown error");
-    }
-    ck_assert_str_eq(rkv_strerror(RKV_ERR_COUNT), "unknown error");
-    ck_assert_str_eq(rkv_strerror(-1), "unknown error");
-    ck_assert_int_eq(rkv_err_from_errno(ENOSPC), RKV_ERR_NOSPC);
-    ck_assert_int_eq(rkv_err_from_errno(EIO), RKV_ERR_IO);
-}
-END_TEST
-
 static Suite *storage_suite(void)
 {
     Suite *s = suite_create("storage");
@@ -645,7 +632,6 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, stale_lock_reported_not_stolen);
     tcase_add_test(tc, sync_policies);
     tcase_add_test(tc, batch_auto_commit_at_limit);
-    tcase_add_test(tc, errors_have_names);
     suite_add_tcase(s, tc);
     tc = tcase_create("merge");
     tcase_add_checked_fixture(tc, setup, teardown);
