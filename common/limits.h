@@ -17,4 +17,17 @@
 #define RKV_BATCH_OPS_MAX 1048576u               /* ops between two commits */
 #define RKV_WRITE_BUFFER_BYTES_MAX (64u * 1024 * 1024)
 
+/* Objects and versions. */
+#define RKV_SIBLINGS_MAX 256u        /* siblings one object may hold after a merge */
+#define RKV_CLOCK_ENTRIES_MAX 256u   /* entries in one version vector */
+
+/* Cluster. */
+#define RKV_NODE_ID_BYTES_MAX 64u    /* [A-Za-z0-9_.-]+ */
+#define RKV_NODES_MAX 1024u          /* members of one ring */
+#define RKV_VNODES_MAX 4096u         /* tokens per member */
+#define RKV_REPLICAS_MAX 16u         /* N */
+
+/* Wire. */
+#define RKV_MESSAGE_BYTES_MAX (RKV_VALUE_BYTES_MAX + 1024u * 1024) /* one frame */
+
 #endif

@@ -44,25 +44,6 @@ void store_options_default(struct store_options *opt)
     };
 }
 
-static const char *const sync_names[] = {
-    [STORE_SYNC_ALWAYS] = "always",
-    [STORE_SYNC_INTERVAL] = "interval",
-    [STORE_SYNC_NONE] = "none",
-};
-
-int store_sync_parse(const char *name)
-{
-    for (int i = 0; i <= STORE_SYNC_NONE; i++)
-        if (strcmp(name, sync_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-const char *store_sync_name(enum store_sync sync)
-{
-    return (unsigned)sync <= STORE_SYNC_NONE ? sync_names[sync] : "?";
-}
-
 int store_fail(struct store *s, int code, const char *fmt, ...)
 {
     va_list ap;

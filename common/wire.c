@@ -1,0 +1,263 @@
+/* wire.c: encoding and bounded decoding of every wire message. */
+#include "common/wire.h"
+
+#include "common/err.h"
+#include "common/limits.h"
+
+const char *wire_type_name(int type)
+{
+    switch (type) {
+    case WIRE_PING: return "PING";
+    case WIRE_GET: return "GET";
+    case WIRE_PUT: return "PUT";
+    case WIRE_DEL: return "DEL";
+    case WIRE_RING: return "RING";
+    case WIRE_STATS: return "STATS";
+    case WIRE_REPLY: return "REPLY";
+    case WIRE_REPLICA_GET: return "REPLICA_GET";
+    case WIRE_REPLICA_PUT: return "REPLICA_PUT";
+    case WIRE_REPLICA_REPLY: return "REPLICA_REPLY";
+    case WIRE_FORWARD: return "FORWARD";
+    case WIRE_FORWARD_REPLY: return "FORWARD_REPLY";
+    default: return "?";
+    }
+}
+
+/* Fields after the four-field header, per type; -1 for unknown types. */
+static int body_fields(uint32_t type)
+{
+    switch (type) {
+    case WIRE_PING:
+    case WIRE_RING:
+    case WIRE_STATS: return 0;
+    case WIRE_GET: return 3;
+    case WIRE_PUT: return 6;
+    case WIRE_DEL: return 4;
+    case WIRE_REPLY: return 5;
+    case WIRE_REPLICA_GET: return 2;
+    case WIRE_REPLICA_PUT: return 3;
+    case WIRE_REPLICA_REPLY: return 2;
+    case WIRE_FORWARD:
+    case WIRE_FORWARD_REPLY: return 1;
+    default: return -1;
+    }
+}
+
+static bool read_bytes(struct mp_reader *r, struct wire_bytes *b)
+{
+    return mp_read_bin(r, &b->p, &b->len);
+}
+
+static bool read_bin_or_nil(struct mp_reader *r, struct wire_bytes *b)
+{
+    if (mp_peek_nil(r)) {
+        b->p = NULL;
+        b->len = 0;
+        return mp_read_nil(r);
+    }
+    return read_bytes(r, b);
+}
+
+/* Records where the payload value starts and skips it. */
+static bool read_raw_value(struct mp_reader *r, struct wire_bytes *b)
+{
+    const uint8_t *start = r->p;
+    if (!mp_skip(r))
+        return false;
+    b->p = start;
+    b->len = (uint32_t)(r->p - start);
+    return true;
+}
+
+static bool decode_body(struct mp_reader *r, struct wire_msg *m)
+{
+    uint32_t n;
+    switch (m->type) {
+    case WIRE_GET:
+        return read_bytes(r, &m->key) && mp_read_u32(r, &m->quorum) &&
+               mp_read_u32(r, &m->timeout_ms);
+    case WIRE_PUT:
+        return read_bytes(r, &m->key) && read_bytes(r, &m->value) &&
+               read_bytes(r, &m->context) && mp_read_u32(r, &m->quorum) &&
+               mp_read_u32(r, &m->timeout_ms) && mp_read_uint(r, &m->ttl_ms);
+    case WIRE_DEL:
+        return read_bytes(r, &m->key) && read_bytes(r, &m->context) &&
+               mp_read_u32(r, &m->quorum) && mp_read_u32(r, &m->timeout_ms);
+    case WIRE_REPLY:
+        if (!mp_read_u32(r, &m->status) ||
+            !mp_read_str(r, (const char **)&m->message.p, &m->message.len) ||
+            !mp_read_array(r, &n) || n > WIRE_ANSWERED_MAX)
+            return false;
+        m->n_answered = n;
+        for (uint32_t i = 0; i < n; i++)
+            if (!mp_read_str(r, (const char **)&m->answered[i].p, &m->answered[i].len))
+                return false;
+        return mp_read_bool(r, &m->repaired) && read_raw_value(r, &m->payload);
+    case WIRE_REPLICA_GET:
+        return mp_read_u16(r, &m->partition) && read_bytes(r, &m->key);
+    case WIRE_REPLICA_PUT:
+        return mp_read_u16(r, &m->partition) && read_bytes(r, &m->key) &&
+               read_bytes(r, &m->object);
+    case WIRE_REPLICA_REPLY:
+        return mp_read_u32(r, &m->status) && read_bin_or_nil(r, &m->object);
+    case WIRE_FORWARD:
+    case WIRE_FORWARD_REPLY:
+        return read_bytes(r, &m->inner);
+    default:
+        return true; /* PING, RING, STATS have no body */
+    }
+}
+
+int wire_decode(const void *frame, size_t len, struct wire_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    struct mp_reader r;
+    mp_reader_init(&r, frame, len);
+    uint32_t n, version;
+    if (!mp_read_array(&r, &n) || n < 4 || !mp_read_u32(&r, &version) ||
+        !mp_read_u32(&r, &m->type) || !mp_read_uint(&r, &m->id) || !mp_read_uint(&r, &m->epoch))
+        return RKV_ERR_PROTO;
+    int fields = body_fields(m->type);
+    if (version != WIRE_VERSION || fields < 0 || n != 4u + (uint32_t)fields)
+        return RKV_ERR_PROTO;
+    if (!decode_body(&r, m) || !mp_done(&r))
+        return RKV_ERR_PROTO;
+    if (m->key.len > RKV_KEY_BYTES_MAX || m->status >= 1u << 16)
+        return RKV_ERR_PROTO;
+    return RKV_OK;
+}
+
+void wire_header(struct mp_writer *w, uint32_t n_fields, uint32_t type, uint64_t id,
+                 uint64_t epoch)
+{
+    mp_write_array(w, 4 + n_fields);
+    mp_write_uint(w, WIRE_VERSION);
+    mp_write_uint(w, type);
+    mp_write_uint(w, id);
+    mp_write_uint(w, epoch);
+}
+
+static int done(struct mp_writer *w)
+{
+    return w->failed ? RKV_ERR_NOMEM : RKV_OK;
+}
+
+int wire_encode_simple(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t epoch)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 0, type, id, epoch);
+    return done(&w);
+}
+
+int wire_encode_get(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
+                    size_t key_len, uint32_t r, uint32_t timeout_ms)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 3, WIRE_GET, id, epoch);
+    mp_write_bin(&w, key, key_len);
+    mp_write_uint(&w, r);
+    mp_write_uint(&w, timeout_ms);
+    return done(&w);
+}
+
+int wire_encode_put(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
+                    size_t key_len, const void *value, size_t value_len, const void *ctx,
+                    size_t ctx_len, uint32_t wq, uint32_t timeout_ms, uint64_t ttl_ms)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 6, WIRE_PUT, id, epoch);
+    mp_write_bin(&w, key, key_len);
+    mp_write_bin(&w, value, value_len);
+    mp_write_bin(&w, ctx, ctx_len);
+    mp_write_uint(&w, wq);
+    mp_write_uint(&w, timeout_ms);
+    mp_write_uint(&w, ttl_ms);
+    return done(&w);
+}
+
+int wire_encode_del(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
+                    size_t key_len, const void *ctx, size_t ctx_len, uint32_t wq,
+                    uint32_t timeout_ms)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 4, WIRE_DEL, id, epoch);
+    mp_write_bin(&w, key, key_len);
+    mp_write_bin(&w, ctx, ctx_len);
+    mp_write_uint(&w, wq);
+    mp_write_uint(&w, timeout_ms);
+    return done(&w);
+}
+
+int wire_encode_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
+                      const char *message, const char *const *answered, uint32_t n_answered,
+                      bool repaired, const void *payload, size_t payload_len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 5, WIRE_REPLY, id, epoch);
+    mp_write_uint(&w, (uint64_t)status);
+    mp_write_cstr(&w, message ? message : "");
+    if (n_answered > WIRE_ANSWERED_MAX)
+        n_answered = WIRE_ANSWERED_MAX;
+    mp_write_array(&w, n_answered);
+    for (uint32_t i = 0; i < n_answered; i++)
+        mp_write_cstr(&w, answered[i]);
+    mp_write_bool(&w, repaired);
+    if (payload)
+        mp_write_raw(&w, payload, payload_len);
+    else
+        mp_write_nil(&w);
+    return done(&w);
+}
+
+int wire_encode_replica_get(struct rkv_buf *out, uint64_t id, uint64_t epoch,
+                            uint16_t partition, const void *key, size_t key_len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 2, WIRE_REPLICA_GET, id, epoch);
+    mp_write_uint(&w, partition);
+    mp_write_bin(&w, key, key_len);
+    return done(&w);
+}
+
+int wire_encode_replica_put(struct rkv_buf *out, uint64_t id, uint64_t epoch,
+                            uint16_t partition, const void *key, size_t key_len,
+                            const void *object, size_t object_len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 3, WIRE_REPLICA_PUT, id, epoch);
+    mp_write_uint(&w, partition);
+    mp_write_bin(&w, key, key_len);
+    mp_write_bin(&w, object, object_len);
+    return done(&w);
+}
+
+int wire_encode_replica_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
+                              const void *object, size_t object_len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 2, WIRE_REPLICA_REPLY, id, epoch);
+    mp_write_uint(&w, (uint64_t)status);
+    if (object)
+        mp_write_bin(&w, object, object_len);
+    else
+        mp_write_nil(&w);
+    return done(&w);
+}
+
+int wire_encode_wrapped(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t epoch,
+                        const void *inner, size_t inner_len)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 1, type, id, epoch);
+    mp_write_bin(&w, inner, inner_len);
+    return done(&w);
+}

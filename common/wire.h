@@ -1,0 +1,135 @@
+/*
+ * wire.h: the messages nodes and clients exchange (docs/protocol.md has
+ * the same tables).
+ *
+ * Every message is one ZeroMQ frame holding one msgpack array that starts
+ * with the same four fields:
+ *
+ *   [version, type, id, epoch, ...]
+ *     version  WIRE_VERSION (1); anything else is refused
+ *     type     enum wire_type
+ *     id       request id chosen by the sender; a reply repeats it
+ *     epoch    the sender's ring epoch (0 if it has none yet)
+ *
+ * Client requests (client port):
+ *   PING   [.., ]
+ *   GET    [.., key, r, timeout_ms]
+ *   PUT    [.., key, value, context, w, timeout_ms, ttl_ms]
+ *   DEL    [.., key, context, w, timeout_ms]
+ *   RING   [.., ]
+ *   STATS  [.., ]
+ *     key, value, context: bin; r, w: 0 means the ring's default;
+ *     timeout_ms: 0 means the configured request timeout; ttl_ms 0: never.
+ *   REPLY  [.., status, message, answered, repaired, payload]
+ *     status: enum rkv_err; message: str ("" on success); answered: array
+ *     of the node ids whose replies counted; repaired: bool, read repair
+ *     was sent; payload (nil on error, except GET's NOTFOUND which carries
+ *     the context):
+ *       GET    [[[value, ts_ms, expiry_ms], ...], context]  live siblings
+ *       PUT, DEL  context of the object written
+ *       PING   [node id, software version]
+ *       RING   [name, Q, N, R, W, timeout_ms, [[id, host, client_port,
+ *              cluster_port, vnodes], ...]]
+ *       STATS  map of str -> uint
+ *
+ * Cluster requests (cluster port, node to node):
+ *   REPLICA_GET    [.., partition, key]
+ *   REPLICA_PUT    [.., partition, key, object]      object: bin (object.h)
+ *   REPLICA_REPLY  [.., status, object or nil]
+ *   FORWARD        [.., request]     a client request (whole frame, bin) for
+ *                                    a node of the key's preference list
+ *   FORWARD_REPLY  [.., reply]       the REPLY frame it produced (bin)
+ *
+ * Decoding never copies: struct wire_msg points into the frame, which must
+ * outlive it. Every count and length is checked against the frame first.
+ */
+#ifndef RKV_WIRE_H
+#define RKV_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/codec.h"
+
+#define WIRE_VERSION 1
+#define WIRE_ANSWERED_MAX 64  /* node ids in a reply */
+#define WIRE_SOFTWARE_VERSION "0.1.0"
+
+enum wire_type {
+    WIRE_PING = 1,
+    WIRE_GET = 2,
+    WIRE_PUT = 3,
+    WIRE_DEL = 4,
+    WIRE_RING = 5,
+    WIRE_STATS = 6,
+    WIRE_REPLY = 32,
+    WIRE_REPLICA_GET = 64,
+    WIRE_REPLICA_PUT = 65,
+    WIRE_REPLICA_REPLY = 66,
+    WIRE_FORWARD = 67,
+    WIRE_FORWARD_REPLY = 68,
+};
+
+const char *wire_type_name(int type);
+
+struct wire_bytes {
+    const uint8_t *p;
+    uint32_t len;
+};
+
+struct wire_msg {
+    uint32_t type;
+    uint64_t id;
+    uint64_t epoch;
+    /* client requests */
+    struct wire_bytes key, value, context;
+    uint32_t quorum;       /* r or w; 0 = default */
+    uint32_t timeout_ms;   /* 0 = default */
+    uint64_t ttl_ms;
+    /* REPLY */
+    uint32_t status;
+    struct wire_bytes message;
+    uint32_t n_answered;
+    struct wire_bytes answered[WIRE_ANSWERED_MAX];
+    bool repaired;
+    struct wire_bytes payload;   /* raw msgpack of the payload value */
+    /* cluster */
+    uint16_t partition;
+    struct wire_bytes object;    /* len 0 and p NULL when nil */
+    struct wire_bytes inner;     /* FORWARD request / FORWARD_REPLY reply */
+};
+
+/* Decodes one frame. RKV_ERR_PROTO if it is not exactly one well-formed
+ * message of a known type and version (msg is then partly filled: id and
+ * type are set if they could be read, so an error reply can name them). */
+int wire_decode(const void *frame, size_t len, struct wire_msg *msg);
+
+/* Encoders append one message to out (which they do not clear). */
+void wire_header(struct mp_writer *w, uint32_t n_fields, uint32_t type, uint64_t id,
+                 uint64_t epoch);
+int wire_encode_simple(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t epoch);
+int wire_encode_get(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
+                    size_t key_len, uint32_t r, uint32_t timeout_ms);
+int wire_encode_put(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
+                    size_t key_len, const void *value, size_t value_len, const void *ctx,
+                    size_t ctx_len, uint32_t w, uint32_t timeout_ms, uint64_t ttl_ms);
+int wire_encode_del(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
+                    size_t key_len, const void *ctx, size_t ctx_len, uint32_t w,
+                    uint32_t timeout_ms);
+/* A reply whose payload is the msgpack bytes given (NULL: nil). */
+int wire_encode_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
+                      const char *message, const char *const *answered, uint32_t n_answered,
+                      bool repaired, const void *payload, size_t payload_len);
+int wire_encode_replica_get(struct rkv_buf *out, uint64_t id, uint64_t epoch,
+                            uint16_t partition, const void *key, size_t key_len);
+int wire_encode_replica_put(struct rkv_buf *out, uint64_t id, uint64_t epoch,
+                            uint16_t partition, const void *key, size_t key_len,
+                            const void *object, size_t object_len);
+int wire_encode_replica_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
+                              const void *object, size_t object_len);
+int wire_encode_wrapped(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t epoch,
+                        const void *inner, size_t inner_len);
+
+#endif
