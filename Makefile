@@ -35,11 +35,12 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 ALL_CFLAGS  := -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS) -pthread
 
-CORE_SRC := $(wildcard common/*.c) $(wildcard storage/*.c)
+CORE_SRC := $(wildcard common/*.c) $(wildcard storage/*.c) $(wildcard ring/*.c) \
+            $(wildcard gossip/*.c) $(wildcard coordinator/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CORE_LIB := $(BUILD)/lib/libringkv-core.a
 
-SUPPORT_SRC := $(wildcard tests/support/*.c)
+SUPPORT_SRC := $(filter-out tests/support/cluster.c,$(wildcard tests/support/*.c))
 SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
