@@ -1,0 +1,800 @@
+/*
+ * coordinator.c: the request state machines of coordinator.h.
+ *
+ * Requests live in a slot table; a request id is (generation << 32 | slot),
+ * so a reply that arrives after its request was freed and the slot reused
+ * is recognised and ignored. Deadlines sit in a binary min-heap ordered by
+ * (deadline, sequence); entries of requests that finished early are
+ * skipped when they surface (lazy deletion).
+ *
+ * States of a request (per replica: PENDING -> OK | NOTFOUND | FAILED):
+ *   GET:  waiting for R -> answered -> waiting for the rest -> repair, free
+ *   PUT/DEL: local update -> replicating, waiting for W -> answered, free
+ *   FWD:  forwarded, waiting for the FORWARD_REPLY -> relayed, free
+ * A deadline answers a request that has not been answered (quorum error),
+ * runs a get's repair with the replies it has, and frees it.
+ */
+#include "coordinator/coordinator.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "common/alloc.h"
+#include "common/limits.h"
+
+#define FORWARD_SLACK_MS 200 /* a forwarder waits this much longer than its target */
+
+enum creq_type { CR_GET = 1, CR_PUT, CR_DEL, CR_FWD };
+enum rstate { RS_PENDING = 0, RS_OK, RS_NOTFOUND, RS_FAILED };
+
+struct creq {
+    bool used;
+    uint32_t gen;
+    uint8_t type;
+    bool answered;
+    bool repair_expected;
+    uint64_t client;
+    uint64_t client_rid;
+    uint64_t deadline;
+    uint16_t partition;
+    uint32_t need;
+    uint32_t n;
+    uint32_t nodes[RKV_REPLICAS_MAX];
+    uint8_t state[RKV_REPLICAS_MAX];
+    struct rkv_buf objs[RKV_REPLICAS_MAX]; /* GET: each replica's object */
+    struct rkv_buf key;
+    struct rkv_buf value;    /* PUT */
+    struct vclock ctx;       /* PUT, DEL */
+    uint64_t expiry_ms;
+    struct rkv_buf written;  /* PUT, DEL: the object the local update made */
+    int error;               /* first failure reported by a replica */
+    char errmsg[160];
+};
+
+struct heap_entry {
+    uint64_t deadline;
+    uint64_t seq;
+    uint64_t id;
+};
+
+struct coord {
+    struct coord_options opt;
+    const struct ring *ring;
+    uint64_t epoch;
+    struct creq *reqs;
+    size_t n_reqs, cap_reqs;
+    uint32_t *free_slots;
+    size_t n_free, cap_free;
+    size_t live;
+    struct heap_entry *heap;
+    size_t n_heap, cap_heap;
+    uint64_t seq;
+    struct coord_out *out;
+    size_t n_out, cap_out;
+    struct rkv_buf scratch;
+    struct coord_stats stats;
+};
+
+/* ---- outbox ---- */
+
+static struct coord_out *out_push(struct coord *c, enum coord_out_kind kind)
+{
+    if (c->n_out == c->cap_out) {
+        size_t ncap = c->cap_out ? c->cap_out * 2 : 16;
+        struct coord_out *o = rkv_realloc(c->out, ncap * sizeof *o);
+        if (o == NULL)
+            return NULL;
+        memset(o + c->cap_out, 0, (ncap - c->cap_out) * sizeof *o);
+        c->out = o;
+        c->cap_out = ncap;
+    }
+    struct coord_out *o = &c->out[c->n_out++];
+    struct rkv_buf keep = o->msg; /* reuse the buffer's memory */
+    memset(o, 0, sizeof *o);
+    o->msg = keep;
+    o->msg.len = 0;
+    o->kind = kind;
+    return o;
+}
+
+struct coord_out *coord_outbox(struct coord *c, size_t *n)
+{
+    *n = c->n_out;
+    return c->out;
+}
+
+void coord_outbox_clear(struct coord *c)
+{
+    c->n_out = 0;
+}
+
+/* ---- request table and deadlines ---- */
+
+static uint64_t req_id(const struct coord *c, const struct creq *r)
+{
+    return (uint64_t)r->gen << 32 | (uint64_t)(r - c->reqs);
+}
+
+static struct creq *req_find(struct coord *c, uint64_t id)
+{
+    uint64_t slot = id & 0xffffffffu;
+    if (slot >= c->n_reqs)
+        return NULL;
+    struct creq *r = &c->reqs[slot];
+    return r->used && r->gen == (uint32_t)(id >> 32) ? r : NULL;
+}
+
+static void heap_swap(struct heap_entry *a, struct heap_entry *b)
+{
+    struct heap_entry t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static bool heap_less(const struct heap_entry *a, const struct heap_entry *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+}
+
+static int heap_push(struct coord *c, uint64_t deadline, uint64_t id)
+{
+    void *h = c->heap;
+    if (rkv_grow(&h, &c->cap_heap, c->n_heap + 1, sizeof *c->heap) != RKV_OK)
+        return RKV_ERR_NOMEM;
+    c->heap = h;
+    size_t i = c->n_heap++;
+    c->heap[i] = (struct heap_entry){.deadline = deadline, .seq = c->seq++, .id = id};
+    while (i > 0 && heap_less(&c->heap[i], &c->heap[(i - 1) / 2])) {
+        heap_swap(&c->heap[i], &c->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    return RKV_OK;
+}
+
+static void heap_pop(struct coord *c)
+{
+    c->heap[0] = c->heap[--c->n_heap];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < c->n_heap && heap_less(&c->heap[l], &c->heap[m]))
+            m = l;
+        if (l + 1 < c->n_heap && heap_less(&c->heap[l + 1], &c->heap[m]))
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_swap(&c->heap[i], &c->heap[m]);
+        i = m;
+    }
+}
+
+/* A fresh request, or NULL (BUSY or out of memory). */
+static struct creq *req_alloc(struct coord *c, uint8_t type, uint64_t deadline)
+{
+    if (c->live >= c->opt.inflight_max)
+        return NULL;
+    size_t slot;
+    if (c->n_free) {
+        slot = c->free_slots[--c->n_free];
+    } else {
+        void *rq = c->reqs, *fs = c->free_slots;
+        if (rkv_grow(&rq, &c->cap_reqs, c->n_reqs + 1, sizeof *c->reqs) != RKV_OK)
+            return NULL;
+        c->reqs = rq;
+        /* free_slots can always hold every slot, so freeing never fails */
+        if (rkv_grow(&fs, &c->cap_free, c->cap_reqs, sizeof *c->free_slots) != RKV_OK)
+            return NULL;
+        c->free_slots = fs;
+        slot = c->n_reqs++;
+        memset(&c->reqs[slot], 0, sizeof c->reqs[slot]);
+    }
+    struct creq *r = &c->reqs[slot];
+    r->used = true;
+    r->gen++;
+    r->type = type;
+    r->answered = r->repair_expected = false;
+    r->deadline = deadline;
+    r->error = RKV_OK;
+    r->errmsg[0] = '\0';
+    r->n = 0;
+    r->key.len = r->value.len = r->written.len = 0;
+    r->ctx.n = 0;
+    r->expiry_ms = 0;
+    if (heap_push(c, deadline, req_id(c, r)) != RKV_OK) {
+        r->used = false;
+        c->free_slots[c->n_free++] = (uint32_t)slot;
+        return NULL;
+    }
+    c->live++;
+    return r;
+}
+
+static void req_free(struct coord *c, struct creq *r)
+{
+    r->used = false;
+    c->free_slots[c->n_free++] = (uint32_t)(r - c->reqs);
+    c->live--;
+}
+
+/* ---- replies to clients ---- */
+
+/* Names of the replicas whose answers counted. */
+static uint32_t answered_names(const struct coord *c, const struct creq *r, const char **names)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND)
+            names[n++] = ring_member_id(c->ring, r->nodes[i]);
+    return n;
+}
+
+static void reply(struct coord *c, uint64_t client, uint64_t rid, const struct creq *r, int status,
+                  const char *message, bool repaired, const void *payload, size_t payload_len)
+{
+    const char *names[RKV_REPLICAS_MAX];
+    uint32_t n = r ? answered_names(c, r, names) : 0;
+    struct coord_out *o = out_push(c, COORD_TO_CLIENT);
+    if (o == NULL)
+        return;
+    o->client = client;
+    if (wire_encode_reply(&o->msg, rid, c->epoch, status, message, names, n, repaired, payload,
+                          payload_len) != RKV_OK)
+        c->n_out--; /* out of memory: the client's own deadline answers it */
+}
+
+static void reply_error(struct coord *c, uint64_t client, uint64_t rid, const struct creq *r,
+                        int status, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void reply_error(struct coord *c, uint64_t client, uint64_t rid, const struct creq *r,
+                        int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    reply(c, client, rid, r, status, msg, false, NULL, 0);
+}
+
+/* "n1, n3" for the replicas in state s (or not in state s if !want). */
+static void list_replicas(const struct coord *c, const struct creq *r, bool want_answered,
+                          char *out, size_t cap)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < r->n; i++) {
+        bool answered = r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND;
+        if (answered != want_answered)
+            continue;
+        int w = snprintf(out + len, cap - len, "%s%s", len ? ", " : "",
+                         ring_member_id(c->ring, r->nodes[i]));
+        if (w < 0 || (size_t)w >= cap - len)
+            break;
+        len += (size_t)w;
+    }
+    if (len == 0)
+        snprintf(out, cap, "none");
+}
+
+static void reply_quorum(struct coord *c, struct creq *r, bool deadline)
+{
+    char yes[256], no[256];
+    list_replicas(c, r, true, yes, sizeof yes);
+    list_replicas(c, r, false, no, sizeof no);
+    uint32_t got = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        got += r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND;
+    c->stats.quorum_failures++;
+    reply_error(c, r->client, r->client_rid, r, RKV_ERR_QUORUM,
+                "quorum not reached: %u of %u needed %s; answered: %s; %s: %s%s%s", got,
+                r->need, r->type == CR_GET ? "reads" : "writes", yes,
+                deadline ? "no answer by the deadline" : "failed or missing", no,
+                r->error ? "; first error: " : "", r->error ? r->errmsg : "");
+    r->answered = true;
+}
+
+/* ---- get ---- */
+
+/* Merges the objects of every replica that answered OK into *merged. */
+static int merge_replies(struct coord *c, struct creq *r, struct object *merged)
+{
+    struct object tmp;
+    object_init(&tmp);
+    struct object_limits lim;
+    object_limits_default(&lim);
+    lim.conflict = c->opt.limits.conflict;
+    int rc = RKV_OK;
+    for (uint32_t i = 0; i < r->n && rc == RKV_OK; i++) {
+        if (r->state[i] != RS_OK)
+            continue;
+        rc = object_decode(r->objs[i].data, r->objs[i].len, &lim, &tmp);
+        if (rc == RKV_OK)
+            rc = object_sync(merged, &tmp, &lim, NULL);
+    }
+    object_free(&tmp);
+    return rc;
+}
+
+/* Is replica i's copy behind merged? */
+static bool replica_stale(struct creq *r, uint32_t i, const struct object *merged,
+                          struct object *tmp, const struct object_limits *lim)
+{
+    if (r->state[i] == RS_NOTFOUND)
+        return merged->n > 0;
+    if (r->state[i] != RS_OK)
+        return false;
+    if (object_decode(r->objs[i].data, r->objs[i].len, lim, tmp) != RKV_OK)
+        return true;
+    return !object_same(tmp, merged);
+}
+
+static int encode_get_payload(struct coord *c, const struct object *o, uint64_t now,
+                              struct rkv_buf *out, uint32_t *live)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    mp_write_array(&w, 2);
+    *live = object_live_count(o, now);
+    mp_write_array(&w, *live);
+    for (uint32_t i = 0; i < o->n; i++) {
+        const struct sibling *s = &o->s[i];
+        if (s->tomb || (s->expiry_ms && s->expiry_ms <= now))
+            continue;
+        mp_write_array(&w, 3);
+        mp_write_bin(&w, s->value, s->value_len);
+        mp_write_uint(&w, s->ts_ms);
+        mp_write_uint(&w, s->expiry_ms);
+    }
+    struct vclock ctx;
+    vclock_init(&ctx);
+    struct rkv_buf cb = {0};
+    int rc = object_context(o, &ctx);
+    if (rc == RKV_OK)
+        rc = context_encode(&ctx, &cb);
+    mp_write_bin(&w, cb.data, cb.len);
+    rkv_buf_free(&cb);
+    vclock_free(&ctx);
+    (void)c;
+    return rc != RKV_OK ? rc : w.failed ? RKV_ERR_NOMEM : RKV_OK;
+}
+
+static void answer_get(struct coord *c, struct creq *r, uint64_t now)
+{
+    struct object merged, tmp;
+    object_init(&merged);
+    object_init(&tmp);
+    struct object_limits lim;
+    object_limits_default(&lim);
+    int rc = merge_replies(c, r, &merged);
+    for (uint32_t i = 0; rc == RKV_OK && i < r->n; i++)
+        if (replica_stale(r, i, &merged, &tmp, &lim))
+            r->repair_expected = true;
+    c->scratch.len = 0;
+    uint32_t live = 0;
+    if (rc == RKV_OK)
+        rc = encode_get_payload(c, &merged, now, &c->scratch, &live);
+    if (rc != RKV_OK) {
+        reply_error(c, r->client, r->client_rid, r, rc, "merging replies failed: %s",
+                    rkv_strerror(rc));
+    } else {
+        /* NOTFOUND still carries the context: a later put can supersede a
+         * tombstone it has seen. */
+        reply(c, r->client, r->client_rid, r, live ? RKV_OK : RKV_ERR_NOTFOUND,
+              live ? "" : merged.n ? "deleted" : "not found", r->repair_expected,
+              c->scratch.data, c->scratch.len);
+    }
+    r->answered = true;
+    object_free(&tmp);
+    object_free(&merged);
+}
+
+/* Sends the merged object to every replica that answered stale. */
+static void repair_get(struct coord *c, struct creq *r)
+{
+    struct object merged, tmp;
+    object_init(&merged);
+    object_init(&tmp);
+    struct object_limits lim;
+    object_limits_default(&lim);
+    if (merge_replies(c, r, &merged) == RKV_OK && merged.n > 0) {
+        c->scratch.len = 0;
+        bool encoded = object_encode(&merged, &c->scratch) == RKV_OK;
+        for (uint32_t i = 0; encoded && i < r->n; i++) {
+            if (!replica_stale(r, i, &merged, &tmp, &lim))
+                continue;
+            struct coord_out *o = out_push(c, COORD_TO_NODE);
+            if (o == NULL)
+                break;
+            o->node = r->nodes[i];
+            /* id 0: nobody waits for the acknowledgement of a repair */
+            if (wire_encode_replica_put(&o->msg, 0, c->epoch, r->partition, r->key.data,
+                                        r->key.len, c->scratch.data, c->scratch.len) != RKV_OK)
+                c->n_out--;
+            else
+                c->stats.read_repairs++;
+        }
+    }
+    object_free(&tmp);
+    object_free(&merged);
+}
+
+/* ---- put and delete ---- */
+
+/* Answers a write that reached W with the context of the object written. */
+static void answer_write(struct coord *c, struct creq *r)
+{
+    struct object o;
+    struct object_limits lim;
+    struct vclock ctx;
+    struct rkv_buf cb = {0};
+    object_init(&o);
+    object_limits_default(&lim);
+    vclock_init(&ctx);
+    int rc = object_decode(r->written.data, r->written.len, &lim, &o);
+    if (rc == RKV_OK)
+        rc = object_context(&o, &ctx);
+    if (rc == RKV_OK)
+        rc = context_encode(&ctx, &cb);
+    c->scratch.len = 0;
+    struct mp_writer w;
+    mp_writer_init(&w, &c->scratch);
+    mp_write_bin(&w, cb.data, cb.len);
+    if (rc == RKV_OK && !w.failed)
+        reply(c, r->client, r->client_rid, r, RKV_OK, "", false, c->scratch.data, c->scratch.len);
+    else /* the write is done; only its context could not be made */
+        reply(c, r->client, r->client_rid, r, RKV_OK, "", false, NULL, 0);
+    r->answered = true;
+    rkv_buf_free(&cb);
+    vclock_free(&ctx);
+    object_free(&o);
+}
+
+/* ---- progress ---- */
+
+static uint32_t pending(const struct creq *r)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->n; i++)
+        n += r->state[i] == RS_PENDING;
+    return n;
+}
+
+static void progress(struct coord *c, struct creq *r, uint64_t now)
+{
+    uint32_t found = 0, failed = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        found += r->state[i] == RS_OK || (r->type == CR_GET && r->state[i] == RS_NOTFOUND);
+        failed += r->state[i] == RS_FAILED;
+    }
+    if (!r->answered) {
+        if (found >= r->need && r->type == CR_GET)
+            answer_get(c, r, now);
+        else if (found >= r->need)
+            answer_write(c, r);
+        else if (failed > r->n - r->need)
+            reply_quorum(c, r, false);
+    }
+    if (r->answered && (r->type != CR_GET || pending(r) == 0)) {
+        if (r->type == CR_GET)
+            repair_get(c, r);
+        req_free(c, r);
+    }
+}
+
+/* ---- inputs ---- */
+
+static void start_get(struct coord *c, struct creq *r)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        struct coord_out *o = out_push(c, COORD_TO_NODE);
+        if (o == NULL)
+            return;
+        o->node = r->nodes[i];
+        if (wire_encode_replica_get(&o->msg, req_id(c, r), c->epoch, r->partition, r->key.data,
+                                    r->key.len) != RKV_OK)
+            c->n_out--;
+    }
+}
+
+static void start_update(struct coord *c, struct creq *r, uint64_t now)
+{
+    struct coord_out *o = out_push(c, COORD_UPDATE);
+    if (o == NULL)
+        return;
+    o->update = (struct coord_update){
+        .req = req_id(c, r),
+        .partition = r->partition,
+        .key = r->key.data,
+        .key_len = (uint32_t)r->key.len,
+        .value = r->value.data,
+        .value_len = (uint32_t)r->value.len,
+        .ctx = &r->ctx,
+        .now_ms = now,
+        .expiry_ms = r->expiry_ms,
+        .tomb = r->type == CR_DEL,
+    };
+}
+
+static void forward(struct coord *c, uint64_t now, uint64_t client, const struct wire_msg *m,
+                    const void *frame, size_t frame_len, uint32_t target, uint64_t timeout)
+{
+    struct creq *r = req_alloc(c, CR_FWD, now + timeout + FORWARD_SLACK_MS);
+    if (r == NULL) {
+        c->stats.refused_busy++;
+        reply_error(c, client, m->id, NULL, RKV_ERR_BUSY, "coordinator busy");
+        return;
+    }
+    r->client = client;
+    r->client_rid = m->id;
+    r->n = 1;
+    r->nodes[0] = target;
+    r->state[0] = RS_PENDING;
+    c->stats.forwards++;
+    struct coord_out *o = out_push(c, COORD_TO_NODE);
+    if (o == NULL)
+        return;
+    o->node = target;
+    if (wire_encode_wrapped(&o->msg, WIRE_FORWARD, req_id(c, r), c->epoch, frame, frame_len) !=
+        RKV_OK)
+        c->n_out--;
+}
+
+void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struct wire_msg *m,
+                     const void *frame, size_t frame_len, bool forwarded)
+{
+    uint8_t type = m->type == WIRE_GET ? CR_GET : m->type == WIRE_PUT ? CR_PUT
+                 : m->type == WIRE_DEL ? CR_DEL : 0;
+    if (type == 0) {
+        reply_error(c, client, m->id, NULL, RKV_ERR_INVAL, "not a get, put or delete");
+        return;
+    }
+    if (m->key.len > c->opt.key_bytes_max) {
+        reply_error(c, client, m->id, NULL, RKV_ERR_TOOBIG,
+                    "key of %u bytes exceeds key_bytes_max (%u)", m->key.len,
+                    c->opt.key_bytes_max);
+        return;
+    }
+    if (type == CR_PUT && m->value.len > c->opt.limits.value_bytes_max) {
+        reply_error(c, client, m->id, NULL, RKV_ERR_TOOBIG,
+                    "value of %u bytes exceeds value_bytes_max (%u)", m->value.len,
+                    c->opt.limits.value_bytes_max);
+        return;
+    }
+    uint32_t n = ring_replicas(c->ring);
+    uint32_t dflt = type == CR_GET ? c->opt.default_r : c->opt.default_w;
+    uint32_t need = m->quorum ? m->quorum : (dflt < n ? dflt : n);
+    if (need < 1 || need > n) {
+        reply_error(c, client, m->id, NULL, RKV_ERR_INVAL, "%s=%u is out of range 1..%u (n)",
+                    type == CR_GET ? "r" : "w", m->quorum, n);
+        return;
+    }
+    uint32_t part = ring_partition(c->ring, ring_hash_key(m->key.p, m->key.len));
+    uint64_t timeout = m->timeout_ms ? m->timeout_ms : c->opt.timeout_ms;
+    if (type != CR_GET && !ring_in_preflist(c->ring, part, c->opt.self)) {
+        if (forwarded) {
+            reply_error(c, client, m->id, NULL, RKV_ERR_UNAVAILABLE,
+                        "forwarded to a node outside the key's preference list (ring views "
+                        "differ)");
+            return;
+        }
+        forward(c, now, client, m, frame, frame_len, ring_preflist(c->ring, part)[0], timeout);
+        return;
+    }
+    struct creq *r = req_alloc(c, type, now + timeout);
+    if (r == NULL) {
+        c->stats.refused_busy++;
+        reply_error(c, client, m->id, NULL, RKV_ERR_BUSY, "too many requests in flight (%u)",
+                    c->opt.inflight_max);
+        return;
+    }
+    r->client = client;
+    r->client_rid = m->id;
+    r->partition = (uint16_t)part;
+    r->need = need;
+    r->n = n;
+    memcpy(r->nodes, ring_preflist(c->ring, part), n * sizeof *r->nodes);
+    memset(r->state, RS_PENDING, sizeof r->state);
+    int rc = rkv_buf_set(&r->key, m->key.p, m->key.len);
+    if (rc == RKV_OK && type == CR_PUT)
+        rc = rkv_buf_set(&r->value, m->value.p, m->value.len);
+    if (rc == RKV_OK && type != CR_GET) {
+        /* a context is the join of every sibling's history, which may be
+         * longer than clock_entries_max: accept what the ring can produce */
+        struct object_limits ctx_lim;
+        object_limits_default(&ctx_lim);
+        rc = context_decode(m->context.p, m->context.len, &ctx_lim, &r->ctx);
+        if (rc != RKV_OK) {
+            reply_error(c, client, m->id, NULL, rc, "bad context: %s", rkv_strerror(rc));
+            req_free(c, r);
+            return;
+        }
+    }
+    if (rc != RKV_OK) {
+        reply_error(c, client, m->id, NULL, rc, "%s", rkv_strerror(rc));
+        req_free(c, r);
+        return;
+    }
+    r->expiry_ms = m->ttl_ms ? now + m->ttl_ms : 0;
+    if (type == CR_GET) {
+        c->stats.gets++;
+        start_get(c, r);
+    } else {
+        if (type == CR_PUT)
+            c->stats.puts++;
+        else
+            c->stats.dels++;
+        start_update(c, r, now);
+    }
+}
+
+void coord_on_local_update(struct coord *c, uint64_t now, uint64_t req, int status,
+                           const char *errmsg, const void *object, size_t object_len)
+{
+    struct creq *r = req_find(c, req);
+    if (r == NULL || (r->type != CR_PUT && r->type != CR_DEL) || r->written.len)
+        return;
+    if (status != RKV_OK) {
+        reply_error(c, r->client, r->client_rid, NULL, status, "%s",
+                    errmsg && *errmsg ? errmsg : rkv_strerror(status));
+        req_free(c, r);
+        return;
+    }
+    if (rkv_buf_set(&r->written, object, object_len) != RKV_OK) {
+        reply_error(c, r->client, r->client_rid, NULL, RKV_ERR_NOMEM, "out of memory");
+        req_free(c, r);
+        return;
+    }
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->nodes[i] == c->opt.self)
+            continue; /* its write is done; it reports when durable */
+        struct coord_out *o = out_push(c, COORD_TO_NODE);
+        if (o == NULL)
+            break;
+        o->node = r->nodes[i];
+        if (wire_encode_replica_put(&o->msg, req, c->epoch, r->partition, r->key.data,
+                                    r->key.len, object, object_len) != RKV_OK)
+            c->n_out--;
+    }
+    progress(c, r, now);
+}
+
+void coord_on_reply(struct coord *c, uint64_t now, uint32_t from, const struct wire_msg *m)
+{
+    struct creq *r = req_find(c, m->id);
+    if (r == NULL)
+        return; /* late, duplicated, or a repair's acknowledgement */
+    if (m->type == WIRE_FORWARD_REPLY) {
+        if (r->type != CR_FWD || from != r->nodes[0])
+            return;
+        struct coord_out *o = out_push(c, COORD_TO_CLIENT);
+        if (o) {
+            o->client = r->client;
+            if (rkv_buf_set(&o->msg, m->inner.p, m->inner.len) != RKV_OK)
+                c->n_out--;
+        }
+        req_free(c, r);
+        return;
+    }
+    if (m->type != WIRE_REPLICA_REPLY || r->type == CR_FWD)
+        return;
+    if ((r->type == CR_PUT || r->type == CR_DEL) && r->written.len == 0)
+        return; /* nothing was sent yet */
+    uint32_t i = 0;
+    while (i < r->n && r->nodes[i] != from)
+        i++;
+    if (i == r->n || r->state[i] != RS_PENDING)
+        return; /* not a replica of this request, or a duplicate */
+    if (m->status == RKV_OK && r->type == CR_GET) {
+        if (m->object.p == NULL || rkv_buf_set(&r->objs[i], m->object.p, m->object.len) != RKV_OK)
+            r->state[i] = RS_FAILED;
+        else
+            r->state[i] = RS_OK;
+    } else if (m->status == RKV_OK) {
+        r->state[i] = RS_OK;
+    } else if (m->status == RKV_ERR_NOTFOUND && r->type == CR_GET) {
+        r->state[i] = RS_NOTFOUND;
+    } else {
+        r->state[i] = RS_FAILED;
+        if (r->error == RKV_OK) {
+            r->error = (int)m->status;
+            snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", ring_member_id(c->ring, from),
+                     rkv_strerror((int)m->status));
+        }
+    }
+    progress(c, r, now);
+}
+
+void coord_tick(struct coord *c, uint64_t now)
+{
+    while (c->n_heap && c->heap[0].deadline <= now) {
+        struct heap_entry e = c->heap[0];
+        heap_pop(c);
+        struct creq *r = req_find(c, e.id);
+        if (r == NULL || r->deadline != e.deadline)
+            continue;
+        if (r->type == CR_FWD) {
+            reply_error(c, r->client, r->client_rid, NULL, RKV_ERR_UNAVAILABLE,
+                        "forwarded to %s, which did not answer in time",
+                        ring_member_id(c->ring, r->nodes[0]));
+            req_free(c, r);
+            continue;
+        }
+        if (!r->answered)
+            reply_quorum(c, r, true);
+        if (r->type == CR_GET)
+            repair_get(c, r);
+        req_free(c, r);
+    }
+}
+
+uint64_t coord_next_deadline(const struct coord *c)
+{
+    return c->n_heap ? c->heap[0].deadline : UINT64_MAX;
+}
+
+/* ---- lifecycle ---- */
+
+int coord_new(const struct coord_options *o, const struct ring *ring, struct coord **out)
+{
+    *out = NULL;
+    if (o->inflight_max == 0 || o->default_r == 0 || o->default_w == 0 || o->timeout_ms == 0)
+        return RKV_ERR_INVAL;
+    struct coord *c = rkv_calloc(1, sizeof *c);
+    if (c == NULL)
+        return RKV_ERR_NOMEM;
+    c->opt = *o;
+    coord_set_ring(c, ring, o->self);
+    *out = c;
+    return RKV_OK;
+}
+
+void coord_set_ring(struct coord *c, const struct ring *ring, uint32_t self)
+{
+    c->ring = ring;
+    c->epoch = ring_epoch(ring);
+    c->opt.self = self;
+}
+
+void coord_free(struct coord *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n_reqs; i++) {
+        struct creq *r = &c->reqs[i];
+        for (uint32_t k = 0; k < RKV_REPLICAS_MAX; k++)
+            rkv_buf_free(&r->objs[k]);
+        rkv_buf_free(&r->key);
+        rkv_buf_free(&r->value);
+        rkv_buf_free(&r->written);
+        vclock_free(&r->ctx);
+    }
+    for (size_t i = 0; i < c->cap_out; i++)
+        rkv_buf_free(&c->out[i].msg);
+    rkv_free(c->out);
+    rkv_free(c->reqs);
+    rkv_free(c->free_slots);
+    rkv_free(c->heap);
+    rkv_buf_free(&c->scratch);
+    rkv_free(c);
+}
+
+void coord_stats(const struct coord *c, struct coord_stats *st)
+{
+    *st = c->stats;
+    st->inflight = c->live;
+}
+
+bool coord_invariants_ok(const struct coord *c)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < c->n_reqs; i++) {
+        const struct creq *r = &c->reqs[i];
+        if (!r->used)
+            continue;
+        used++;
+        if (r->n > RKV_REPLICAS_MAX || r->need > r->n || (r->type == CR_FWD && r->n != 1))
+            return false;
+        if (r->answered && r->type != CR_GET)
+            return false; /* answered writes are freed at once */
+    }
+    return used == c->live && used + c->n_free == c->n_reqs && c->live <= c->opt.inflight_max;
+}

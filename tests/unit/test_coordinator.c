@@ -1,0 +1,653 @@
+/*
+ * test_coordinator.c: the coordinator's state machines driven with no
+ * sockets. A small harness plays the replicas (each an in-memory map of
+ * encoded objects) and the node (running local updates); the test decides
+ * which replies arrive, in which order, twice, late, or never, and when
+ * time passes.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "coordinator/coordinator.h"
+#include "common/alloc.h"
+#include "common/codec.h"
+#include "tests/support/testutil.h"
+
+#define NODES 4
+#define KEYS 32
+#define PENDING_MAX 4096
+#define T0 1700000000000ull
+
+/* ---- the simulated cluster ---- */
+
+struct replica {
+    struct rkv_buf obj[KEYS]; /* encoded object per key index, len 0: none */
+};
+
+struct msg {
+    uint32_t to;            /* member the message is for (a reply: from) */
+    bool is_reply;          /* a reply for the coordinator */
+    struct rkv_buf bytes;
+};
+
+struct client_reply {
+    uint64_t client;
+    struct rkv_buf bytes;
+};
+
+struct harness {
+    struct ring *ring;
+    struct coord *c;
+    uint32_t self;
+    uint64_t now;
+    struct replica rep[NODES];
+    char keys[KEYS][16];
+    struct msg pending[PENDING_MAX]; /* replies not yet delivered */
+    size_t n_pending;
+    struct client_reply replies[PENDING_MAX];
+    size_t n_replies;
+    uint64_t acks_owed[PENDING_MAX]; /* local writes awaiting their "commit" */
+    size_t n_acks;
+    struct object_limits lim;
+};
+
+static int key_index(struct harness *h, const uint8_t *k, uint32_t len)
+{
+    for (int i = 0; i < KEYS; i++)
+        if (strlen(h->keys[i]) == len && memcmp(h->keys[i], k, len) == 0)
+            return i;
+    ck_abort_msg("unknown key");
+    return -1;
+}
+
+static void queue_reply(struct harness *h, uint32_t from, const struct rkv_buf *b)
+{
+    ck_assert_uint_lt(h->n_pending, PENDING_MAX);
+    struct msg *m = &h->pending[h->n_pending++];
+    memset(m, 0, sizeof *m);
+    m->to = from;
+    m->is_reply = true;
+    rkv_buf_set(&m->bytes, b->data, b->len);
+}
+
+/* Replica `to` handles a message from the coordinator; its reply is queued. */
+static void replica_handle(struct harness *h, uint32_t to, const struct rkv_buf *bytes)
+{
+    struct wire_msg m;
+    ck_assert_int_eq(wire_decode(bytes->data, bytes->len, &m), RKV_OK);
+    struct rkv_buf out = {0};
+    int k = key_index(h, m.key.p, m.key.len);
+    struct rkv_buf *stored = &h->rep[to].obj[k];
+    if (m.type == WIRE_REPLICA_GET) {
+        wire_encode_replica_reply(&out, m.id, 0, stored->len ? RKV_OK : RKV_ERR_NOTFOUND,
+                                  stored->len ? stored->data : NULL, stored->len);
+    } else {
+        ck_assert_uint_eq(m.type, WIRE_REPLICA_PUT);
+        struct object local, in;
+        object_init(&local);
+        object_init(&in);
+        ck_assert_int_eq(object_decode(m.object.p, m.object.len, &h->lim, &in), RKV_OK);
+        if (stored->len)
+            ck_assert_int_eq(object_decode(stored->data, stored->len, &h->lim, &local), RKV_OK);
+        ck_assert_int_eq(object_sync(&local, &in, &h->lim, NULL), RKV_OK);
+        stored->len = 0;
+        object_encode(&local, stored);
+        object_free(&local);
+        object_free(&in);
+        wire_encode_replica_reply(&out, m.id, 0, RKV_OK, NULL, 0);
+    }
+    if (to == h->self) {
+        /* the node answers its own coordinator at once */
+        struct wire_msg r;
+        ck_assert_int_eq(wire_decode(out.data, out.len, &r), RKV_OK);
+        if (m.type == WIRE_REPLICA_GET)
+            coord_on_reply(h->c, h->now, h->self, &r);
+        else if (m.id)
+            h->acks_owed[h->n_acks++] = m.id;
+    } else {
+        queue_reply(h, to, &out);
+    }
+    rkv_buf_free(&out);
+}
+
+static void local_update(struct harness *h, const struct coord_update *u)
+{
+    int k = key_index(h, u->key, u->key_len);
+    struct rkv_buf *stored = &h->rep[h->self].obj[k];
+    struct object o;
+    object_init(&o);
+    if (stored->len)
+        ck_assert_int_eq(object_decode(stored->data, stored->len, &h->lim, &o), RKV_OK);
+    int rc = object_update(&o, u->ctx, 0xA1, u->now_ms, u->value, u->value_len, u->expiry_ms,
+                           u->tomb, &h->lim);
+    struct rkv_buf enc = {0};
+    if (rc == RKV_OK) {
+        object_encode(&o, &enc);
+        rkv_buf_set(stored, enc.data, enc.len);
+    }
+    uint64_t req = u->req;
+    coord_on_local_update(h->c, h->now, req, rc, NULL, enc.data, enc.len);
+    if (rc == RKV_OK)
+        h->acks_owed[h->n_acks++] = req;
+    rkv_buf_free(&enc);
+    object_free(&o);
+}
+
+/* Runs the outbox like the node does. */
+static void run_outbox(struct harness *h)
+{
+    for (size_t i = 0;; i++) {
+        size_t n;
+        struct coord_out *out = coord_outbox(h->c, &n);
+        if (i >= n)
+            break;
+        struct coord_out o = out[i];
+        if (o.kind == COORD_TO_CLIENT) {
+            struct client_reply *r = &h->replies[h->n_replies++];
+            memset(r, 0, sizeof *r);
+            r->client = o.client;
+            rkv_buf_set(&r->bytes, o.msg.data, o.msg.len);
+        } else if (o.kind == COORD_UPDATE) {
+            local_update(h, &o.update);
+        } else {
+            struct wire_msg m;
+            ck_assert_int_eq(wire_decode(o.msg.data, o.msg.len, &m), RKV_OK);
+            if (m.type == WIRE_FORWARD) {
+                struct rkv_buf inner = {0};
+                rkv_buf_set(&inner, m.inner.p, m.inner.len);
+                /* the forward target is elsewhere: record it as a pending message */
+                struct msg *p = &h->pending[h->n_pending++];
+                memset(p, 0, sizeof *p);
+                p->to = o.node;
+                p->bytes = inner;
+            } else {
+                replica_handle(h, o.node, &o.msg);
+            }
+        }
+    }
+    coord_outbox_clear(h->c);
+    ck_assert(coord_invariants_ok(h->c));
+}
+
+/* The node's group commit: its own writes become durable. */
+static void commit(struct harness *h)
+{
+    for (size_t i = 0; i < h->n_acks; i++) {
+        struct wire_msg m = {.type = WIRE_REPLICA_REPLY, .id = h->acks_owed[i], .status = RKV_OK};
+        coord_on_reply(h->c, h->now, h->self, &m);
+    }
+    h->n_acks = 0;
+    run_outbox(h);
+}
+
+static void deliver(struct harness *h, size_t i)
+{
+    struct msg m = h->pending[i];
+    h->pending[i] = h->pending[--h->n_pending];
+    struct wire_msg w;
+    ck_assert_int_eq(wire_decode(m.bytes.data, m.bytes.len, &w), RKV_OK);
+    coord_on_reply(h->c, h->now, m.to, &w);
+    rkv_buf_free(&m.bytes);
+    run_outbox(h);
+}
+
+static void harness_init(struct harness *h, uint32_t nodes, uint32_t inflight)
+{
+    memset(h, 0, sizeof *h);
+    struct ring_member m[NODES] = {{"n1", 16}, {"n2", 16}, {"n3", 16}, {"n4", 16}};
+    struct rkv_error err;
+    ck_assert_int_eq(ring_new(m, nodes, 16, 3, &h->ring, &err), RKV_OK);
+    h->self = (uint32_t)ring_member_index(h->ring, "n1");
+    object_limits_default(&h->lim);
+    h->lim.siblings_max = 64;
+    h->now = T0;
+    struct coord_options o = {
+        .actor = 0xA1,
+        .self = h->self,
+        .default_r = 2,
+        .default_w = 2,
+        .timeout_ms = 1000,
+        .key_bytes_max = 64,
+        .inflight_max = inflight,
+        .limits = h->lim,
+    };
+    ck_assert_int_eq(coord_new(&o, h->ring, &h->c), RKV_OK);
+    for (int i = 0; i < KEYS; i++)
+        snprintf(h->keys[i], sizeof h->keys[i], "key%d", i);
+}
+
+static void harness_free(struct harness *h)
+{
+    coord_free(h->c);
+    ring_free(h->ring);
+    for (int n = 0; n < NODES; n++)
+        for (int k = 0; k < KEYS; k++)
+            rkv_buf_free(&h->rep[n].obj[k]);
+    for (size_t i = 0; i < h->n_pending; i++)
+        rkv_buf_free(&h->pending[i].bytes);
+    for (size_t i = 0; i < h->n_replies; i++)
+        rkv_buf_free(&h->replies[i].bytes);
+}
+
+/* A key whose preference list holds (or not) the coordinator. */
+static int key_with_self(struct harness *h, bool in)
+{
+    for (int k = 0; k < KEYS; k++) {
+        uint32_t p = ring_partition(h->ring, ring_hash_key(h->keys[k], strlen(h->keys[k])));
+        if (ring_in_preflist(h->ring, p, h->self) == in)
+            return k;
+    }
+    ck_abort_msg("no such key");
+    return -1;
+}
+
+static void client_get(struct harness *h, uint64_t client, int k, uint32_t r)
+{
+    struct rkv_buf b = {0};
+    wire_encode_get(&b, client, 0, h->keys[k], strlen(h->keys[k]), r, 0);
+    struct wire_msg m;
+    ck_assert_int_eq(wire_decode(b.data, b.len, &m), RKV_OK);
+    coord_on_client(h->c, h->now, client, &m, b.data, b.len, false);
+    rkv_buf_free(&b);
+    run_outbox(h);
+}
+
+static void client_put(struct harness *h, uint64_t client, int k, const char *v, uint32_t w,
+                       const void *ctx, size_t ctx_len)
+{
+    struct rkv_buf b = {0};
+    wire_encode_put(&b, client, 0, h->keys[k], strlen(h->keys[k]), v, strlen(v), ctx, ctx_len, w,
+                    0, 0);
+    struct wire_msg m;
+    ck_assert_int_eq(wire_decode(b.data, b.len, &m), RKV_OK);
+    coord_on_client(h->c, h->now, client, &m, b.data, b.len, false);
+    rkv_buf_free(&b);
+    run_outbox(h);
+}
+
+/* The decoded reply to client, or fails; *count says how many it got. */
+static struct wire_msg reply_for(struct harness *h, uint64_t client, int *count)
+{
+    struct wire_msg m = {0};
+    *count = 0;
+    for (size_t i = 0; i < h->n_replies; i++) {
+        if (h->replies[i].client != client)
+            continue;
+        ck_assert_int_eq(wire_decode(h->replies[i].bytes.data, h->replies[i].bytes.len, &m),
+                         RKV_OK);
+        (*count)++;
+    }
+    return m;
+}
+
+/* Siblings in a GET reply's payload. */
+static uint32_t payload_siblings(const struct wire_msg *m)
+{
+    struct mp_reader r;
+    mp_reader_init(&r, m->payload.p, m->payload.len);
+    uint32_t n, s;
+    ck_assert(mp_read_array(&r, &n) && n == 2 && mp_read_array(&r, &s));
+    return s;
+}
+
+/* ---- tests ---- */
+
+START_TEST(put_then_get_any_order)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    int k = key_with_self(&h, true);
+    client_put(&h, 1, k, "v1", 2, NULL, 0);
+    int count;
+    reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 0); /* nothing is durable yet */
+    commit(&h);
+    reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 0); /* one of W=2 */
+    ck_assert_uint_eq(h.n_pending, 2);
+    deliver(&h, 1); /* the second replica answers first */
+    struct wire_msg m = reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(m.n_answered, 2);
+    deliver(&h, 0); /* a late ack changes nothing */
+    reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 1);
+    /* a get: R=2 answered by the second reply, whichever it is */
+    client_get(&h, 2, k, 2);
+    ck_assert_uint_eq(h.n_pending, 2);
+    reply_for(&h, 2, &count);
+    ck_assert_int_eq(count, 0); /* the local copy counts as one */
+    deliver(&h, 0);
+    m = reply_for(&h, 2, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(payload_siblings(&m), 1);
+    harness_free(&h);
+}
+END_TEST
+
+START_TEST(duplicates_are_counted_once)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    int k = key_with_self(&h, true);
+    client_put(&h, 1, k, "v", 3, NULL, 0);
+    commit(&h);
+    /* deliver one replica's ack three times */
+    struct msg dup = h.pending[0];
+    for (int i = 0; i < 2; i++) {
+        struct msg *p = &h.pending[h.n_pending++];
+        *p = dup;
+        p->bytes = (struct rkv_buf){0};
+        rkv_buf_set(&p->bytes, dup.bytes.data, dup.bytes.len);
+    }
+    uint32_t from = dup.to;
+    for (size_t i = 0; i < h.n_pending;) {
+        if (h.pending[i].to == from)
+            deliver(&h, i);
+        else
+            i++;
+    }
+    int count;
+    reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 0); /* W=3 needs a third, distinct replica */
+    deliver(&h, 0);
+    struct wire_msg m = reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    harness_free(&h);
+}
+END_TEST
+
+START_TEST(missing_replies_fail_at_the_deadline)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    int k = key_with_self(&h, true);
+    client_put(&h, 1, k, "v", 3, NULL, 0);
+    commit(&h);
+    deliver(&h, 0); /* one of the two peers answers; the other never does */
+    uint32_t silent = h.pending[0].to;
+    h.now += 999;
+    coord_tick(h.c, h.now);
+    run_outbox(&h);
+    int count;
+    reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 0);
+    ck_assert_uint_eq(coord_next_deadline(h.c), T0 + 1000);
+    h.now += 1;
+    coord_tick(h.c, h.now);
+    run_outbox(&h);
+    struct wire_msg m = reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_ERR_QUORUM);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%.*s", (int)m.message.len, (const char *)m.message.p);
+    ck_assert_msg(strstr(msg, "2 of 3") && strstr(msg, ring_member_id(h.ring, silent)),
+                  "message: %s", msg);
+    /* the late reply finds nothing to answer */
+    deliver(&h, 0);
+    reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 1);
+    struct coord_stats st;
+    coord_stats(h.c, &st);
+    ck_assert_uint_eq(st.inflight, 0);
+    harness_free(&h);
+}
+END_TEST
+
+START_TEST(late_replies_are_read_repaired)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    int k = key_with_self(&h, true);
+    /* the coordinator and one peer hold a value, the other peer nothing */
+    client_put(&h, 1, k, "v", 2, NULL, 0);
+    commit(&h);
+    deliver(&h, 0);
+    uint32_t stale = h.pending[0].to;
+    rkv_buf_free(&h.pending[0].bytes);
+    h.n_pending = 0;
+    h.rep[stale].obj[k].len = 0; /* its write was lost */
+    /* R=1: answered from the local copy; the stale replica answers late */
+    client_get(&h, 2, k, 1);
+    int count;
+    struct wire_msg m = reply_for(&h, 2, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    for (size_t i = 0; i < h.n_pending;)
+        deliver(&h, i);
+    ck_assert_msg(h.rep[stale].obj[k].len > 0, "the late, stale replica was repaired");
+    struct coord_stats st;
+    coord_stats(h.c, &st);
+    ck_assert_uint_eq(st.read_repairs, 1);
+    ck_assert_uint_eq(st.inflight, 0);
+    harness_free(&h);
+}
+END_TEST
+
+START_TEST(siblings_and_context)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    int k = key_with_self(&h, true);
+    for (int i = 0; i < 2; i++) { /* two writes without context, same coordinator */
+        client_put(&h, 10 + (uint64_t)i, k, i ? "b" : "a", 1, NULL, 0);
+        commit(&h);
+    }
+    while (h.n_pending)
+        deliver(&h, 0);
+    client_get(&h, 20, k, 3);
+    while (h.n_pending)
+        deliver(&h, 0);
+    int count;
+    struct wire_msg m = reply_for(&h, 20, &count);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(payload_siblings(&m), 2);
+    /* put with the context: one sibling left */
+    struct mp_reader r;
+    mp_reader_init(&r, m.payload.p, m.payload.len);
+    uint32_t n;
+    const uint8_t *ctx;
+    uint32_t ctx_len;
+    mp_read_array(&r, &n);
+    mp_skip(&r);
+    ck_assert(mp_read_bin(&r, &ctx, &ctx_len));
+    uint8_t saved[512];
+    memcpy(saved, ctx, ctx_len);
+    client_put(&h, 30, k, "c", 3, saved, ctx_len);
+    commit(&h);
+    while (h.n_pending)
+        deliver(&h, 0);
+    client_get(&h, 40, k, 3);
+    while (h.n_pending)
+        deliver(&h, 0);
+    m = reply_for(&h, 40, &count);
+    ck_assert_uint_eq(payload_siblings(&m), 1);
+    harness_free(&h);
+}
+END_TEST
+
+START_TEST(bad_requests_are_refused_before_sending)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    int k = key_with_self(&h, true);
+    client_get(&h, 1, k, 4);
+    int count;
+    struct wire_msg m = reply_for(&h, 1, &count);
+    ck_assert_uint_eq(m.status, RKV_ERR_INVAL);
+    client_put(&h, 2, k, "v", 0, "\x01\x02", 2); /* a context that is not one */
+    m = reply_for(&h, 2, &count);
+    ck_assert_uint_eq(m.status, RKV_ERR_PROTO);
+    char longkey[100];
+    memset(longkey, 'k', sizeof longkey);
+    struct rkv_buf b = {0};
+    wire_encode_get(&b, 3, 0, longkey, sizeof longkey, 0, 0);
+    struct wire_msg req;
+    wire_decode(b.data, b.len, &req);
+    coord_on_client(h.c, h.now, 3, &req, b.data, b.len, false);
+    run_outbox(&h);
+    rkv_buf_free(&b);
+    m = reply_for(&h, 3, &count);
+    ck_assert_uint_eq(m.status, RKV_ERR_TOOBIG);
+    ck_assert_uint_eq(h.n_pending, 0);
+    struct coord_stats st;
+    coord_stats(h.c, &st);
+    ck_assert_uint_eq(st.inflight, 0);
+    harness_free(&h);
+}
+END_TEST
+
+START_TEST(writes_outside_the_preflist_are_forwarded)
+{
+    struct harness h;
+    harness_init(&h, 4, 100);
+    int k = key_with_self(&h, false);
+    client_put(&h, 1, k, "v", 2, NULL, 0);
+    ck_assert_uint_eq(h.n_pending, 1);
+    uint32_t p = ring_partition(h.ring, ring_hash_key(h.keys[k], strlen(h.keys[k])));
+    ck_assert_uint_eq(h.pending[0].to, ring_preflist(h.ring, p)[0]);
+    /* the target answers with its reply, relayed verbatim */
+    struct rkv_buf reply = {0}, fwd = {0};
+    wire_encode_reply(&reply, 1, 0, RKV_OK, "", NULL, 0, false, NULL, 0);
+    struct wire_msg fm;
+    wire_decode(h.pending[0].bytes.data, h.pending[0].bytes.len, &fm);
+    rkv_buf_free(&h.pending[0].bytes);
+    h.n_pending = 0;
+    /* find the forward's request id: the only one in flight */
+    struct coord_stats st;
+    coord_stats(h.c, &st);
+    ck_assert_uint_eq(st.forwards, 1);
+    ck_assert_uint_eq(st.inflight, 1);
+    /* a forwarded request for a key outside our list is refused */
+    struct rkv_buf b = {0};
+    wire_encode_put(&b, 9, 0, h.keys[k], strlen(h.keys[k]), "v", 1, NULL, 0, 0, 0, 0);
+    struct wire_msg req;
+    wire_decode(b.data, b.len, &req);
+    coord_on_client(h.c, h.now, 9, &req, b.data, b.len, true);
+    run_outbox(&h);
+    int count;
+    struct wire_msg m = reply_for(&h, 9, &count);
+    ck_assert_uint_eq(m.status, RKV_ERR_UNAVAILABLE);
+    /* no answer from the target: an error at the deadline (plus slack) */
+    h.now += 2000;
+    coord_tick(h.c, h.now);
+    run_outbox(&h);
+    m = reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_ERR_UNAVAILABLE);
+    rkv_buf_free(&reply);
+    rkv_buf_free(&fwd);
+    rkv_buf_free(&b);
+    harness_free(&h);
+}
+END_TEST
+
+START_TEST(inflight_limit)
+{
+    struct harness h;
+    harness_init(&h, 3, 2);
+    int k = key_with_self(&h, true);
+    client_get(&h, 1, k, 3);
+    client_get(&h, 2, k, 3);
+    client_get(&h, 3, k, 3);
+    int count;
+    struct wire_msg m = reply_for(&h, 3, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_ERR_BUSY);
+    while (h.n_pending)
+        deliver(&h, 0);
+    client_get(&h, 4, k, 3); /* room again */
+    reply_for(&h, 4, &count);
+    ck_assert_int_eq(count, 0);
+    harness_free(&h);
+}
+END_TEST
+
+/* Random schedules: every request answered exactly once, state freed. */
+START_TEST(random_schedules)
+{
+    int seeds = test_seeds(200);
+    for (int seed = 0; seed < seeds; seed++) {
+        struct test_rng r = {(uint64_t)seed + 1};
+        struct harness h;
+        harness_init(&h, 3 + (uint32_t)(seed % 2), 1000);
+        uint64_t next_client = 1;
+        for (int step = 0; step < 300; step++) {
+            uint64_t dice = test_rng_below(&r, 100);
+            if (dice < 25) {
+                int k = (int)test_rng_below(&r, 8);
+                client_get(&h, next_client++, k, 1 + (uint32_t)test_rng_below(&r, 3));
+            } else if (dice < 50) {
+                int k = (int)test_rng_below(&r, 8);
+                client_put(&h, next_client++, k, "x", 1 + (uint32_t)test_rng_below(&r, 3), NULL,
+                           0);
+            } else if (dice < 60) {
+                commit(&h);
+            } else if (dice < 85 && h.n_pending) {
+                size_t i = (size_t)test_rng_below(&r, h.n_pending);
+                if (test_rng_below(&r, 10) == 0) { /* duplicate it first */
+                    struct msg *p = &h.pending[h.n_pending++];
+                    *p = h.pending[i];
+                    p->bytes = (struct rkv_buf){0};
+                    rkv_buf_set(&p->bytes, h.pending[i].bytes.data, h.pending[i].bytes.len);
+                }
+                if (h.pending[i].is_reply)
+                    deliver(&h, i);
+                else { /* a forward: drop it */
+                    rkv_buf_free(&h.pending[i].bytes);
+                    h.pending[i] = h.pending[--h.n_pending];
+                }
+            } else if (dice < 92 && h.n_pending) {
+                size_t i = (size_t)test_rng_below(&r, h.n_pending); /* lost */
+                rkv_buf_free(&h.pending[i].bytes);
+                h.pending[i] = h.pending[--h.n_pending];
+            } else {
+                h.now += test_rng_below(&r, 400);
+                coord_tick(h.c, h.now);
+                run_outbox(&h);
+            }
+        }
+        commit(&h);
+        h.now += 5000;
+        coord_tick(h.c, h.now);
+        run_outbox(&h);
+        struct coord_stats st;
+        coord_stats(h.c, &st);
+        ck_assert_msg(st.inflight == 0, "seed %d: %llu requests never freed", seed,
+                      (unsigned long long)st.inflight);
+        for (uint64_t cl = 1; cl < next_client; cl++) {
+            int count;
+            reply_for(&h, cl, &count);
+            ck_assert_msg(count == 1, "seed %d: client %llu got %d replies", seed,
+                          (unsigned long long)cl, count);
+        }
+        harness_free(&h);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("coordinator");
+    TCase *tc = tcase_create("rounds");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, put_then_get_any_order);
+    tcase_add_test(tc, duplicates_are_counted_once);
+    tcase_add_test(tc, missing_replies_fail_at_the_deadline);
+    tcase_add_test(tc, late_replies_are_read_repaired);
+    tcase_add_test(tc, siblings_and_context);
+    tcase_add_test(tc, bad_requests_are_refused_before_sending);
+    tcase_add_test(tc, writes_outside_the_preflist_are_forwarded);
+    tcase_add_test(tc, inflight_limit);
+    tcase_add_test(tc, random_schedules);
+    suite_add_tcase(su, tc);
+    SRunner *sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
