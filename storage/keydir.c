@@ -9,19 +9,25 @@
  *   arena    the key bytes, each behind a 2-byte length. Keys never change
  *            for an entry, so the arena only grows; removals leave garbage
  *            that is compacted away when it passes half the arena.
- *   slots    an open-addressing index (linear probing) of u32 entry
- *            numbers, kept between 50% and 75% full; the home slot of a key
- *            is its 64-bit XXH3 hash scaled to the table size (so the size
- *            need not be a power of two and can grow by 1.5x). Removal uses
+ *   slots    an open-addressing index (linear probing) kept between 50%
+ *            and 75% full. A slot is 4 bytes: an 8-bit tag from the key's
+ *            hash and a 24-bit entry number (so a partition holds at most
+ *            KD_PART_KEYS_MAX keys). A probe reads an entry and its key only
+ *            when the tag matches (1 in 256 otherwise), so a miss scans a few
+ *            adjacent slots and touches nothing else. The home slot is the
+ *            low 32 bits of the key's XXH3 hash scaled to the table size (so
+ *            the size need not be a power of two and can grow by 1.5x); the
+ *            tag is bits 32-39. Neither uses the top bits, which are the
+ *            ring partition: a partition's keys share them. Removal uses
  *            backward shift, so there are no tombstone slots.
  * Entries and arena grow by 1.25x. The cost per key beyond its bytes is
  * therefore 32 (entry) + 2 (length) + 4/load (slot, 5.3-8 bytes) plus the
  * unused tails of the three arrays, about 45 bytes on average; bench/
  * measures it.
  *
- * The index stores no hashes: a probe compares the key bytes, and a resize
- * or a backward shift rehashes keys from the arena. That keeps the slot at
- * 4 bytes; keys are short, and XXH3 on a short key costs a few ns.
+ * The index stores only the tag, not the hash: a resize or a backward shift
+ * rehashes keys from the arena. That keeps the slot at 4 bytes; keys are
+ * short, and XXH3 on a short key costs a few ns.
  *
  * Not thread-safe: the store guards it with its mutex.
  */
@@ -106,9 +112,28 @@ static struct kd_part *part_get_or_create(struct keydir *kd, uint16_t part)
     return *slot;
 }
 
+#define SLOT_IDX_MASK 0xFFFFFFu
+#define SLOT_TAG_SHIFT 24
+
 static inline uint32_t slot_home(uint64_t hash, uint32_t n_slots)
 {
-    return (uint32_t)(((hash >> 32) * (uint64_t)n_slots) >> 32);
+    return (uint32_t)(((hash & 0xFFFFFFFFu) * (uint64_t)n_slots) >> 32);
+}
+
+static inline uint32_t slot_tag(uint64_t hash)
+{
+    return (uint32_t)(hash >> 32) & 0xFFu;
+}
+
+static inline uint32_t slot_make(uint64_t hash, uint32_t idx)
+{
+    return slot_tag(hash) << SLOT_TAG_SHIFT | (idx + 1);
+}
+
+/* The entry index a used slot points at. */
+static inline uint32_t slot_idx(uint32_t slot)
+{
+    return (slot & SLOT_IDX_MASK) - 1;
 }
 
 static inline uint32_t slot_next(uint32_t i, uint32_t n_slots)
@@ -131,6 +156,12 @@ static uint64_t entry_hash(const struct kd_part *p, const struct kd_entry *e)
     return keydir_hash(k, len);
 }
 
+uint32_t keydir_part_count(const struct keydir *kd, uint16_t part)
+{
+    const struct kd_part *p = part_get(kd, part);
+    return p ? p->n_live : 0;
+}
+
 const uint8_t *keydir_key(const struct keydir *kd, uint16_t part, const struct kd_entry *e,
                           uint16_t *key_len)
 {
@@ -141,18 +172,20 @@ const uint8_t *keydir_key(const struct keydir *kd, uint16_t part, const struct k
 static uint32_t probe(const struct kd_part *p, const void *key, size_t key_len, uint64_t hash,
                       bool *found)
 {
-    uint32_t i = slot_home(hash, p->n_slots);
+    uint32_t i = slot_home(hash, p->n_slots), tag = slot_tag(hash);
     for (;;) {
         uint32_t s = p->slots[i];
         if (s == 0) {
             *found = false;
             return i;
         }
-        uint16_t len;
-        const uint8_t *k = entry_key(p, &p->entries[s - 1], &len);
-        if (len == key_len && memcmp(k, key, key_len) == 0) {
-            *found = true;
-            return i;
+        if (s >> SLOT_TAG_SHIFT == tag) {
+            uint16_t len;
+            const uint8_t *k = entry_key(p, &p->entries[slot_idx(s)], &len);
+            if (len == key_len && memcmp(k, key, key_len) == 0) {
+                *found = true;
+                return i;
+            }
         }
         i = slot_next(i, p->n_slots);
     }
@@ -166,7 +199,7 @@ struct kd_entry *keydir_find(struct keydir *kd, uint16_t part, const void *key,
         return NULL;
     bool found;
     uint32_t i = probe(p, key, key_len, hash, &found);
-    return found ? &p->entries[p->slots[i] - 1] : NULL;
+    return found ? &p->entries[slot_idx(p->slots[i])] : NULL;
 }
 
 /* Rebuilds the index with n_slots slots. */
@@ -178,10 +211,11 @@ static int slots_resize(struct keydir *kd, struct kd_part *p, uint32_t n_slots)
     for (uint32_t e = 0; e < p->n_entries; e++) {
         if (p->entries[e].file_id == KD_FREE)
             continue;
-        uint32_t i = slot_home(entry_hash(p, &p->entries[e]), n_slots);
+        uint64_t h = entry_hash(p, &p->entries[e]);
+        uint32_t i = slot_home(h, n_slots);
         while (slots[i] != 0)
             i = slot_next(i, n_slots);
-        slots[i] = e + 1;
+        slots[i] = slot_make(h, e);
     }
     kd->bytes += (uint64_t)n_slots * sizeof *slots;
     kd->bytes -= (uint64_t)p->n_slots * sizeof *p->slots;
@@ -227,9 +261,11 @@ struct kd_entry *keydir_upsert(struct keydir *kd, uint16_t part, const void *key
         i = probe(p, key, key_len, hash, &found);
         if (found) {
             *created = false;
-            return &p->entries[p->slots[i] - 1];
+            return &p->entries[slot_idx(p->slots[i])];
         }
     }
+    if (p->free_head == 0 && p->n_entries >= KD_PART_KEYS_MAX)
+        return NULL; /* the 24-bit entry numbers are used up */
     /* Reserve everything before changing anything, so a failure leaves the
      * partition as it was. */
     if ((uint64_t)(p->n_live + 1) * 4 > (uint64_t)p->n_slots * 3) {
@@ -262,7 +298,7 @@ struct kd_entry *keydir_upsert(struct keydir *kd, uint16_t part, const void *key
     if (key_len)
         memcpy(p->arena + p->arena_len + 2, key, key_len);
     p->arena_len += 2 + (uint32_t)key_len;
-    p->slots[i] = idx + 1;
+    p->slots[i] = slot_make(hash, idx);
     p->n_live++;
     kd->n_live++;
     *created = true;
@@ -303,13 +339,13 @@ void keydir_remove(struct keydir *kd, uint16_t part, struct kd_entry *e)
     uint16_t klen;
     entry_key(p, e, &klen);
     uint32_t i = slot_home(entry_hash(p, e), p->n_slots);
-    while (p->slots[i] != idx + 1)
+    while ((p->slots[i] & SLOT_IDX_MASK) != idx + 1)
         i = slot_next(i, p->n_slots);
     /* Backward shift: pull later members of the cluster into the hole
      * unless their home lies cyclically in (hole, j]. */
     p->slots[i] = 0;
     for (uint32_t j = slot_next(i, p->n_slots); p->slots[j] != 0; j = slot_next(j, p->n_slots)) {
-        uint32_t k = slot_home(entry_hash(p, &p->entries[p->slots[j] - 1]), p->n_slots);
+        uint32_t k = slot_home(entry_hash(p, &p->entries[slot_idx(p->slots[j])]), p->n_slots);
         bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
         if (stays)
             continue;
@@ -364,9 +400,15 @@ static bool part_invariants_ok(struct keydir *kd, uint16_t part, uint64_t *live)
         if (f > p->n_entries || p->entries[f - 1].file_id != KD_FREE || ++n_free > p->n_entries)
             return false;
     }
-    for (uint32_t i = 0; i < p->n_slots; i++)
-        if (p->slots[i] != 0)
-            n_used_slots++;
+    for (uint32_t i = 0; i < p->n_slots; i++) {
+        uint32_t sl = p->slots[i];
+        if (sl == 0)
+            continue;
+        n_used_slots++;
+        if (slot_idx(sl) >= p->n_entries || p->entries[slot_idx(sl)].file_id == KD_FREE ||
+            sl != slot_make(entry_hash(p, &p->entries[slot_idx(sl)]), slot_idx(sl)))
+            return false;
+    }
     *live += n_live;
     return n_live == p->n_live && n_live + n_free == p->n_entries && n_used_slots == n_live &&
            (uint64_t)n_live * 4 <= (uint64_t)p->n_slots * 3 + 3 && p->arena_len <= p->arena_cap;

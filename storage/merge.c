@@ -48,7 +48,7 @@
 #include "common/log.h"
 
 #define MERGE_WBUF_BYTES (256u * 1024)
-#define MERGE_LOCK_BATCH 256 /* relocations per mutex hold */
+#define MERGE_LOCK_BATCH 64 /* relocations per mutex hold: short, for readers' latency */
 
 struct merge_out {
     uint32_t id;

@@ -260,6 +260,13 @@ static int load_log(struct store *s, uint32_t id, struct load_ctx *c, struct rkv
         s->ops->close(s->ops->ctx, fd);
         return rkv_error_set(err, RKV_ERR_IO, "storage: stat %s: %s", path, strerror(-sys));
     }
+    if (f.size == 0) {
+        /* an active log nothing was written to: every open starts a new
+         * one, so keeping empty ones would only pile them up */
+        s->ops->close(s->ops->ctx, fd);
+        s->ops->unlink(s->ops->ctx, path);
+        return RKV_OK;
+    }
     store_file_map(s, &f, f.size);
     if (store_file_add(s, &f) != RKV_OK) {
         store_file_release(s, &f);

@@ -126,9 +126,11 @@ int record_scan(const uint8_t *data, uint64_t len, scan_fn *fn, void *ctx,
 
 #define KD_TOMB (1ull << 63)    /* in kd_entry.seq: a tombstone (recovery only) */
 #define KD_FREE UINT32_MAX      /* in kd_entry.file_id: unused entry */
+#define KD_PART_KEYS_MAX 0xFFFFFEu /* keys one partition can hold (24-bit slot entries) */
 
 /* 32 bytes per key, plus the key in the partition's arena (2-byte length
- * prefix) and a 4-byte slot in the index at 50-75% load. */
+ * prefix) and a 4-byte slot (8-bit hash tag, 24-bit entry number) in the
+ * index at 50-75% load. */
 struct kd_entry {
     uint64_t seq;        /* KD_TOMB may be or'ed in during recovery */
     uint64_t expiry_ms;
@@ -161,6 +163,8 @@ struct keydir {
 int keydir_init(struct keydir *kd);
 void keydir_free(struct keydir *kd);
 uint64_t keydir_hash(const void *key, size_t key_len);
+/* Live keys of one partition. */
+uint32_t keydir_part_count(const struct keydir *kd, uint16_t part);
 /* The entry for key, or NULL. The pointer is valid until the next change. */
 struct kd_entry *keydir_find(struct keydir *kd, uint16_t part, const void *key,
                              size_t key_len, uint64_t hash);

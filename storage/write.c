@@ -489,6 +489,12 @@ int store_put(struct store *s, uint16_t partition, const void *key, size_t key_l
     int rc = write_begin(s, key_len, value_len);
     if (rc != RKV_OK)
         return rc;
+    pthread_mutex_lock(&s->mu);
+    uint64_t keys = keydir_part_count(&s->kd, partition);
+    pthread_mutex_unlock(&s->mu);
+    if (keys + s->batch.n_ops >= KD_PART_KEYS_MAX)
+        return store_fail(s, RKV_ERR_TOOBIG, "storage: partition %u holds the most keys one "
+                          "partition can (%u)", partition, KD_PART_KEYS_MAX);
     return write_record(s, partition, key, key_len, keydir_hash(key, key_len), value, value_len,
                         expiry_ms, false);
 }

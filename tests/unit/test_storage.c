@@ -94,6 +94,12 @@ START_TEST(roundtrip_and_reopen)
     expect(s, 1, "alpha", "one");
     expect(s, 2, "beta", "two");
     store_close(s);
+    /* opening and closing without writing leaves no empty logs behind */
+    for (int i = 0; i < 3; i++)
+        store_close(open_store(&o));
+    s = open_store(&o);
+    ck_assert_uint_eq(store_open_report(s)->log_files, 1);
+    store_close(s);
 }
 END_TEST
 
