@@ -40,15 +40,34 @@ CORE_SRC := $(wildcard common/*.c) $(wildcard storage/*.c) $(wildcard ring/*.c) 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 CORE_LIB := $(BUILD)/lib/libringkv-core.a
 
+NODE_SRC := $(wildcard node/*.c)
+NODE_OBJ := $(NODE_SRC:%.c=$(BUILD)/obj/%.o)
+
+# libringkv: the client and what it needs of common/ and ring/ (no storage,
+# no coordinator). The shared library is built from position-independent
+# objects and exports only ringkv_* (client/libringkv.map).
+CLIENT_SRC := client/client.c common/err.c common/alloc.c common/log.c common/buf.c \
+              common/clock.c common/codec.c common/wire.c common/object.c common/toml.c \
+              common/config.c storage/policy.c ring/ring.c
+CLIENT_LIB := $(BUILD)/lib/libringkv.a
+CLIENT_SO  := $(BUILD)/lib/libringkv.so.1
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+
 SUPPORT_SRC := $(filter-out tests/support/cluster.c,$(wildcard tests/support/*.c))
 SUPPORT_OBJ := $(SUPPORT_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+CLUSTER_SRC := $(wildcard tests/cluster/test_*.c)
+CLUSTER_BIN := $(CLUSTER_SRC:tests/cluster/%.c=$(BUILD)/tests/%)
+CLUSTER_SUPPORT := $(BUILD)/obj/tests/support/cluster.o $(BUILD)/obj/tests/support/testutil.o
 
-BIN := $(BUILD)/bin/storage-demo
+BIN := $(BUILD)/bin/ringkvd $(BUILD)/bin/ringkv $(BUILD)/bin/storage-demo
 
-.PHONY: all test unit asan run bench bench-storage format clean help
-all: $(CORE_LIB) $(BIN) $(UNIT_BIN)
+.PHONY: all test unit cluster asan run bench bench-storage format clean help install
+all: $(CORE_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(BUILD)/lib/ringkv.pc $(BIN) $(UNIT_BIN) \
+     $(CLUSTER_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -58,24 +77,68 @@ $(CORE_LIB): $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+$(CLIENT_LIB): $(CLIENT_SRC:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(CLIENT_SO): $(CLIENT_SRC:%.c=$(BUILD)/pic/%.o) client/libringkv.map
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libringkv.so.1 \
+	    -Wl,--version-script=client/libringkv.map $(filter %.o,$^) $(PKG_LIBS) -o $@
+	ln -sf libringkv.so.1 $(BUILD)/lib/libringkv.so
+
+$(BUILD)/lib/ringkv.pc: client/ringkv.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(BUILD)/bin/ringkvd: $(NODE_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/bin/ringkv: $(BUILD)/obj/client/cli.o $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+
 $(BUILD)/bin/storage-demo: $(BUILD)/obj/bench/storage_demo.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(CORE_LIB)
+$(UNIT_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SUPPORT_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -o $@
 
-test: unit
+$(CLUSTER_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/cluster/%.o $(CLUSTER_SUPPORT) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -o $@
+
+install: $(CLIENT_LIB) $(CLIENT_SO) $(BUILD)/lib/ringkv.pc $(BUILD)/bin/ringkv $(BUILD)/bin/ringkvd
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 644 client/ringkv.h $(DESTDIR)$(PREFIX)/include/ringkv.h
+	install -m 644 $(CLIENT_LIB) $(DESTDIR)$(PREFIX)/lib/libringkv.a
+	install -m 755 $(CLIENT_SO) $(DESTDIR)$(PREFIX)/lib/libringkv.so.1
+	ln -sf libringkv.so.1 $(DESTDIR)$(PREFIX)/lib/libringkv.so
+	install -m 644 $(BUILD)/lib/ringkv.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringkv.pc
+	install -m 755 $(BUILD)/bin/ringkv $(BUILD)/bin/ringkvd $(DESTDIR)$(PREFIX)/bin/
+
+TEST_ENV := RKV_TEST_TMP=$(abspath $(BUILD))/tmp RKV_BIN=$(abspath $(BUILD))/bin
+
+test: unit cluster
 
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; RKV_TEST_TMP=$(abspath $(BUILD))/tmp $$t; done
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
+
+cluster: $(CLUSTER_BIN) $(BUILD)/bin/ringkvd $(BUILD)/bin/ringkv
+	@set -e; for t in $(CLUSTER_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
 
 asan:
 	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 test
 
-run: $(BUILD)/bin/storage-demo
-	$(BUILD)/bin/storage-demo $(BUILD)/demo-data
+run: $(BUILD)/bin/ringkvd $(BUILD)/bin/ringkv
+	scripts/run-ring.sh $(BUILD)/bin cluster.toml
 
 # ---- benchmarks (peers installed on demand, never needed by make/test) ----
 BENCH_PEER_LIBS := -llmdb -lleveldb -lrocksdb

@@ -1,0 +1,320 @@
+/*
+ * cli.c: the ringkv command line, a thin layer over libringkv.
+ *
+ * Output is made for scripts: `get` prints each sibling's value followed by
+ * a newline; -v prints tab-separated "name<TAB>value" lines instead (values
+ * escaped), including the context to pass back with -x. Exit codes are in
+ * usage().
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/ringkv.h"
+
+enum exit_code {
+    EXIT_OK = 0,
+    EXIT_NOTFOUND = 1,
+    EXIT_USAGE = 2,
+    EXIT_UNAVAILABLE = 3, /* quorum not reached, timeout, no node reachable */
+    EXIT_ERROR = 4,
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ringkv [OPTIONS] COMMAND [ARGS]\n"
+            "\n"
+            "Commands:\n"
+            "  get KEY            print the value (each sibling on its own line)\n"
+            "  put KEY VALUE      write VALUE (\"-\" reads it from stdin)\n"
+            "  del KEY            delete KEY\n"
+            "  ring               the nodes and which partitions each owns\n"
+            "  stats [NODE]       statistics of NODE, or of every node\n"
+            "  ping [NODE]        round trip to NODE, or to every node\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE     the cluster file (default $RINGKV_CONFIG, else ./cluster.toml)\n"
+            "  -s, --seed HOST:PORT  a node's client address; overrides --config\n"
+            "  -r N, -w N            read / write quorum for this request (1..N)\n"
+            "  -t, --timeout MS      request deadline\n"
+            "      --ttl MS          put: the value expires after MS milliseconds\n"
+            "  -x, --context HEX     put/del: supersede what this context (from get -v) covers\n"
+            "  -v, --verbose         print name<TAB>value lines: status, context, each\n"
+            "                        sibling (ts, expiry, escaped value), answered, repaired\n"
+            "  -h, --help\n"
+            "\n"
+            "Without -x, put adds a sibling if the key exists with another value;\n"
+            "del removes what exists when it runs.\n"
+            "\n"
+            "Exit status: 0 success, 1 not found, 2 bad usage, 3 quorum not reached or no\n"
+            "node answered in time, 4 any other error (the message says which).\n");
+}
+
+static int exit_for(int rc)
+{
+    switch (rc) {
+    case RINGKV_OK: return EXIT_OK;
+    case RINGKV_ENOTFOUND: return EXIT_NOTFOUND;
+    case RINGKV_EINVAL: return EXIT_USAGE;
+    case RINGKV_EQUORUM:
+    case RINGKV_ETIMEOUT:
+    case RINGKV_EUNAVAILABLE: return EXIT_UNAVAILABLE;
+    default: return EXIT_ERROR;
+    }
+}
+
+static void print_escaped(const void *p, size_t len)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\')
+            fputs("\\\\", stdout);
+        else if (s[i] == '\t')
+            fputs("\\t", stdout);
+        else if (s[i] == '\n')
+            fputs("\\n", stdout);
+        else if (s[i] < 0x20 || s[i] >= 0x7f)
+            printf("\\x%02x", s[i]);
+        else
+            putchar(s[i]);
+    }
+}
+
+static void print_hex(const void *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        printf("%02x", ((const unsigned char *)p)[i]);
+}
+
+static int parse_hex(const char *s, unsigned char **out, size_t *len)
+{
+    size_t n = strlen(s);
+    if (n % 2)
+        return -1;
+    *out = malloc(n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1) {
+            free(*out);
+            return -1;
+        }
+        (*out)[i] = (unsigned char)v;
+    }
+    *len = n / 2;
+    return 0;
+}
+
+static void print_result(const struct ringkv_result *r, int rc, bool verbose)
+{
+    if (!verbose) {
+        for (size_t i = 0; i < r->n_siblings; i++) {
+            fwrite(r->siblings[i].value, 1, r->siblings[i].value_len, stdout);
+            putchar('\n');
+        }
+        return;
+    }
+    printf("status\t%s\n", rc == RINGKV_OK ? "ok" : ringkv_strerror(rc));
+    if (r->context) {
+        printf("context\t");
+        print_hex(r->context, r->context_len);
+        putchar('\n');
+    }
+    printf("siblings\t%zu\n", r->n_siblings);
+    for (size_t i = 0; i < r->n_siblings; i++) {
+        printf("sibling\t%llu\t%llu\t", (unsigned long long)r->siblings[i].ts_ms,
+               (unsigned long long)r->siblings[i].expiry_ms);
+        print_escaped(r->siblings[i].value, r->siblings[i].value_len);
+        putchar('\n');
+    }
+    printf("answered\t");
+    for (size_t i = 0; i < r->n_answered; i++)
+        printf("%s%s", i ? "," : "", r->answered[i]);
+    printf("\nrepaired\t%s\n", r->repaired ? "yes" : "no");
+    if (r->node)
+        printf("coordinator\t%s\n", r->node);
+}
+
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, stdin)) > 0) {
+        n += got;
+        if (n == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    *len = n;
+    return buf;
+}
+
+static void print_stat(void *ctx, const char *name, uint64_t value)
+{
+    printf("%s\t%s\t%llu\n", (const char *)ctx, name, (unsigned long long)value);
+}
+
+static int cmd_ring(struct ringkv_client *c)
+{
+    struct ringkv_ring_info info;
+    int rc = ringkv_ring(c, &info);
+    if (rc != RINGKV_OK)
+        return rc;
+    printf("ring\t%s\tepoch %016llx\tpartitions %u\treplicas %u\tr %u\tw %u\n", info.name,
+           (unsigned long long)info.epoch, info.partitions, info.replicas, info.read_quorum,
+           info.write_quorum);
+    for (size_t i = 0; i < info.n_nodes; i++) {
+        const struct ringkv_node_info *n = &info.nodes[i];
+        printf("node\t%s\t%s:%u\tcluster %u\tvnodes %u\towns %u\n", n->id, n->host,
+               n->client_port, n->cluster_port, n->vnodes, n->partitions_owned);
+    }
+    for (uint32_t p = 0; p < info.partitions; p++) {
+        const char *ids[16];
+        size_t n = ringkv_preflist(c, p, ids, 16);
+        printf("partition\t%u\t", p);
+        for (size_t i = 0; i < n; i++)
+            printf("%s%s", i ? "," : "", ids[i]);
+        putchar('\n');
+    }
+    return RINGKV_OK;
+}
+
+/* ping or stats on one node, or on each. */
+static int cmd_nodes(struct ringkv_client *c, const char *cmd, const char *node)
+{
+    struct ringkv_ring_info info;
+    int rc = ringkv_ring(c, &info), worst = RINGKV_OK;
+    if (rc != RINGKV_OK)
+        return rc;
+    bool known = node == NULL;
+    for (size_t i = 0; i < info.n_nodes && !known; i++)
+        known = strcmp(info.nodes[i].id, node) == 0;
+    if (!known) {
+        fprintf(stderr, "ringkv: no node \"%s\" in the ring\n", node);
+        return RINGKV_EINVAL;
+    }
+    for (size_t i = 0; i < info.n_nodes; i++) {
+        const char *id = info.nodes[i].id;
+        if (node && strcmp(node, id) != 0)
+            continue;
+        if (strcmp(cmd, "ping") == 0) {
+            uint64_t rtt = 0;
+            rc = ringkv_ping(c, id, &rtt);
+            if (rc == RINGKV_OK)
+                printf("%s\tok\t%llu us\n", id, (unsigned long long)rtt);
+            else
+                printf("%s\t%s\t%s\n", id, ringkv_strerror(rc), ringkv_errmsg(c));
+        } else {
+            rc = ringkv_stats(c, id, print_stat, (void *)id);
+            if (rc != RINGKV_OK)
+                printf("%s\terror\t%s\n", id, ringkv_errmsg(c));
+        }
+        if (rc != RINGKV_OK)
+            worst = rc;
+        /* ringkv_ring's node array is valid until the next call: refresh */
+        ringkv_ring(c, &info);
+    }
+    return worst;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_TTL = 256 };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},  {"seed", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'}, {"ttl", required_argument, NULL, OPT_TTL},
+        {"context", required_argument, NULL, 'x'}, {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    struct ringkv_options o;
+    ringkv_options_default(&o);
+    struct ringkv_request_options ro = {0};
+    bool verbose = false;
+    unsigned char *ctx = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "+c:s:r:w:t:x:vh", longopts, NULL)) != -1) {
+        char *end = NULL;
+        switch (opt) {
+        case 'c': o.config_path = optarg; break;
+        case 's': o.seeds = optarg; break;
+        case 'r': ro.r = (uint32_t)strtoul(optarg, &end, 10); break;
+        case 'w': ro.w = (uint32_t)strtoul(optarg, &end, 10); break;
+        case 't': ro.timeout_ms = (uint32_t)strtoul(optarg, &end, 10); break;
+        case OPT_TTL: ro.ttl_ms = strtoull(optarg, &end, 10); break;
+        case 'x':
+            if (parse_hex(optarg, &ctx, &ro.context_len) != 0) {
+                fprintf(stderr, "ringkv: --context wants hex digits\n");
+                return EXIT_USAGE;
+            }
+            ro.context = ctx;
+            break;
+        case 'v': verbose = true; break;
+        case 'h': usage(stdout); return EXIT_OK;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+        if (end && *end) {
+            fprintf(stderr, "ringkv: -%c wants a number, not \"%s\"\n", opt, optarg);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[optind];
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+    bool key_cmd = strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0;
+    if ((key_cmd && nargs != 1) || (strcmp(cmd, "put") == 0 && nargs != 2) ||
+        ((strcmp(cmd, "ring") == 0) && nargs != 0) ||
+        ((strcmp(cmd, "stats") == 0 || strcmp(cmd, "ping") == 0) && nargs > 1) ||
+        (!key_cmd && strcmp(cmd, "put") && strcmp(cmd, "ring") && strcmp(cmd, "stats") &&
+         strcmp(cmd, "ping"))) {
+        fprintf(stderr, "ringkv: bad command or arguments: %s\n", cmd);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (o.seeds == NULL && o.config_path == NULL)
+        o.config_path = getenv("RINGKV_CONFIG") ? getenv("RINGKV_CONFIG") : "cluster.toml";
+    struct ringkv_client *c;
+    int rc = ringkv_connect(&o, &c);
+    if (rc != RINGKV_OK) {
+        fprintf(stderr, "ringkv: %s\n", ringkv_errmsg(c));
+        ringkv_close(c);
+        free(ctx);
+        return exit_for(rc);
+    }
+    struct ringkv_result res = {0};
+    if (strcmp(cmd, "get") == 0) {
+        rc = ringkv_get(c, args[0], strlen(args[0]), &ro, &res);
+        if (rc == RINGKV_OK || verbose)
+            print_result(&res, rc, verbose);
+    } else if (strcmp(cmd, "put") == 0) {
+        size_t vlen = strlen(args[1]);
+        char *value = args[1];
+        if (strcmp(value, "-") == 0)
+            value = read_stdin(&vlen);
+        rc = ringkv_put(c, args[0], strlen(args[0]), value, vlen, &ro, &res);
+        if (value != args[1])
+            free(value);
+        if (verbose)
+            print_result(&res, rc, true);
+    } else if (strcmp(cmd, "del") == 0) {
+        rc = ringkv_del(c, args[0], strlen(args[0]), &ro, &res);
+        if (verbose)
+            print_result(&res, rc, true);
+    } else if (strcmp(cmd, "ring") == 0) {
+        rc = cmd_ring(c);
+    } else {
+        rc = cmd_nodes(c, cmd, nargs ? args[0] : NULL);
+    }
+    if (rc != RINGKV_OK && rc != RINGKV_ENOTFOUND)
+        fprintf(stderr, "ringkv: %s\n", ringkv_errmsg(c));
+    else if (rc == RINGKV_ENOTFOUND && !verbose)
+        fprintf(stderr, "ringkv: not found\n");
+    ringkv_result_free(&res);
+    ringkv_close(c);
+    free(ctx);
+    return exit_for(rc);
+}

@@ -1,0 +1,763 @@
+/*
+ * client.c: libringkv's blocking API (ringkv.h).
+ *
+ * The client keeps the ring it fetched (the RING reply: members with their
+ * addresses, Q, N, defaults) and the ring module computes every key's
+ * preference list locally, exactly as the nodes do. A request goes to the
+ * first member of the walk of the key's partition (preference list first,
+ * then the others, which forward writes) that is not marked down; if it
+ * gives no answer in the request's timeout plus a margin, the member is
+ * marked down for a while, its socket is recreated (so stale queued
+ * requests are never delivered), and the next member is tried, until the
+ * overall deadline.
+ *
+ * One DEALER socket per member, created on first use. Replies are matched
+ * by request id; anything else that arrives (a late reply to an attempt
+ * given up on) is dropped.
+ */
+#include "client/ringkv.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <zmq.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/codec.h"
+#include "common/config.h"
+#include "common/err.h"
+#include "common/limits.h"
+#include "common/wire.h"
+#include "ring/ring.h"
+
+#define ATTEMPT_MARGIN_MS 500  /* beyond the server's own deadline */
+#define DOWN_FOR_MS 2000       /* a member that did not answer is skipped this long */
+#define SEEDS_MAX 64
+#define SOCK_HWM 10000
+
+#define SAME_CODE(a, b) ((int)(a) == (int)(b))
+_Static_assert(SAME_CODE(RINGKV_ENOTFOUND, RKV_ERR_NOTFOUND) &&
+                   SAME_CODE(RINGKV_EQUORUM, RKV_ERR_QUORUM) &&
+                   SAME_CODE(RINGKV_EUNAVAILABLE, RKV_ERR_UNAVAILABLE) &&
+                   SAME_CODE(RINGKV_ETOOBIG, RKV_ERR_TOOBIG) && SAME_CODE(RINGKV_EBUSY, RKV_ERR_BUSY) &&
+                   SAME_CODE(RINGKV_ETIMEOUT, RKV_ERR_TIMEOUT) &&
+                   SAME_CODE(RINGKV_EPROTO, RKV_ERR_PROTO) && SAME_CODE(RINGKV_EFAILED, RKV_ERR_FAILED),
+               "client error codes are the server's status codes");
+
+struct cnode {
+    char id[RKV_NODE_ID_BYTES_MAX + 1];
+    char host[CONFIG_HOST_BYTES];
+    uint16_t client_port, cluster_port;
+    uint32_t vnodes;
+    void *sock;
+    uint64_t down_until_ms;
+};
+
+struct ringkv_client {
+    void *zctx;
+    struct ringkv_options opt;
+    char seeds[SEEDS_MAX][CONFIG_HOST_BYTES + 16];
+    size_t n_seeds;
+    char name[64];
+    uint32_t partitions, replicas, read_quorum, write_quorum, server_timeout_ms;
+    struct ring *ring;
+    struct cnode *nodes;       /* by ring member index */
+    size_t n_nodes;
+    struct ringkv_node_info *infos;
+    bool refresh;              /* a reply carried another ring epoch */
+    uint64_t next_id;
+    char errmsg[512];
+    struct rkv_buf req, rep;
+};
+
+/* Memory of a result. */
+struct result_mem {
+    struct rkv_buf data;
+    struct ringkv_sibling *sibs;
+    const char **answered;
+};
+
+const char *ringkv_version(int *major, int *minor, int *patch)
+{
+    if (major)
+        *major = RINGKV_VERSION_MAJOR;
+    if (minor)
+        *minor = RINGKV_VERSION_MINOR;
+    if (patch)
+        *patch = RINGKV_VERSION_PATCH;
+    return WIRE_SOFTWARE_VERSION;
+}
+
+const char *ringkv_strerror(int err)
+{
+    return rkv_strerror(err);
+}
+
+const char *ringkv_errmsg(const struct ringkv_client *c)
+{
+    return c ? c->errmsg : "out of memory";
+}
+
+static int fail(struct ringkv_client *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct ringkv_client *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void ringkv_options_default(struct ringkv_options *o)
+{
+    *o = (struct ringkv_options){
+        .config_path = NULL,
+        .seeds = NULL,
+        .timeout_ms = 0,
+        .connect_timeout_ms = 5000,
+    };
+}
+
+/* ---- sockets ---- */
+
+static void *dealer(struct ringkv_client *c, const char *host, uint16_t port)
+{
+    void *s = zmq_socket(c->zctx, ZMQ_DEALER);
+    if (s == NULL)
+        return NULL;
+    int zero = 0, hwm = SOCK_HWM;
+    char ep[CONFIG_HOST_BYTES + 32];
+    snprintf(ep, sizeof ep, "tcp://%s:%u", host, port);
+    if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) ||
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_connect(s, ep) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void node_reset(struct cnode *n)
+{
+    if (n->sock)
+        zmq_close(n->sock);
+    n->sock = NULL;
+}
+
+/* Waits for the reply to request id on sock until deadline (monotonic ms).
+ * The frame lands in c->rep. RKV_OK, RKV_ERR_TIMEOUT or RKV_ERR_PROTO. */
+static int await_reply(struct ringkv_client *c, void *sock, uint64_t id, uint64_t deadline,
+                       struct wire_msg *m)
+{
+    for (;;) {
+        uint64_t now = rkv_clock_mono_ms();
+        if (now >= deadline)
+            return RKV_ERR_TIMEOUT;
+        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+        int rc = zmq_poll(&it, 1, (long)(deadline - now));
+        if (rc < 0)
+            return zmq_errno() == EINTR ? RKV_ERR_TIMEOUT : RKV_ERR_IO;
+        if (rc == 0)
+            continue;
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            continue;
+        }
+        int set = rkv_buf_set(&c->rep, zmq_msg_data(&msg), zmq_msg_size(&msg));
+        bool more = zmq_msg_more(&msg);
+        zmq_msg_close(&msg);
+        while (more) { /* nodes send one part; drop anything else */
+            zmq_msg_init(&msg);
+            zmq_msg_recv(&msg, sock, 0);
+            more = zmq_msg_more(&msg);
+            zmq_msg_close(&msg);
+        }
+        if (set != RKV_OK)
+            return RKV_ERR_NOMEM;
+        if (wire_decode(c->rep.data, c->rep.len, m) != RKV_OK || m->type != WIRE_REPLY)
+            return RKV_ERR_PROTO;
+        if (m->id == id)
+            return RKV_OK;
+        /* a late reply to an attempt we gave up on: drop it */
+    }
+}
+
+/* ---- the ring ---- */
+
+static bool read_str(struct mp_reader *r, char *out, size_t cap)
+{
+    const char *s;
+    uint32_t len;
+    if (!mp_read_str(r, &s, &len) || len >= cap)
+        return false;
+    memcpy(out, s, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* Parses a RING payload and rebuilds nodes and ring. */
+static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
+{
+    struct mp_reader r;
+    mp_reader_init(&r, payload->p, payload->len);
+    uint32_t n, members;
+    char name[64];
+    uint32_t q, nrep, rq, wq, tmo;
+    if (!mp_read_array(&r, &n) || n != 7 || !read_str(&r, name, sizeof name) ||
+        !mp_read_u32(&r, &q) || !mp_read_u32(&r, &nrep) || !mp_read_u32(&r, &rq) ||
+        !mp_read_u32(&r, &wq) || !mp_read_u32(&r, &tmo) || !mp_read_array(&r, &members) ||
+        members == 0 || members > RKV_NODES_MAX)
+        return fail(c, RKV_ERR_PROTO, "malformed ring description");
+    struct cnode *nodes = rkv_calloc(members, sizeof *nodes);
+    struct ring_member *rm = rkv_calloc(members, sizeof *rm);
+    struct ringkv_node_info *infos = rkv_calloc(members, sizeof *infos);
+    int rc = nodes && rm && infos ? RKV_OK : RKV_ERR_NOMEM;
+    for (uint32_t i = 0; rc == RKV_OK && i < members; i++) {
+        struct cnode *cn = &nodes[i];
+        uint32_t fields;
+        if (!mp_read_array(&r, &fields) || fields != 5 || !read_str(&r, cn->id, sizeof cn->id) ||
+            !read_str(&r, cn->host, sizeof cn->host) || !mp_read_u16(&r, &cn->client_port) ||
+            !mp_read_u16(&r, &cn->cluster_port) || !mp_read_u32(&r, &cn->vnodes))
+            rc = RKV_ERR_PROTO;
+        rm[i] = (struct ring_member){.id = cn->id, .vnodes = cn->vnodes};
+    }
+    struct ring *ring = NULL;
+    struct rkv_error err = {0};
+    if (rc == RKV_OK && !mp_done(&r))
+        rc = RKV_ERR_PROTO;
+    if (rc == RKV_OK)
+        rc = ring_new(rm, members, q, nrep, &ring, &err);
+    if (rc != RKV_OK) {
+        rkv_free(nodes);
+        rkv_free(rm);
+        rkv_free(infos);
+        return fail(c, rc, "ring description: %s", err.msg[0] ? err.msg : rkv_strerror(rc));
+    }
+    /* order the nodes by ring index */
+    struct cnode *sorted = rkv_calloc(members, sizeof *sorted);
+    if (sorted == NULL) {
+        ring_free(ring);
+        rkv_free(nodes);
+        rkv_free(rm);
+        rkv_free(infos);
+        return fail(c, RKV_ERR_NOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < members; i++)
+        sorted[ring_member_index(ring, nodes[i].id)] = nodes[i];
+    for (size_t i = 0; i < c->n_nodes; i++)
+        node_reset(&c->nodes[i]);
+    rkv_free(c->nodes);
+    rkv_free(c->infos);
+    ring_free(c->ring);
+    rkv_free(nodes);
+    rkv_free(rm);
+    c->nodes = sorted;
+    c->infos = infos;
+    c->n_nodes = members;
+    c->ring = ring;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->partitions = q;
+    c->replicas = ring_replicas(ring);
+    c->read_quorum = rq;
+    c->write_quorum = wq;
+    c->server_timeout_ms = tmo;
+    c->refresh = false;
+    return RKV_OK;
+}
+
+/* Asks one address for the ring. */
+static int fetch_ring(struct ringkv_client *c, const char *host, uint16_t port, uint64_t deadline)
+{
+    void *s = dealer(c, host, port);
+    if (s == NULL)
+        return fail(c, RKV_ERR_UNAVAILABLE, "cannot connect to %s:%u", host, port);
+    uint64_t id = ++c->next_id;
+    c->req.len = 0;
+    int rc = wire_encode_simple(&c->req, WIRE_RING, id, 0);
+    struct wire_msg m;
+    if (rc == RKV_OK && zmq_send(s, c->req.data, c->req.len, ZMQ_DONTWAIT) < 0)
+        rc = RKV_ERR_UNAVAILABLE;
+    if (rc == RKV_OK)
+        rc = await_reply(c, s, id, deadline, &m);
+    if (rc == RKV_OK && m.status != RKV_OK)
+        rc = (int)m.status;
+    if (rc == RKV_OK)
+        rc = parse_ring(c, &m.payload);
+    zmq_close(s);
+    return rc;
+}
+
+static int refresh_ring(struct ringkv_client *c)
+{
+    uint64_t deadline = rkv_clock_mono_ms() + c->opt.connect_timeout_ms;
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i].down_until_ms > rkv_clock_mono_ms())
+            continue;
+        char host[CONFIG_HOST_BYTES];
+        snprintf(host, sizeof host, "%s", c->nodes[i].host);
+        if (fetch_ring(c, host, c->nodes[i].client_port, deadline) == RKV_OK)
+            return RKV_OK;
+    }
+    return RKV_ERR_UNAVAILABLE;
+}
+
+/* Fills c->seeds from opt.seeds or the config file. */
+static int collect_seeds(struct ringkv_client *c)
+{
+    if (c->opt.seeds && *c->opt.seeds) {
+        const char *p = c->opt.seeds;
+        while (*p && c->n_seeds < SEEDS_MAX) {
+            size_t len = strcspn(p, ",");
+            if (len == 0 || len >= sizeof c->seeds[0] || memchr(p, ':', len) == NULL)
+                return fail(c, RKV_ERR_INVAL, "bad seed \"%.*s\": expected HOST:PORT", (int)len,
+                            p);
+            memcpy(c->seeds[c->n_seeds], p, len);
+            c->seeds[c->n_seeds++][len] = '\0';
+            p += len + (p[len] == ',');
+        }
+        return RKV_OK;
+    }
+    if (c->opt.config_path == NULL)
+        return fail(c, RKV_ERR_INVAL, "no seeds: set config_path or seeds");
+    struct config *cfg;
+    struct rkv_error err = {0};
+    if (config_load(c->opt.config_path, &cfg, &err) != RKV_OK)
+        return fail(c, err.code, "%s", err.msg);
+    for (size_t i = 0; i < cfg->n_nodes && c->n_seeds < SEEDS_MAX; i++)
+        snprintf(c->seeds[c->n_seeds++], sizeof c->seeds[0], "%s:%u", cfg->nodes[i].host,
+                 cfg->nodes[i].client_port);
+    config_free(cfg);
+    return RKV_OK;
+}
+
+int ringkv_connect(const struct ringkv_options *o, struct ringkv_client **out)
+{
+    struct ringkv_client *c = rkv_calloc(1, sizeof *c);
+    *out = c;
+    if (c == NULL)
+        return RKV_ERR_NOMEM;
+    if (o)
+        c->opt = *o;
+    else
+        ringkv_options_default(&c->opt);
+    if (c->opt.connect_timeout_ms == 0)
+        c->opt.connect_timeout_ms = 5000;
+    c->zctx = zmq_ctx_new();
+    if (c->zctx == NULL)
+        return fail(c, RKV_ERR_IO, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
+    int rc = collect_seeds(c);
+    if (rc != RKV_OK)
+        return rc;
+    uint64_t deadline = rkv_clock_mono_ms() + c->opt.connect_timeout_ms;
+    for (size_t i = 0; i < c->n_seeds; i++) {
+        char host[CONFIG_HOST_BYTES + 16];
+        snprintf(host, sizeof host, "%s", c->seeds[i]);
+        char *colon = strrchr(host, ':');
+        *colon = '\0';
+        long port = strtol(colon + 1, NULL, 10);
+        if (port < 1 || port > 65535)
+            return fail(c, RKV_ERR_INVAL, "bad port in seed \"%s\"", c->seeds[i]);
+        /* each seed gets a fair share of what is left */
+        uint64_t now = rkv_clock_mono_ms();
+        uint64_t share = now < deadline ? (deadline - now) / (c->n_seeds - i) : 0;
+        if (fetch_ring(c, host, (uint16_t)port, now + share) == RKV_OK) {
+            c->errmsg[0] = '\0';
+            return RKV_OK;
+        }
+    }
+    return fail(c, RKV_ERR_UNAVAILABLE, "no seed answered within %u ms (tried %zu: %s%s)",
+                c->opt.connect_timeout_ms, c->n_seeds, c->seeds[0],
+                c->n_seeds > 1 ? ", ..." : "");
+}
+
+void ringkv_close(struct ringkv_client *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n_nodes; i++)
+        node_reset(&c->nodes[i]);
+    if (c->zctx)
+        zmq_ctx_term(c->zctx);
+    ring_free(c->ring);
+    rkv_free(c->nodes);
+    rkv_free(c->infos);
+    rkv_buf_free(&c->req);
+    rkv_buf_free(&c->rep);
+    rkv_free(c);
+}
+
+/* ---- requests ---- */
+
+/* Sends c->req (request id) to the members of `order` in turn until one
+ * answers. On RKV_OK *m is the reply (in c->rep) and *from the member. */
+static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_order, uint64_t id,
+                    uint32_t timeout_ms, struct wire_msg *m, uint32_t *from)
+{
+    uint32_t attempt_ms = (timeout_ms ? timeout_ms : c->server_timeout_ms) + ATTEMPT_MARGIN_MS;
+    uint32_t total_ms = c->opt.timeout_ms ? c->opt.timeout_ms : 2 * attempt_ms;
+    if (timeout_ms && timeout_ms + ATTEMPT_MARGIN_MS > total_ms)
+        total_ms = timeout_ms + ATTEMPT_MARGIN_MS;
+    uint64_t deadline = rkv_clock_mono_ms() + total_ms;
+    char tried[256] = "";
+    size_t tlen = 0;
+    /* two passes: members not marked down first, then the rest */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t k = 0; k < n_order; k++) {
+            struct cnode *n = &c->nodes[order[k]];
+            uint64_t now = rkv_clock_mono_ms();
+            if (now >= deadline)
+                break;
+            bool down = n->down_until_ms > now;
+            if (down != (pass == 1))
+                continue;
+            if (n->sock == NULL)
+                n->sock = dealer(c, n->host, n->client_port);
+            uint64_t until = now + attempt_ms < deadline ? now + attempt_ms : deadline;
+            int rc = n->sock && zmq_send(n->sock, c->req.data, c->req.len, ZMQ_DONTWAIT) >= 0
+                         ? await_reply(c, n->sock, id, until, m)
+                         : RKV_ERR_UNAVAILABLE;
+            if (rc == RKV_OK) {
+                n->down_until_ms = 0;
+                *from = order[k];
+                return RKV_OK;
+            }
+            if (rc == RKV_ERR_NOMEM)
+                return fail(c, rc, "out of memory");
+            n->down_until_ms = rkv_clock_mono_ms() + DOWN_FOR_MS;
+            node_reset(n);
+            int w = snprintf(tried + tlen, sizeof tried - tlen, "%s%s (%s)", tlen ? ", " : "",
+                             n->id, rc == RKV_ERR_TIMEOUT ? "no answer" : rkv_strerror(rc));
+            if (w > 0 && (size_t)w < sizeof tried - tlen)
+                tlen += (size_t)w;
+        }
+    }
+    return fail(c, RKV_ERR_TIMEOUT, "no node answered within %u ms: %s", total_ms,
+                tlen ? tried : "none tried");
+}
+
+/* Starts a result: it is overwritten, never freed (it may be garbage). */
+static void result_reset(struct ringkv_result *res)
+{
+    if (res)
+        memset(res, 0, sizeof *res);
+}
+
+/* Copies the reply into res: answered ids, status, and the payload. */
+static int fill_result(struct ringkv_client *c, const struct wire_msg *m, uint32_t from,
+                       uint32_t type, struct ringkv_result *res)
+{
+    struct result_mem *mem = rkv_calloc(1, sizeof *mem);
+    if (mem == NULL)
+        return RKV_ERR_NOMEM;
+    res->priv_ = mem;
+    res->status = (int)m->status;
+    res->repaired = m->repaired;
+    res->node = c->nodes[from].id;
+    /* offsets first: the data buffer moves while it grows */
+    size_t ans_off[WIRE_ANSWERED_MAX];
+    int rc = RKV_OK;
+    for (uint32_t i = 0; rc == RKV_OK && i < m->n_answered; i++) {
+        ans_off[i] = mem->data.len;
+        rc = rkv_buf_append(&mem->data, m->answered[i].p, m->answered[i].len);
+        if (rc == RKV_OK)
+            rc = rkv_buf_append(&mem->data, "", 1);
+    }
+    struct mp_reader r;
+    mp_reader_init(&r, m->payload.p, m->payload.len);
+    uint32_t n_sibs = 0, fields;
+    size_t ctx_off = 0, ctx_len = 0;
+    struct ringkv_sibling *sibs = NULL;
+    size_t *val_off = NULL;
+    bool has_ctx = false;
+    if (rc == RKV_OK && !mp_peek_nil(&r) && m->payload.len) {
+        const uint8_t *p;
+        uint32_t len;
+        if (type == WIRE_GET) {
+            if (!mp_read_array(&r, &fields) || fields != 2 || !mp_read_array(&r, &n_sibs))
+                rc = RKV_ERR_PROTO;
+            sibs = rc == RKV_OK ? rkv_calloc(n_sibs + 1, sizeof *sibs) : NULL;
+            val_off = rc == RKV_OK ? rkv_calloc(n_sibs + 1, sizeof *val_off) : NULL;
+            if (rc == RKV_OK && (sibs == NULL || val_off == NULL))
+                rc = RKV_ERR_NOMEM;
+            for (uint32_t i = 0; rc == RKV_OK && i < n_sibs; i++) {
+                if (!mp_read_array(&r, &fields) || fields != 3 || !mp_read_bin(&r, &p, &len) ||
+                    !mp_read_uint(&r, &sibs[i].ts_ms) || !mp_read_uint(&r, &sibs[i].expiry_ms)) {
+                    rc = RKV_ERR_PROTO;
+                    break;
+                }
+                val_off[i] = mem->data.len;
+                sibs[i].value_len = len;
+                rc = rkv_buf_append(&mem->data, p, len);
+            }
+        }
+        if (rc == RKV_OK && mp_read_bin(&r, &p, &len)) {
+            ctx_off = mem->data.len;
+            ctx_len = len;
+            has_ctx = true;
+            rc = rkv_buf_append(&mem->data, p, len);
+        } else if (rc == RKV_OK) {
+            rc = RKV_ERR_PROTO;
+        }
+    }
+    mem->answered = rkv_calloc(m->n_answered + 1, sizeof *mem->answered);
+    if (rc == RKV_OK && mem->answered == NULL)
+        rc = RKV_ERR_NOMEM;
+    if (rc != RKV_OK) {
+        rkv_free(sibs);
+        rkv_free(val_off);
+        return rc;
+    }
+    for (uint32_t i = 0; i < m->n_answered; i++)
+        mem->answered[i] = (const char *)mem->data.data + ans_off[i];
+    for (uint32_t i = 0; i < n_sibs; i++)
+        sibs[i].value = mem->data.data + val_off[i];
+    rkv_free(val_off);
+    mem->sibs = sibs;
+    res->siblings = sibs;
+    res->n_siblings = n_sibs;
+    res->answered = mem->answered;
+    res->n_answered = m->n_answered;
+    res->context = has_ctx ? mem->data.data + ctx_off : NULL;
+    res->context_len = ctx_len;
+    return RKV_OK;
+}
+
+void ringkv_result_free(struct ringkv_result *res)
+{
+    if (res == NULL)
+        return;
+    struct result_mem *mem = res->priv_;
+    if (mem) {
+        rkv_buf_free(&mem->data);
+        rkv_free(mem->sibs);
+        rkv_free(mem->answered);
+        rkv_free(mem);
+    }
+    memset(res, 0, sizeof *res);
+}
+
+/* Runs one key request already encoded in c->req. */
+static int key_request(struct ringkv_client *c, const void *key, size_t key_len, uint64_t id,
+                       uint32_t type, const struct ringkv_request_options *o,
+                       struct ringkv_result *res)
+{
+    uint32_t timeout_ms = o->timeout_ms;
+    uint32_t order[RKV_NODES_MAX];
+    uint32_t n;
+    if (o->coordinator) {
+        int idx = ring_member_index(c->ring, o->coordinator);
+        if (idx < 0)
+            return fail(c, RKV_ERR_INVAL, "no node \"%s\" in the ring", o->coordinator);
+        order[0] = (uint32_t)idx;
+        n = 1;
+    } else {
+        uint32_t part = ring_partition(c->ring, ring_hash_key(key, key_len));
+        n = ring_walk(c->ring, part, order, RKV_NODES_MAX);
+    }
+    struct wire_msg m;
+    uint32_t from;
+    int rc = exchange(c, order, n, id, timeout_ms, &m, &from);
+    if (rc != RKV_OK)
+        return rc;
+    if (m.epoch != ring_epoch(c->ring))
+        c->refresh = true;
+    struct ringkv_result tmp = {0};
+    struct ringkv_result *r = res ? res : &tmp;
+    rc = fill_result(c, &m, from, type, r);
+    if (rc == RKV_OK)
+        rc = (int)m.status;
+    if (rc != RKV_OK)
+        fail(c, rc, "%s: %.*s", c->nodes[from].id, (int)m.message.len,
+             m.message.p ? (const char *)m.message.p : rkv_strerror(rc));
+    else
+        c->errmsg[0] = '\0';
+    ringkv_result_free(&tmp);
+    if (c->refresh)
+        refresh_ring(c);
+    return rc;
+}
+
+static int check_key(struct ringkv_client *c, size_t key_len)
+{
+    if (c == NULL || c->ring == NULL)
+        return RKV_ERR_INVAL;
+    if (key_len > RKV_KEY_BYTES_MAX)
+        return fail(c, RKV_ERR_TOOBIG, "key of %zu bytes is over %u", key_len,
+                    RKV_KEY_BYTES_MAX);
+    return RKV_OK;
+}
+
+int ringkv_get(struct ringkv_client *c, const void *key, size_t key_len,
+               const struct ringkv_request_options *opt, struct ringkv_result *res)
+{
+    result_reset(res);
+    int rc = check_key(c, key_len);
+    if (rc != RKV_OK)
+        return rc;
+    struct ringkv_request_options o = opt ? *opt : (struct ringkv_request_options){0};
+    uint64_t id = ++c->next_id;
+    c->req.len = 0;
+    rc = wire_encode_get(&c->req, id, ring_epoch(c->ring), key, key_len, o.r, o.timeout_ms);
+    if (rc != RKV_OK)
+        return fail(c, rc, "out of memory");
+    return key_request(c, key, key_len, id, WIRE_GET, &o, res);
+}
+
+int ringkv_put(struct ringkv_client *c, const void *key, size_t key_len, const void *value,
+               size_t value_len, const struct ringkv_request_options *opt,
+               struct ringkv_result *res)
+{
+    result_reset(res);
+    int rc = check_key(c, key_len);
+    if (rc != RKV_OK)
+        return rc;
+    if (value_len > RKV_VALUE_BYTES_MAX)
+        return fail(c, RKV_ERR_TOOBIG, "value of %zu bytes is over %u", value_len,
+                    RKV_VALUE_BYTES_MAX);
+    struct ringkv_request_options o = opt ? *opt : (struct ringkv_request_options){0};
+    uint64_t id = ++c->next_id;
+    c->req.len = 0;
+    rc = wire_encode_put(&c->req, id, ring_epoch(c->ring), key, key_len, value, value_len,
+                         o.context, o.context_len, o.w, o.timeout_ms, o.ttl_ms);
+    if (rc != RKV_OK)
+        return fail(c, rc, "out of memory");
+    return key_request(c, key, key_len, id, WIRE_PUT, &o, res);
+}
+
+int ringkv_del(struct ringkv_client *c, const void *key, size_t key_len,
+               const struct ringkv_request_options *opt, struct ringkv_result *res)
+{
+    result_reset(res);
+    int rc = check_key(c, key_len);
+    if (rc != RKV_OK)
+        return rc;
+    struct ringkv_request_options o = opt ? *opt : (struct ringkv_request_options){0};
+    struct ringkv_result read = {0};
+    if (o.context == NULL) {
+        /* delete what exists now: read it for its context */
+        struct ringkv_request_options ro = {.timeout_ms = o.timeout_ms,
+                                            .coordinator = o.coordinator};
+        rc = ringkv_get(c, key, key_len, &ro, &read);
+        if (rc != RKV_OK) { /* not found (or deleted already): nothing to delete */
+            ringkv_result_free(&read);
+            return rc;
+        }
+        o.context = read.context;
+        o.context_len = read.context_len;
+    }
+    uint64_t id = ++c->next_id;
+    c->req.len = 0;
+    rc = wire_encode_del(&c->req, id, ring_epoch(c->ring), key, key_len, o.context, o.context_len,
+                         o.w, o.timeout_ms);
+    ringkv_result_free(&read); /* o.context pointed into it: encoded by now */
+    if (rc != RKV_OK)
+        return fail(c, rc, "out of memory");
+    return key_request(c, key, key_len, id, WIRE_DEL, &o, res);
+}
+
+/* ---- the ring and nodes ---- */
+
+int ringkv_ring(struct ringkv_client *c, struct ringkv_ring_info *info)
+{
+    if (c == NULL || c->ring == NULL)
+        return RKV_ERR_INVAL;
+    for (size_t i = 0; i < c->n_nodes; i++)
+        c->infos[i] = (struct ringkv_node_info){
+            .id = c->nodes[i].id,
+            .host = c->nodes[i].host,
+            .client_port = c->nodes[i].client_port,
+            .cluster_port = c->nodes[i].cluster_port,
+            .vnodes = c->nodes[i].vnodes,
+            .partitions_owned = ring_owned_count(c->ring, (uint32_t)i),
+        };
+    *info = (struct ringkv_ring_info){
+        .name = c->name,
+        .partitions = c->partitions,
+        .replicas = c->replicas,
+        .read_quorum = c->read_quorum,
+        .write_quorum = c->write_quorum,
+        .epoch = ring_epoch(c->ring),
+        .n_nodes = c->n_nodes,
+        .nodes = c->infos,
+    };
+    return RKV_OK;
+}
+
+size_t ringkv_preflist(struct ringkv_client *c, uint32_t partition, const char **ids, size_t max)
+{
+    if (c == NULL || c->ring == NULL || partition >= c->partitions)
+        return 0;
+    const uint32_t *pl = ring_preflist(c->ring, partition);
+    size_t n = ring_replicas(c->ring);
+    for (size_t i = 0; i < n && i < max; i++)
+        ids[i] = c->nodes[pl[i]].id;
+    return n < max ? n : max;
+}
+
+uint32_t ringkv_partition(struct ringkv_client *c, const void *key, size_t key_len)
+{
+    return ring_partition(c->ring, ring_hash_key(key, key_len));
+}
+
+/* An admin request to one node (or any, id NULL). */
+static int admin(struct ringkv_client *c, const char *id, uint32_t type, struct wire_msg *m,
+                 uint32_t *from)
+{
+    if (c == NULL || c->ring == NULL)
+        return RKV_ERR_INVAL;
+    uint32_t order[RKV_NODES_MAX], n = 0;
+    if (id) {
+        int idx = ring_member_index(c->ring, id);
+        if (idx < 0)
+            return fail(c, RKV_ERR_NOTFOUND, "no node \"%s\" in the ring", id);
+        order[n++] = (uint32_t)idx;
+    } else {
+        for (uint32_t i = 0; i < c->n_nodes; i++)
+            order[n++] = i;
+    }
+    uint64_t rid = ++c->next_id;
+    c->req.len = 0;
+    if (wire_encode_simple(&c->req, type, rid, ring_epoch(c->ring)) != RKV_OK)
+        return fail(c, RKV_ERR_NOMEM, "out of memory");
+    int rc = exchange(c, order, n, rid, 0, m, from);
+    if (rc == RKV_OK && m->status != RKV_OK)
+        rc = fail(c, (int)m->status, "%.*s", (int)m->message.len, (const char *)m->message.p);
+    return rc;
+}
+
+int ringkv_ping(struct ringkv_client *c, const char *id, uint64_t *rtt_us)
+{
+    uint64_t t0 = rkv_clock_mono_us();
+    struct wire_msg m;
+    uint32_t from;
+    int rc = admin(c, id, WIRE_PING, &m, &from);
+    if (rc == RKV_OK && rtt_us)
+        *rtt_us = rkv_clock_mono_us() - t0;
+    return rc;
+}
+
+int ringkv_stats(struct ringkv_client *c, const char *id, ringkv_stat_fn *fn, void *ctx)
+{
+    struct wire_msg m;
+    uint32_t from;
+    int rc = admin(c, id, WIRE_STATS, &m, &from);
+    if (rc != RKV_OK)
+        return rc;
+    struct mp_reader r;
+    mp_reader_init(&r, m.payload.p, m.payload.len);
+    uint32_t n;
+    if (!mp_read_map(&r, &n))
+        return fail(c, RKV_ERR_PROTO, "malformed stats");
+    for (uint32_t i = 0; i < n; i++) {
+        char name[64];
+        uint64_t v;
+        if (!read_str(&r, name, sizeof name) || !mp_read_uint(&r, &v))
+            return fail(c, RKV_ERR_PROTO, "malformed stats");
+        fn(ctx, name, v);
+    }
+    return RKV_OK;
+}

@@ -1,0 +1,215 @@
+/*
+ * ringkv.h: the C client library of ringkv.
+ *
+ * ringkv is a leaderless, replicated key-value store: every key lives on N
+ * nodes, a read waits for R of them and a write for W, and writes that
+ * happen concurrently are all kept, as siblings, until a client resolves
+ * them. This library talks to a ring of ringkvd nodes.
+ *
+ * ## Using it
+ *
+ *   struct ringkv_options o;
+ *   ringkv_options_default(&o);
+ *   o.config_path = "cluster.toml";          // or o.seeds = "10.0.0.1:7101"
+ *   struct ringkv_client *c;
+ *   if (ringkv_connect(&o, &c) != RINGKV_OK) { puts(ringkv_errmsg(c)); ... }
+ *   ringkv_put(c, "k", 1, "v", 1, NULL, NULL);
+ *   struct ringkv_result r;
+ *   if (ringkv_get(c, "k", 1, NULL, &r) == RINGKV_OK)
+ *       fwrite(r.siblings[0].value, 1, r.siblings[0].value_len, stdout);
+ *   ringkv_result_free(&r);
+ *   ringkv_close(c);
+ *
+ * ## Siblings and contexts
+ *
+ * A get returns every sibling (value) and an opaque context. To replace
+ * what you read, put with that context (ringkv_request_options.context):
+ * the new value supersedes exactly the siblings the context covers. A put
+ * without a context supersedes nothing: if the key exists, the new value
+ * becomes one more sibling. A delete without a context first reads the key
+ * to get one (so it removes what exists now); pass a context to delete
+ * exactly what you read.
+ *
+ * ## Routing
+ *
+ * The client fetches the ring (members, partitions, replicas) from a seed
+ * and sends each request straight to a node of the key's preference list,
+ * trying the next one if a node does not answer; a reply that carries a
+ * different ring epoch makes it fetch the ring again.
+ *
+ * ## Caveats
+ *
+ * - A struct ringkv_client is not thread-safe: use one per thread.
+ * - A request that times out may still have been applied. A retried put
+ *   without a context can then leave two equal siblings.
+ * - Timeouts are per request (ringkv_request_options.timeout_ms, else
+ *   ringkv_options.timeout_ms, else the ring's request timeout plus a
+ *   margin).
+ *
+ * ## Errors
+ *
+ * Every function returns RINGKV_OK or an error code below (the values are
+ * those of the server's status codes); ringkv_strerror names a code and
+ * ringkv_errmsg(c) says what went wrong in the last call on c, for example
+ * "quorum not reached: 2 of 3 needed writes; answered: n1, n2; no answer by
+ * the deadline: n3".
+ */
+#ifndef RINGKV_H
+#define RINGKV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RINGKV_VERSION_MAJOR 0
+#define RINGKV_VERSION_MINOR 1
+#define RINGKV_VERSION_PATCH 0
+
+/* The library's version as a string ("0.1.0"); fills the numbers if not NULL. */
+const char *ringkv_version(int *major, int *minor, int *patch);
+
+enum ringkv_error {
+    RINGKV_OK = 0,
+    RINGKV_ENOMEM = 1,       /* out of memory */
+    RINGKV_EINVAL = 2,       /* a bad argument: r or w out of 1..N, empty seeds, ... */
+    RINGKV_EIO = 3,          /* a node reported an I/O error */
+    RINGKV_ENOSPC = 4,       /* a node is out of disk space */
+    RINGKV_ECORRUPT = 5,     /* a node found damaged data */
+    RINGKV_ENOTFOUND = 6,    /* no such key (the result still holds a context) */
+    RINGKV_ETOOBIG = 7,      /* key, value, or sibling count over a limit */
+    RINGKV_EFAILED = 10,     /* a node's storage has failed */
+    RINGKV_ECONFIG = 12,     /* the cluster file is wrong */
+    RINGKV_EPROTO = 13,      /* a malformed message (or a bad context) */
+    RINGKV_EQUORUM = 14,     /* too few replicas answered; the message names them */
+    RINGKV_ETIMEOUT = 15,    /* no node answered before the deadline */
+    RINGKV_EBUSY = 16,       /* a node has too many requests in flight */
+    RINGKV_EUNAVAILABLE = 20 /* no node could be reached */
+};
+
+/* English name of an error code; never NULL. */
+const char *ringkv_strerror(int err);
+
+struct ringkv_client;
+
+struct ringkv_options {
+    /* Where to find the ring: a cluster.toml (its nodes' client ports are
+     * the seeds), or "host:port[,host:port...]" client addresses. One of
+     * the two is required; seeds wins if both are set. Borrowed. */
+    const char *config_path;
+    const char *seeds;
+    uint32_t timeout_ms;          /* default request deadline; 0: the ring's + 500 ms */
+    uint32_t connect_timeout_ms;  /* to fetch the ring; default 5000 */
+};
+
+void ringkv_options_default(struct ringkv_options *o);
+
+/*
+ * Connects: fetches the ring from the first seed that answers. On success
+ * *out is a client. On failure *out is still a handle whose ringkv_errmsg
+ * says why (or NULL if memory ran out); close it with ringkv_close.
+ * Errors: RINGKV_EINVAL (no seeds), RINGKV_ECONFIG, RINGKV_EUNAVAILABLE (no
+ * seed answered in connect_timeout_ms), RINGKV_ENOMEM.
+ */
+int ringkv_connect(const struct ringkv_options *o, struct ringkv_client **out);
+/* NULL is a no-op. */
+void ringkv_close(struct ringkv_client *c);
+/* What went wrong in the last call on c; "" after a success. Valid until
+ * the next call on c. */
+const char *ringkv_errmsg(const struct ringkv_client *c);
+
+/* Per-call options: zero means "the default". */
+struct ringkv_request_options {
+    uint32_t r;                /* replies a get waits for (1..N) */
+    uint32_t w;                /* acknowledgements a put/delete waits for (1..N) */
+    uint32_t timeout_ms;
+    uint64_t ttl_ms;           /* put: the value expires after this */
+    const void *context;       /* put/delete: from an earlier result; borrowed */
+    size_t context_len;
+    /* Send the request to this node (its id) instead of routing by key. A
+     * node outside the key's preference list forwards a write to the first
+     * node of the list. For tests and debugging. Borrowed. */
+    const char *coordinator;
+};
+
+struct ringkv_sibling {
+    const void *value;         /* owned by the result */
+    size_t value_len;
+    uint64_t ts_ms;            /* when the coordinator wrote it (ms since the epoch) */
+    uint64_t expiry_ms;        /* 0: never */
+};
+
+struct ringkv_result {
+    int status;                      /* as returned */
+    struct ringkv_sibling *siblings; /* get: live siblings, n_siblings of them */
+    size_t n_siblings;
+    const void *context;             /* get (also on NOTFOUND), put, delete */
+    size_t context_len;
+    const char *const *answered;     /* node ids whose replies counted */
+    size_t n_answered;
+    bool repaired;                   /* get: read repair was sent */
+    const char *node;                /* the node that coordinated */
+    void *priv_;                     /* owned memory; free with ringkv_result_free */
+};
+
+/*
+ * Reads key. Overwrites *res without freeing what it held (free an earlier
+ * result first), and always fills it: free it with ringkv_result_free,
+ * whatever the return. RINGKV_OK: one or more siblings. RINGKV_ENOTFOUND: none
+ * (res->context may still be set: a put with it supersedes a delete).
+ * Other errors as listed above.
+ */
+int ringkv_get(struct ringkv_client *c, const void *key, size_t key_len,
+               const struct ringkv_request_options *opt, struct ringkv_result *res);
+/* Writes value. res may be NULL; else it receives the new context. */
+int ringkv_put(struct ringkv_client *c, const void *key, size_t key_len, const void *value,
+               size_t value_len, const struct ringkv_request_options *opt,
+               struct ringkv_result *res);
+/* Deletes key (see "Siblings and contexts"). res may be NULL. */
+int ringkv_del(struct ringkv_client *c, const void *key, size_t key_len,
+               const struct ringkv_request_options *opt, struct ringkv_result *res);
+/* Frees what a result owns and zeroes it; safe on a zeroed result. */
+void ringkv_result_free(struct ringkv_result *res);
+
+/* ---- the ring and its nodes ---- */
+
+struct ringkv_node_info {
+    const char *id;
+    const char *host;
+    uint16_t client_port;
+    uint16_t cluster_port;
+    uint32_t vnodes;
+    uint32_t partitions_owned;
+};
+
+struct ringkv_ring_info {
+    const char *name;
+    uint32_t partitions, replicas, read_quorum, write_quorum;
+    uint64_t epoch;
+    size_t n_nodes;
+    const struct ringkv_node_info *nodes; /* owned by c; valid until the next call */
+};
+
+/* The ring the client routes by. */
+int ringkv_ring(struct ringkv_client *c, struct ringkv_ring_info *info);
+/* The preference list of partition p as node ids (owner first): writes up
+ * to max pointers (owned by c) and returns how many. */
+size_t ringkv_preflist(struct ringkv_client *c, uint32_t partition, const char **ids, size_t max);
+/* The partition of a key. */
+uint32_t ringkv_partition(struct ringkv_client *c, const void *key, size_t key_len);
+
+/* Pings node `id` (NULL: any); *rtt_us receives the round trip. */
+int ringkv_ping(struct ringkv_client *c, const char *id, uint64_t *rtt_us);
+
+/* Calls fn(ctx, name, value) for each statistic of node `id`. */
+typedef void ringkv_stat_fn(void *ctx, const char *name, uint64_t value);
+int ringkv_stats(struct ringkv_client *c, const char *id, ringkv_stat_fn *fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,109 @@
+/* admin.c: the requests about the node itself: PING, RING, STATS. */
+#include "node/node.h"
+
+#include <zmq.h>
+
+#include "common/clock.h"
+
+static void add_stat(struct mp_writer *w, const char *name, uint64_t v)
+{
+    mp_write_cstr(w, name);
+    mp_write_uint(w, v);
+}
+
+static void encode_ring(struct node *n, struct mp_writer *w)
+{
+    const struct config *c = n->cfg;
+    mp_write_array(w, 7);
+    mp_write_cstr(w, c->name);
+    mp_write_uint(w, c->partitions);
+    mp_write_uint(w, c->replicas);
+    mp_write_uint(w, c->read_quorum);
+    mp_write_uint(w, c->write_quorum);
+    mp_write_uint(w, c->request_timeout_ms);
+    mp_write_array(w, (uint32_t)c->n_nodes);
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        const struct config_node *cn = &c->nodes[i];
+        mp_write_array(w, 5);
+        mp_write_cstr(w, cn->id);
+        mp_write_cstr(w, cn->host);
+        mp_write_uint(w, cn->client_port);
+        mp_write_uint(w, cn->cluster_port);
+        mp_write_uint(w, c->vnodes);
+    }
+}
+
+/* Peers whose connection is up: with ZMQ_IMMEDIATE a DEALER is writable
+ * only when it has a connected pipe. */
+static uint64_t peers_connected(struct node *n)
+{
+    uint64_t up = 0;
+    for (uint32_t i = 0; i < ring_member_count(n->ring); i++) {
+        if (n->peers[i] == NULL)
+            continue;
+        zmq_pollitem_t it = {.socket = n->peers[i], .events = ZMQ_POLLOUT};
+        if (zmq_poll(&it, 1, 0) == 1 && (it.revents & ZMQ_POLLOUT))
+            up++;
+    }
+    return up;
+}
+
+static void encode_stats(struct node *n, struct mp_writer *w)
+{
+    struct store_stats ss;
+    struct coord_stats cs;
+    store_stats(n->store, &ss);
+    coord_stats(n->coord, &cs);
+    mp_write_map(w, 27);
+    add_stat(w, "uptime_ms", rkv_clock_mono_ms() - n->started_ms);
+    add_stat(w, "peers_connected", peers_connected(n));
+    add_stat(w, "ring_epoch", ring_epoch(n->ring));
+    add_stat(w, "actor", n->actor);
+    add_stat(w, "client_requests", n->stats.client_requests);
+    add_stat(w, "bad_requests", n->stats.bad_requests);
+    add_stat(w, "gets", cs.gets);
+    add_stat(w, "puts", cs.puts);
+    add_stat(w, "dels", cs.dels);
+    add_stat(w, "forwards", cs.forwards);
+    add_stat(w, "quorum_failures", cs.quorum_failures);
+    add_stat(w, "read_repairs", cs.read_repairs);
+    add_stat(w, "inflight", cs.inflight);
+    add_stat(w, "refused_busy", cs.refused_busy);
+    add_stat(w, "replica_gets", n->stats.replica_gets);
+    add_stat(w, "replica_puts", n->stats.replica_puts);
+    add_stat(w, "replica_errors", n->stats.replica_errors);
+    add_stat(w, "send_failures", n->stats.send_failures);
+    add_stat(w, "commits", n->stats.commits);
+    add_stat(w, "store_keys", ss.keys);
+    add_stat(w, "store_files", ss.files);
+    add_stat(w, "store_disk_bytes", ss.disk_bytes);
+    add_stat(w, "store_dead_bytes", ss.dead_bytes);
+    add_stat(w, "store_keydir_bytes", ss.keydir_bytes);
+    add_stat(w, "store_merges", ss.merges);
+    add_stat(w, "store_unsynced_bytes", ss.unsynced_bytes);
+    add_stat(w, "store_failed", ss.failed);
+}
+
+void node_admin(struct node *n, uint64_t token, const struct wire_msg *m)
+{
+    struct rkv_buf *payload = &n->tmp;
+    payload->len = 0;
+    struct mp_writer w;
+    mp_writer_init(&w, payload);
+    if (m->type == WIRE_PING) {
+        mp_write_array(&w, 2);
+        mp_write_cstr(&w, n->me->id);
+        mp_write_cstr(&w, WIRE_SOFTWARE_VERSION);
+    } else if (m->type == WIRE_RING) {
+        encode_ring(n, &w);
+    } else {
+        encode_stats(n, &w);
+    }
+    n->obj.len = 0;
+    int rc = w.failed ? RKV_ERR_NOMEM : RKV_OK;
+    if (rc == RKV_OK)
+        rc = wire_encode_reply(&n->obj, m->id, ring_epoch(n->ring), RKV_OK, "", NULL, 0, false,
+                               payload->data, payload->len);
+    if (rc == RKV_OK)
+        node_send_client(n, token, n->obj.data, n->obj.len);
+}

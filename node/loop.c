@@ -1,0 +1,306 @@
+/*
+ * loop.c: the event loop and message dispatch of ringkvd.
+ *
+ * A turn: poll; read the clock once; take up to NODE_BATCH_PER_SOCKET
+ * messages from each socket that is ready and dispatch them (client
+ * requests to the coordinator or the admin handler, replica requests from
+ * peers to replica.c, replies from peers to the coordinator); fire the
+ * coordinator's deadlines; run its outbox; group-commit; run the outbox
+ * again for what the acknowledgements released.
+ *
+ * Hostile bytes: every frame is decoded by wire_decode, which refuses
+ * anything malformed; a bad client frame gets an error reply, a bad peer
+ * frame is dropped and counted. Frames with unexpected part counts are
+ * drained and dropped. Nothing here allocates per message beyond the
+ * bounded tables (reply routes, pending acknowledgements).
+ */
+#include "node/node.h"
+
+#include <errno.h>
+#include <zmq.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#define POLL_IDLE_MS 1000
+#define MSG_PARTS_MAX 2
+
+/* Receives one message of up to MSG_PARTS_MAX parts. Returns the number of
+ * parts, 0 if none is waiting, or -1 if it had more parts (dropped). */
+static int recv_message(void *sock, zmq_msg_t *parts)
+{
+    int n = 0;
+    for (;;) {
+        zmq_msg_t tmp;
+        zmq_msg_t *m = n < MSG_PARTS_MAX ? &parts[n] : &tmp;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(m);
+            return n; /* EAGAIN: only possible before the first part */
+        }
+        n++;
+        bool more = zmq_msg_more(m);
+        if (m == &tmp)
+            zmq_msg_close(&tmp);
+        if (!more)
+            return n <= MSG_PARTS_MAX ? n : -1;
+    }
+}
+
+static void close_parts(zmq_msg_t *parts, int n)
+{
+    for (int i = 0; i < n && i < MSG_PARTS_MAX; i++)
+        zmq_msg_close(&parts[i]);
+}
+
+static bool is_client_request(uint32_t type)
+{
+    return type == WIRE_PING || type == WIRE_GET || type == WIRE_PUT || type == WIRE_DEL ||
+           type == WIRE_RING || type == WIRE_STATS;
+}
+
+static void reply_direct(struct node *n, const void *rid, size_t rid_len, uint64_t id, int status,
+                         const char *msg)
+{
+    n->buf.len = 0;
+    if (wire_encode_reply(&n->buf, id, ring_epoch(n->ring), status, msg, NULL, 0, false, NULL,
+                          0) != RKV_OK)
+        return;
+    uint64_t token = node_client_token(n, rid, rid_len, false, 0);
+    if (token != UINT64_MAX)
+        node_send_client(n, token, n->buf.data, n->buf.len);
+}
+
+static void on_client(struct node *n, const void *rid, size_t rid_len, const uint8_t *frame,
+                      size_t len)
+{
+    n->stats.client_requests++;
+    struct wire_msg m;
+    if (wire_decode(frame, len, &m) != RKV_OK || !is_client_request(m.type)) {
+        n->stats.bad_requests++;
+        reply_direct(n, rid, rid_len, m.id, RKV_ERR_PROTO,
+                     "malformed request (see docs/protocol.md)");
+        return;
+    }
+    if (n->stopping) {
+        reply_direct(n, rid, rid_len, m.id, RKV_ERR_UNAVAILABLE, "node is shutting down");
+        return;
+    }
+    uint64_t token = node_client_token(n, rid, rid_len, false, 0);
+    if (token == UINT64_MAX) {
+        /* no reply route left: answer straight away, without one */
+        n->buf.len = 0;
+        if (wire_encode_reply(&n->buf, m.id, ring_epoch(n->ring), RKV_ERR_BUSY,
+                              "too many requests in flight", NULL, 0, false, NULL,
+                              0) == RKV_OK &&
+            zmq_send(n->client_sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+            zmq_send(n->client_sock, n->buf.data, n->buf.len, ZMQ_DONTWAIT);
+        return;
+    }
+    if (m.type == WIRE_GET || m.type == WIRE_PUT || m.type == WIRE_DEL)
+        coord_on_client(n->coord, n->now_ms, token, &m, frame, len, false);
+    else
+        node_admin(n, token, &m);
+}
+
+static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, const uint8_t *frame,
+                       size_t len)
+{
+    struct wire_msg m;
+    if (wire_decode(frame, len, &m) != RKV_OK) {
+        n->stats.bad_requests++;
+        RKV_DEBUG("node", "dropped a malformed frame from a peer");
+        return;
+    }
+    if (m.type == WIRE_REPLICA_GET) {
+        struct wire_msg reply;
+        node_replica_get(n, &m, &reply);
+        n->buf.len = 0;
+        if (wire_encode_replica_reply(&n->buf, m.id, ring_epoch(n->ring), (int)reply.status,
+                                      reply.object.p, reply.object.len) == RKV_OK)
+            node_send_cluster(n, rid, rid_len, n->buf.data, n->buf.len);
+    } else if (m.type == WIRE_REPLICA_PUT) {
+        struct node_ack ack = {.id = m.id, .rid_len = (uint8_t)rid_len};
+        memcpy(ack.rid, rid, rid_len);
+        int rc = node_replica_put(n, &m, &ack);
+        n->buf.len = 0;
+        if (rc != RKV_OK &&
+            wire_encode_replica_reply(&n->buf, m.id, ring_epoch(n->ring), rc, NULL, 0) == RKV_OK)
+            node_send_cluster(n, rid, rid_len, n->buf.data, n->buf.len);
+    } else if (m.type == WIRE_FORWARD) {
+        struct wire_msg inner;
+        if (wire_decode(m.inner.p, m.inner.len, &inner) != RKV_OK ||
+            (inner.type != WIRE_GET && inner.type != WIRE_PUT && inner.type != WIRE_DEL)) {
+            n->stats.bad_requests++;
+            return;
+        }
+        uint64_t token = node_client_token(n, rid, rid_len, true, m.id);
+        if (token != UINT64_MAX)
+            coord_on_client(n->coord, n->now_ms, token, &inner, m.inner.p, m.inner.len, true);
+    } else {
+        n->stats.bad_requests++;
+    }
+}
+
+static void on_peer(struct node *n, uint32_t member, const uint8_t *frame, size_t len)
+{
+    struct wire_msg m;
+    if (wire_decode(frame, len, &m) != RKV_OK ||
+        (m.type != WIRE_REPLICA_REPLY && m.type != WIRE_FORWARD_REPLY)) {
+        n->stats.bad_requests++;
+        return;
+    }
+    coord_on_reply(n->coord, n->now_ms, member, &m);
+}
+
+/* A message the coordinator addressed to this node. */
+static void to_self(struct node *n, const struct rkv_buf *msg)
+{
+    struct wire_msg m;
+    if (wire_decode(msg->data, msg->len, &m) != RKV_OK)
+        return;
+    if (m.type == WIRE_REPLICA_GET) {
+        struct wire_msg reply;
+        node_replica_get(n, &m, &reply);
+        coord_on_reply(n->coord, n->now_ms, n->self, &reply);
+    } else if (m.type == WIRE_REPLICA_PUT) {
+        /* read repair of our own copy; its acknowledgement has id 0 */
+        struct node_ack ack = {.to_self = true, .id = m.id};
+        node_replica_put(n, &m, &ack);
+    }
+}
+
+/* A replica we could not even send to has failed for this request. */
+static void send_failed(struct node *n, uint32_t member, const struct rkv_buf *msg)
+{
+    struct wire_msg m;
+    if (wire_decode(msg->data, msg->len, &m) != RKV_OK || m.id == 0)
+        return;
+    if (m.type == WIRE_REPLICA_GET || m.type == WIRE_REPLICA_PUT) {
+        struct wire_msg fail = {.type = WIRE_REPLICA_REPLY, .id = m.id,
+                                .status = RKV_ERR_UNAVAILABLE};
+        coord_on_reply(n->coord, n->now_ms, member, &fail);
+    }
+}
+
+static void run_outbox(struct node *n)
+{
+    for (size_t i = 0;; i++) {
+        size_t count;
+        struct coord_out *out = coord_outbox(n->coord, &count);
+        if (i >= count)
+            break;
+        /* Calls below may append to the outbox and move it: copy first. */
+        struct coord_out o = out[i];
+        if (o.kind == COORD_TO_CLIENT) {
+            node_send_client(n, o.client, o.msg.data, o.msg.len);
+        } else if (o.kind == COORD_UPDATE) {
+            node_local_update(n, &o.update);
+        } else if (o.node == n->self) {
+            to_self(n, &o.msg);
+        } else if (node_send_peer(n, o.node, o.msg.data, o.msg.len) != RKV_OK) {
+            send_failed(n, o.node, &o.msg);
+        }
+    }
+    coord_outbox_clear(n->coord);
+}
+
+/* Takes up to a batch of messages from one socket. */
+static void drain(struct node *n, void *sock, int which, uint32_t member)
+{
+    for (int k = 0; k < NODE_BATCH_PER_SOCKET; k++) {
+        zmq_msg_t parts[MSG_PARTS_MAX];
+        int np = recv_message(sock, parts);
+        if (np == 0)
+            return;
+        if (np < 0) {
+            n->stats.bad_requests++;
+            close_parts(parts, MSG_PARTS_MAX);
+            continue;
+        }
+        bool routed = which != 2;
+        if (np != (routed ? 2 : 1)) {
+            n->stats.bad_requests++;
+        } else if (which == 0) {
+            on_client(n, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
+                      zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+        } else if (which == 1) {
+            size_t rl = zmq_msg_size(&parts[0]);
+            if (rl <= NODE_ROUTING_ID_BYTES)
+                on_cluster(n, zmq_msg_data(&parts[0]), rl, zmq_msg_data(&parts[1]),
+                           zmq_msg_size(&parts[1]));
+        } else {
+            on_peer(n, member, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
+        }
+        close_parts(parts, np);
+    }
+}
+
+static long poll_timeout(struct node *n)
+{
+    uint64_t next = coord_next_deadline(n->coord);
+    uint64_t now = rkv_clock_realtime_ms();
+    long t = n->stopping ? 50 : POLL_IDLE_MS;
+    if (next != UINT64_MAX)
+        t = next <= now ? 0 : (next - now < (uint64_t)t ? (long)(next - now) : t);
+    if (n->cfg->sync == STORE_SYNC_INTERVAL && (long)n->cfg->sync_interval_ms < t)
+        t = (long)n->cfg->sync_interval_ms;
+    return t;
+}
+
+int node_run(struct node *n)
+{
+    uint32_t members = ring_member_count(n->ring);
+    zmq_pollitem_t *items = rkv_calloc(2 + members, sizeof *items);
+    uint32_t *member_of = rkv_calloc(2 + members, sizeof *member_of);
+    if (items == NULL || member_of == NULL) {
+        rkv_free(items);
+        rkv_free(member_of);
+        return RKV_ERR_NOMEM;
+    }
+    int count = 2;
+    items[0] = (zmq_pollitem_t){.socket = n->client_sock, .events = ZMQ_POLLIN};
+    items[1] = (zmq_pollitem_t){.socket = n->cluster_sock, .events = ZMQ_POLLIN};
+    for (uint32_t i = 0; i < members; i++) {
+        if (n->peers[i] == NULL)
+            continue;
+        member_of[count] = i;
+        items[count++] = (zmq_pollitem_t){.socket = n->peers[i], .events = ZMQ_POLLIN};
+    }
+    uint64_t stop_at = 0;
+    int rc = RKV_OK;
+    for (;;) {
+        if (*n->stop && !n->stopping) {
+            n->stopping = true;
+            stop_at = rkv_clock_mono_ms() + NODE_SHUTDOWN_GRACE_MS;
+            RKV_INFO("node", "%s: shutting down: answering requests in flight", n->me->id);
+        }
+        if (n->stopping) {
+            struct coord_stats cs;
+            coord_stats(n->coord, &cs);
+            if (cs.inflight == 0 || rkv_clock_mono_ms() >= stop_at)
+                break;
+        }
+        if (zmq_poll(items, count, poll_timeout(n)) < 0 && zmq_errno() != EINTR) {
+            RKV_ERROR("node", "zmq_poll: %s", zmq_strerror(zmq_errno()));
+            rc = RKV_ERR_IO;
+            break;
+        }
+        n->now_ms = rkv_clock_realtime_ms();
+        for (int i = 0; i < count; i++)
+            if (items[i].revents & ZMQ_POLLIN)
+                drain(n, items[i].socket, i < 2 ? i : 2, member_of[i]);
+        coord_tick(n->coord, n->now_ms);
+        run_outbox(n);
+        node_group_commit(n);
+        run_outbox(n);
+    }
+    /* requests still in flight at the end of the grace period fail */
+    coord_tick(n->coord, UINT64_MAX);
+    run_outbox(n);
+    node_group_commit(n);
+    rkv_free(items);
+    rkv_free(member_of);
+    return rc;
+}

@@ -1,0 +1,367 @@
+/*
+ * node.c: opening and closing a node: storage, the vector-clock actor, the
+ * ring, the sockets; and the reply routes of clients.
+ *
+ * The actor. A node's vector-clock identity is a random 64-bit id kept in
+ * DATA_DIR/ACTOR. It survives restarts (a restarted node keeps writing
+ * under the same actor, continuing its counters). If the store is empty
+ * when the node starts (a new node, or one whose data was lost) the node
+ * takes a fresh actor: reusing the old one with the old counters forgotten
+ * would mint dots that already exist elsewhere, and a merge would then
+ * drop one of two different writes as "the same" (Riak's KV679).
+ */
+#include "node/node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#define SOCK_HWM 100000
+#define ACTOR_FILE "ACTOR"
+
+static int zerr(struct rkv_error *err, const char *what)
+{
+    return rkv_error_set(err, RKV_ERR_IO, "node: %s: %s", what, zmq_strerror(zmq_errno()));
+}
+
+static int set_int(void *sock, int opt, int v)
+{
+    return zmq_setsockopt(sock, opt, &v, sizeof v);
+}
+
+static void *make_router(struct node *n, uint16_t port, bool cluster, struct rkv_error *err)
+{
+    void *s = zmq_socket(n->zctx, ZMQ_ROUTER);
+    if (s == NULL)
+        return zerr(err, "zmq_socket"), NULL;
+    int64_t maxmsg = n->cfg->message_bytes_max;
+    char ep[CONFIG_HOST_BYTES + 32];
+    snprintf(ep, sizeof ep, "tcp://%s:%u", n->me->host, port);
+    if (set_int(s, ZMQ_ROUTER_MANDATORY, 1) || set_int(s, ZMQ_LINGER, 0) ||
+        set_int(s, ZMQ_SNDHWM, SOCK_HWM) || set_int(s, ZMQ_RCVHWM, SOCK_HWM) ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
+        (cluster && set_int(s, ZMQ_ROUTER_HANDOVER, 1)) || zmq_bind(s, ep) != 0) {
+        rkv_error_set(err, RKV_ERR_IO, "node: cannot listen on %s: %s", ep,
+                      zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void *make_dealer(struct node *n, const struct config_node *peer, struct rkv_error *err)
+{
+    void *s = zmq_socket(n->zctx, ZMQ_DEALER);
+    if (s == NULL)
+        return zerr(err, "zmq_socket"), NULL;
+    char ep[CONFIG_HOST_BYTES + 32];
+    snprintf(ep, sizeof ep, "tcp://%s:%u", peer->host, peer->cluster_port);
+    int64_t maxmsg = n->cfg->message_bytes_max;
+    if (zmq_setsockopt(s, ZMQ_ROUTING_ID, n->me->id, strlen(n->me->id)) ||
+        set_int(s, ZMQ_IMMEDIATE, 1) || set_int(s, ZMQ_LINGER, 0) ||
+        set_int(s, ZMQ_SNDHWM, SOCK_HWM) || set_int(s, ZMQ_RCVHWM, SOCK_HWM) ||
+        set_int(s, ZMQ_RECONNECT_IVL, 100) || set_int(s, ZMQ_RECONNECT_IVL_MAX, 1000) ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) || zmq_connect(s, ep) != 0) {
+        rkv_error_set(err, RKV_ERR_IO, "node: cannot connect to %s at %s: %s", peer->id, ep,
+                      zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Reads DATA_DIR/ACTOR, or makes a new one when there is none or the
+ * store came up empty (see the file comment). */
+static int load_actor(struct node *n, bool store_empty, struct rkv_error *err)
+{
+    char path[CONFIG_PATH_BYTES + 16], tmp[CONFIG_PATH_BYTES + 32];
+    snprintf(path, sizeof path, "%s/%s", n->me->data_dir, ACTOR_FILE);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char text[64] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool have = false;
+    if (fd >= 0) {
+        ssize_t got = read(fd, text, sizeof text - 1);
+        close(fd);
+        char *end = NULL;
+        n->actor = got > 0 ? strtoull(text, &end, 16) : 0;
+        have = n->actor != 0 && end && (*end == '\n' || *end == '\0');
+        if (!have)
+            RKV_WARN("node", "%s is unreadable; taking a new actor", path);
+    }
+    if (have && !store_empty)
+        return RKV_OK;
+    if (have)
+        RKV_WARN("node", "store is empty but %s exists: data was lost; taking a new actor so "
+                 "old vector-clock entries are never reused", path);
+    do {
+        if (getrandom(&n->actor, sizeof n->actor, 0) != sizeof n->actor)
+            return rkv_error_set(err, RKV_ERR_IO, "node: getrandom: %s", strerror(errno));
+    } while (n->actor == 0);
+    int len = snprintf(text, sizeof text, "%016llx\n", (unsigned long long)n->actor);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) != 0 || close(fd) != 0 ||
+        rename(tmp, path) != 0)
+        return rkv_error_set(err, RKV_ERR_IO, "node: cannot write %s: %s", path, strerror(errno));
+    int dfd = open(n->me->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    RKV_INFO("node", "%s: vector-clock actor %016llx", n->me->id, (unsigned long long)n->actor);
+    return RKV_OK;
+}
+
+/* mkdir -p: creates dir and any missing parents. */
+static int make_dirs(const char *dir)
+{
+    char path[CONFIG_PATH_BYTES];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int open_store(struct node *n, struct rkv_error *err)
+{
+    if (make_dirs(n->me->data_dir) != 0)
+        return rkv_error_set(err, RKV_ERR_IO, "node: cannot create %s: %s", n->me->data_dir,
+                             strerror(errno));
+    char dir[CONFIG_PATH_BYTES + 16];
+    snprintf(dir, sizeof dir, "%s/store", n->me->data_dir);
+    struct store_options o;
+    store_options_default(&o);
+    o.sync = (enum store_sync)n->cfg->sync;
+    o.sync_interval_ms = n->cfg->sync_interval_ms;
+    o.file_bytes_max = n->cfg->file_bytes_max;
+    o.merge_dead_percent = n->cfg->merge_dead_percent;
+    o.merge_dead_bytes_min = n->cfg->merge_dead_bytes_min;
+    o.merge_files_max = n->cfg->merge_files_max;
+    o.key_bytes_max = n->cfg->key_bytes_max;
+    /* a stored value is a whole sibling set: allow for siblings_max values */
+    uint64_t vmax = (uint64_t)n->cfg->value_bytes_max * 2 + 64 * 1024;
+    o.value_bytes_max = vmax > RKV_VALUE_BYTES_MAX ? RKV_VALUE_BYTES_MAX : (uint32_t)vmax;
+    /* After a crash the LOCK of the dead process is still there. The store
+     * verifies with flock that no process holds it; we take it over and the
+     * store logs the dead pid, so it is reported, never silent. */
+    o.break_stale_lock = true;
+    int rc = store_open(dir, &o, &n->store, err);
+    if (rc != RKV_OK)
+        return rc;
+    return load_actor(n, store_open_report(n->store)->log_files == 0, err);
+}
+
+static int open_ring(struct node *n, struct rkv_error *err)
+{
+    struct ring_member *m = rkv_calloc(n->cfg->n_nodes, sizeof *m);
+    if (m == NULL)
+        return rkv_error_set(err, RKV_ERR_NOMEM, "node: out of memory");
+    for (size_t i = 0; i < n->cfg->n_nodes; i++)
+        m[i] = (struct ring_member){.id = n->cfg->nodes[i].id, .vnodes = n->cfg->vnodes};
+    int rc = ring_new(m, n->cfg->n_nodes, n->cfg->partitions, n->cfg->replicas, &n->ring, err);
+    rkv_free(m);
+    if (rc != RKV_OK)
+        return rc;
+    n->self = (uint32_t)ring_member_index(n->ring, n->me->id);
+    return RKV_OK;
+}
+
+static int open_sockets(struct node *n, struct rkv_error *err)
+{
+    n->zctx = zmq_ctx_new();
+    if (n->zctx == NULL)
+        return zerr(err, "zmq_ctx_new");
+    n->client_sock = make_router(n, n->me->client_port, false, err);
+    if (n->client_sock == NULL)
+        return err->code;
+    n->cluster_sock = make_router(n, n->me->cluster_port, true, err);
+    if (n->cluster_sock == NULL)
+        return err->code;
+    uint32_t members = ring_member_count(n->ring);
+    n->peers = rkv_calloc(members, sizeof *n->peers);
+    if (n->peers == NULL)
+        return rkv_error_set(err, RKV_ERR_NOMEM, "node: out of memory");
+    for (uint32_t i = 0; i < members; i++) {
+        if (i == n->self)
+            continue;
+        const struct config_node *peer = config_node_find(n->cfg, ring_member_id(n->ring, i));
+        n->peers[i] = make_dealer(n, peer, err);
+        if (n->peers[i] == NULL)
+            return err->code;
+    }
+    return RKV_OK;
+}
+
+int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_atomic_t *stop,
+              struct rkv_error *err)
+{
+    memset(n, 0, sizeof *n);
+    n->cfg = cfg;
+    n->stop = stop;
+    n->started_ms = rkv_clock_mono_ms();
+    n->me = config_node_find(cfg, id);
+    if (n->me == NULL)
+        return rkv_error_set(err, RKV_ERR_CONFIG, "node: %s has no [[node]] with id \"%s\"",
+                             cfg->path, id);
+    config_object_limits(cfg, &n->limits);
+    object_init(&n->local);
+    object_init(&n->incoming);
+    int rc = open_ring(n, err);
+    if (rc == RKV_OK)
+        rc = open_store(n, err);
+    if (rc == RKV_OK)
+        rc = open_sockets(n, err);
+    if (rc != RKV_OK)
+        return rc;
+    struct coord_options co = {
+        .actor = n->actor,
+        .self = n->self,
+        .default_r = cfg->read_quorum,
+        .default_w = cfg->write_quorum,
+        .timeout_ms = cfg->request_timeout_ms,
+        .key_bytes_max = cfg->key_bytes_max,
+        .inflight_max = cfg->queue_depth_max,
+        .limits = n->limits,
+    };
+    rc = coord_new(&co, n->ring, &n->coord);
+    if (rc != RKV_OK)
+        return rkv_error_set(err, rc, "node: cannot start the coordinator");
+    RKV_INFO("node", "%s: serving clients on %s:%u, peers on %s:%u; ring of %u nodes, "
+             "Q=%u N=%u R=%u W=%u, epoch %016llx",
+             id, n->me->host, n->me->client_port, n->me->host, n->me->cluster_port,
+             ring_member_count(n->ring), cfg->partitions, ring_replicas(n->ring),
+             cfg->read_quorum, cfg->write_quorum, (unsigned long long)ring_epoch(n->ring));
+    return RKV_OK;
+}
+
+void node_close(struct node *n)
+{
+    if (n->peers) {
+        for (uint32_t i = 0; i < ring_member_count(n->ring); i++)
+            if (n->peers[i])
+                zmq_close(n->peers[i]);
+        rkv_free(n->peers);
+    }
+    if (n->client_sock)
+        zmq_close(n->client_sock);
+    if (n->cluster_sock)
+        zmq_close(n->cluster_sock);
+    if (n->zctx)
+        zmq_ctx_term(n->zctx);
+    if (n->store) {
+        int rc = store_close(n->store);
+        if (rc != RKV_OK)
+            RKV_ERROR("node", "closing the store: %s", rkv_strerror(rc));
+    }
+    coord_free(n->coord);
+    ring_free(n->ring);
+    object_free(&n->local);
+    object_free(&n->incoming);
+    rkv_free(n->clients);
+    rkv_free(n->free_clients);
+    rkv_free(n->acks);
+    rkv_buf_free(&n->buf);
+    rkv_buf_free(&n->obj);
+    rkv_buf_free(&n->tmp);
+}
+
+/* ---- reply routes ---- */
+
+uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, bool forwarded,
+                           uint64_t forward_id)
+{
+    if (rid_len > NODE_ROUTING_ID_BYTES)
+        return UINT64_MAX;
+    uint32_t slot;
+    if (n->n_free_clients) {
+        slot = n->free_clients[--n->n_free_clients];
+    } else {
+        if (n->n_clients >= n->cfg->queue_depth_max)
+            return UINT64_MAX;
+        if (n->n_clients == n->cap_clients) {
+            uint32_t cap = n->cap_clients ? n->cap_clients * 2 : 64;
+            struct node_client *c = rkv_realloc(n->clients, cap * sizeof *c);
+            if (c == NULL)
+                return UINT64_MAX;
+            n->clients = c;
+            uint32_t *f = rkv_realloc(n->free_clients, cap * sizeof *f);
+            if (f == NULL)
+                return UINT64_MAX;
+            n->free_clients = f;
+            n->cap_clients = cap;
+        }
+        slot = n->n_clients++;
+        n->clients[slot].gen = 0;
+    }
+    struct node_client *c = &n->clients[slot];
+    c->used = true;
+    c->gen++;
+    c->forwarded = forwarded;
+    c->forward_id = forward_id;
+    c->rid_len = (uint8_t)rid_len;
+    memcpy(c->rid, rid, rid_len);
+    return (uint64_t)c->gen << 32 | slot;
+}
+
+static int send_routed(struct node *n, void *sock, const void *rid, size_t rid_len,
+                       const void *msg, size_t len)
+{
+    if (zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(sock, msg, len, ZMQ_DONTWAIT) < 0) {
+        n->stats.send_failures++;
+        return RKV_ERR_UNAVAILABLE;
+    }
+    return RKV_OK;
+}
+
+int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len)
+{
+    uint32_t slot = (uint32_t)token;
+    if (slot >= n->n_clients || !n->clients[slot].used ||
+        n->clients[slot].gen != (uint32_t)(token >> 32))
+        return RKV_ERR_NOTFOUND;
+    struct node_client *c = &n->clients[slot];
+    int rc;
+    if (c->forwarded) {
+        n->buf.len = 0;
+        rc = wire_encode_wrapped(&n->buf, WIRE_FORWARD_REPLY, c->forward_id, ring_epoch(n->ring),
+                                 msg, len);
+        if (rc == RKV_OK)
+            rc = send_routed(n, n->cluster_sock, c->rid, c->rid_len, n->buf.data, n->buf.len);
+    } else {
+        rc = send_routed(n, n->client_sock, c->rid, c->rid_len, msg, len);
+    }
+    c->used = false;
+    n->free_clients[n->n_free_clients++] = slot;
+    return rc;
+}
+
+int node_send_cluster(struct node *n, const void *rid, size_t rid_len, const void *msg,
+                      size_t len)
+{
+    return send_routed(n, n->cluster_sock, rid, rid_len, msg, len);
+}
+
+int node_send_peer(struct node *n, uint32_t member, const void *msg, size_t len)
+{
+    if (member >= ring_member_count(n->ring) || n->peers[member] == NULL ||
+        zmq_send(n->peers[member], msg, len, ZMQ_DONTWAIT) < 0) {
+        n->stats.send_failures++;
+        return RKV_ERR_UNAVAILABLE;
+    }
+    return RKV_OK;
+}

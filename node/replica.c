@@ -1,0 +1,157 @@
+/*
+ * replica.c: this node as a replica: serving reads of its local copies,
+ * merging incoming copies into them, running its coordinator's local
+ * updates, and the group commit that must come before any write is
+ * acknowledged.
+ *
+ * Every write goes through the shared merge (object_sync / object_update),
+ * and the store is read and written within one call, so writes to the same
+ * key in one loop turn see each other (the store's batch serves reads).
+ */
+#include "node/node.h"
+
+#include "common/alloc.h"
+#include "common/log.h"
+
+/* The limits for data that comes from other nodes: the hard ceilings, so a
+ * peer with other settings is never refused, and our conflict mode. */
+static void peer_limits(const struct node *n, struct object_limits *lim)
+{
+    object_limits_default(lim);
+    lim->conflict = n->limits.conflict;
+}
+
+/* Loads the local copy of key into n->local (empty if there is none). */
+static int load_local(struct node *n, uint16_t part, const void *key, size_t key_len,
+                      bool *found)
+{
+    object_free(&n->local);
+    object_init(&n->local);
+    *found = false;
+    int rc = store_get(n->store, part, key, key_len, &n->obj, NULL);
+    if (rc == RKV_ERR_NOTFOUND)
+        return RKV_OK;
+    if (rc != RKV_OK)
+        return rc;
+    struct object_limits lim;
+    peer_limits(n, &lim);
+    rc = object_decode(n->obj.data, n->obj.len, &lim, &n->local);
+    if (rc != RKV_OK) {
+        RKV_ERROR("node", "stored object of partition %u does not decode: %s", part,
+                  rkv_strerror(rc));
+        return RKV_ERR_CORRUPT;
+    }
+    *found = true;
+    return RKV_OK;
+}
+
+/* Encodes o into n->tmp and adds it to the store's open batch. */
+static int store_object(struct node *n, uint16_t part, const void *key, size_t key_len,
+                        const struct object *o)
+{
+    n->tmp.len = 0;
+    int rc = object_encode(o, &n->tmp);
+    if (rc != RKV_OK)
+        return rc;
+    return store_put(n->store, part, key, key_len, n->tmp.data, n->tmp.len, object_expiry(o));
+}
+
+static int push_ack(struct node *n, const struct node_ack *ack)
+{
+    void *a = n->acks;
+    if (rkv_grow(&a, &n->cap_acks, n->n_acks + 1, sizeof *n->acks) != RKV_OK)
+        return RKV_ERR_NOMEM;
+    n->acks = a;
+    n->acks[n->n_acks++] = *ack;
+    return RKV_OK;
+}
+
+void node_replica_get(struct node *n, const struct wire_msg *m, struct wire_msg *reply)
+{
+    n->stats.replica_gets++;
+    memset(reply, 0, sizeof *reply);
+    reply->type = WIRE_REPLICA_REPLY;
+    reply->id = m->id;
+    int rc = m->key.len > n->cfg->key_bytes_max
+                 ? RKV_ERR_TOOBIG
+                 : store_get(n->store, m->partition, m->key.p, m->key.len, &n->obj, NULL);
+    reply->status = (uint32_t)rc;
+    if (rc == RKV_OK) {
+        reply->object.p = n->obj.data;
+        reply->object.len = (uint32_t)n->obj.len;
+    } else if (rc != RKV_ERR_NOTFOUND) {
+        n->stats.replica_errors++;
+    }
+}
+
+int node_replica_put(struct node *n, const struct wire_msg *m, const struct node_ack *ack)
+{
+    n->stats.replica_puts++;
+    struct object_limits lim;
+    peer_limits(n, &lim);
+    int rc = m->key.len > n->cfg->key_bytes_max
+                 ? RKV_ERR_TOOBIG
+                 : object_decode(m->object.p, m->object.len, &lim, &n->incoming);
+    bool found = false, changed = false;
+    if (rc == RKV_OK)
+        rc = load_local(n, m->partition, m->key.p, m->key.len, &found);
+    if (rc == RKV_OK)
+        rc = object_sync(&n->local, &n->incoming, &lim, &changed);
+    if (rc == RKV_OK && (changed || !found))
+        rc = store_object(n, m->partition, m->key.p, m->key.len, &n->local);
+    if (rc == RKV_OK)
+        rc = push_ack(n, ack);
+    if (rc != RKV_OK)
+        n->stats.replica_errors++;
+    return rc;
+}
+
+void node_local_update(struct node *n, const struct coord_update *u)
+{
+    bool found;
+    const char *msg = NULL;
+    int rc = load_local(n, u->partition, u->key, u->key_len, &found);
+    if (rc == RKV_OK) {
+        rc = object_update(&n->local, u->ctx, n->actor, u->now_ms, u->value, u->value_len,
+                           u->expiry_ms, u->tomb, &n->limits);
+        if (rc == RKV_ERR_TOOBIG)
+            msg = "too many siblings: read the key and write with its context to resolve them";
+    }
+    if (rc == RKV_OK) {
+        rc = store_object(n, u->partition, u->key, u->key_len, &n->local);
+        if (rc != RKV_OK)
+            msg = store_errmsg(n->store);
+    }
+    uint64_t req = u->req;
+    /* u points into the coordinator's state: done with it before calling in */
+    coord_on_local_update(n->coord, n->now_ms, req, rc, msg, n->tmp.data, n->tmp.len);
+    if (rc == RKV_OK && push_ack(n, &(struct node_ack){.to_self = true, .id = req}) != RKV_OK)
+        coord_on_reply(n->coord, n->now_ms, n->self,
+                       &(struct wire_msg){.type = WIRE_REPLICA_REPLY, .id = req,
+                                          .status = RKV_ERR_NOMEM});
+}
+
+void node_group_commit(struct node *n)
+{
+    int rc = store_commit(n->store);
+    n->stats.commits++;
+    if (rc != RKV_OK)
+        RKV_ERROR("node", "group commit of %zu writes failed: %s", n->n_acks,
+                  store_errmsg(n->store));
+    /* Acknowledge only now: every write of the turn is durable (or failed). */
+    for (size_t i = 0; i < n->n_acks; i++) {
+        struct node_ack *a = &n->acks[i];
+        if (a->to_self) {
+            struct wire_msg m = {.type = WIRE_REPLICA_REPLY, .id = a->id, .status = (uint32_t)rc};
+            coord_on_reply(n->coord, n->now_ms, n->self, &m);
+            continue;
+        }
+        n->buf.len = 0;
+        if (wire_encode_replica_reply(&n->buf, a->id, ring_epoch(n->ring), rc, NULL, 0) ==
+                RKV_OK &&
+            node_send_cluster(n, a->rid, a->rid_len, n->buf.data, n->buf.len) != RKV_OK)
+            RKV_DEBUG("node", "acknowledgement to a peer could not be sent");
+    }
+    n->n_acks = 0;
+    store_tick(n->store);
+}

@@ -1,0 +1,437 @@
+/*
+ * test_cluster.c: a ring of real ringkvd processes on loopback, driven
+ * through libringkv and the ringkv command line: quorums, limits, a node
+ * killed and restarted, concurrent writes kept as siblings, read repair,
+ * and a restarted node keeping its data and its vector-clock actor.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "client/ringkv.h"
+#include "tests/support/cluster.h"
+#include "tests/support/testutil.h"
+
+#define WAIT_MS 15000
+
+static struct cluster cl;
+
+static void start3(void)
+{
+    cluster_start(&cl, 3, NULL, NULL);
+}
+
+static void stop(void)
+{
+    cluster_stop(&cl);
+}
+
+static void put_ok(struct ringkv_client *c, const char *k, const char *v,
+                   const struct ringkv_request_options *o)
+{
+    int rc = ringkv_put(c, k, strlen(k), v, strlen(v), o, NULL);
+    ck_assert_msg(rc == RINGKV_OK, "put %s: %s", k, ringkv_errmsg(c));
+}
+
+/* Replaces k's value: reads it (at o's coordinator, R=2) for its context,
+ * then writes v with that context, so it supersedes what was there. */
+static void put_over(struct ringkv_client *c, const char *k, const char *v,
+                     const struct ringkv_request_options *o)
+{
+    struct ringkv_result r;
+    struct ringkv_request_options ro = {.r = 2, .coordinator = o->coordinator};
+    int rc = ringkv_get(c, k, strlen(k), &ro, &r);
+    ck_assert_msg(rc == RINGKV_OK || rc == RINGKV_ENOTFOUND, "read %s: %s", k, ringkv_errmsg(c));
+    struct ringkv_request_options wo = *o;
+    wo.context = r.context;
+    wo.context_len = r.context_len;
+    put_ok(c, k, v, &wo);
+    ringkv_result_free(&r);
+}
+
+/* Asserts that a get of k at o returns exactly the values in want (any
+ * order), or not found when n_want is 0. */
+static void get_is(struct ringkv_client *c, const char *k, const struct ringkv_request_options *o,
+                   const char *const *want, size_t n_want)
+{
+    struct ringkv_result r;
+    int rc = ringkv_get(c, k, strlen(k), o, &r);
+    if (n_want == 0) {
+        ck_assert_msg(rc == RINGKV_ENOTFOUND, "get %s: expected not found, got %s (%s)", k,
+                      ringkv_strerror(rc), ringkv_errmsg(c));
+    } else {
+        ck_assert_msg(rc == RINGKV_OK, "get %s: %s", k, ringkv_errmsg(c));
+        ck_assert_msg(r.n_siblings == n_want, "get %s: %zu siblings, want %zu", k, r.n_siblings,
+                      n_want);
+        for (size_t i = 0; i < n_want; i++) {
+            bool found = false;
+            for (size_t j = 0; j < r.n_siblings; j++)
+                found |= r.siblings[j].value_len == strlen(want[i]) &&
+                         memcmp(r.siblings[j].value, want[i], strlen(want[i])) == 0;
+            ck_assert_msg(found, "get %s: value \"%s\" missing", k, want[i]);
+        }
+    }
+    ringkv_result_free(&r);
+}
+
+START_TEST(crud_at_every_quorum)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    for (uint32_t r = 1; r <= 3; r++) {
+        for (uint32_t w = 1; w <= 3; w++) {
+            char k[32], v[32];
+            snprintf(k, sizeof k, "key-r%u-w%u", r, w);
+            snprintf(v, sizeof v, "value-%u-%u", r, w);
+            struct ringkv_request_options ro = {.r = r}, wo = {.w = w};
+            put_ok(c, k, v, &wo);
+            const char *want[] = {v};
+            /* R+W <= N may read stale right after: read at R=3 then */
+            struct ringkv_request_options ro3 = {.r = r + w > 3 ? r : 3};
+            get_is(c, k, &ro3, want, 1);
+            ck_assert_int_eq(ringkv_del(c, k, strlen(k), &wo, NULL), RINGKV_OK);
+            get_is(c, k, &(struct ringkv_request_options){.r = 3}, NULL, 0);
+            (void)ro;
+        }
+    }
+    ringkv_close(c);
+}
+END_TEST
+
+START_TEST(values_keys_and_limits)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    /* empty value */
+    ck_assert_int_eq(ringkv_put(c, "empty", 5, "", 0, NULL, NULL), RINGKV_OK);
+    struct ringkv_result r;
+    ck_assert_int_eq(ringkv_get(c, "empty", 5, NULL, &r), RINGKV_OK);
+    ck_assert_uint_eq(r.n_siblings, 1);
+    ck_assert_uint_eq(r.siblings[0].value_len, 0);
+    ringkv_result_free(&r);
+    /* binary key and value with NUL bytes */
+    const char key[] = {'b', 0, 'i', 0, 'n'};
+    const char val[] = {0, 1, 0, 2, 0, (char)0xff};
+    ck_assert_int_eq(ringkv_put(c, key, sizeof key, val, sizeof val, NULL, NULL), RINGKV_OK);
+    ck_assert_int_eq(ringkv_get(c, key, sizeof key, NULL, &r), RINGKV_OK);
+    ck_assert(r.siblings[0].value_len == sizeof val &&
+              memcmp(r.siblings[0].value, val, sizeof val) == 0);
+    ringkv_result_free(&r);
+    ck_assert_int_eq(ringkv_get(c, key, 2, NULL, &r), RINGKV_ENOTFOUND); /* a prefix is another key */
+    ringkv_result_free(&r);
+    /* 1 MiB value */
+    size_t big = 1024 * 1024;
+    char *bv = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        bv[i] = (char)(i * 31 + 7);
+    ck_assert_int_eq(ringkv_put(c, "big", 3, bv, big, NULL, NULL), RINGKV_OK);
+    ck_assert_int_eq(ringkv_get(c, "big", 3, NULL, &r), RINGKV_OK);
+    ck_assert(r.siblings[0].value_len == big && memcmp(r.siblings[0].value, bv, big) == 0);
+    ringkv_result_free(&r);
+    free(bv);
+    /* limits, with errors that say which */
+    char *huge = calloc(1, 3 * 1024 * 1024);
+    int rc = ringkv_put(c, "huge", 4, huge, 2 * 1024 * 1024 + 1, NULL, NULL);
+    ck_assert_int_eq(rc, RINGKV_ETOOBIG);
+    ck_assert_msg(strstr(ringkv_errmsg(c), "value_bytes_max") != NULL, "%s", ringkv_errmsg(c));
+    free(huge);
+    char longkey[2000];
+    memset(longkey, 'k', sizeof longkey);
+    rc = ringkv_put(c, longkey, sizeof longkey, "v", 1, NULL, NULL);
+    ck_assert_int_eq(rc, RINGKV_ETOOBIG);
+    ck_assert_msg(strstr(ringkv_errmsg(c), "key_bytes_max") != NULL, "%s", ringkv_errmsg(c));
+    rc = ringkv_get(c, "k", 1, &(struct ringkv_request_options){.r = 4}, &r);
+    ck_assert_int_eq(rc, RINGKV_EINVAL);
+    ck_assert_msg(strstr(ringkv_errmsg(c), "r=4") != NULL, "%s", ringkv_errmsg(c));
+    ringkv_result_free(&r);
+    /* the connection is fine after refused requests */
+    put_ok(c, "after", "ok", NULL);
+    ringkv_close(c);
+}
+END_TEST
+
+START_TEST(node_killed_and_restarted)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    char k[32], v[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(k, sizeof k, "before-%d", i);
+        put_ok(c, k, k, NULL);
+    }
+    cluster_node_signal(&cl, 2, SIGKILL); /* n3 */
+    for (int i = 0; i < 30; i++) {
+        snprintf(k, sizeof k, "during-%d", i);
+        put_ok(c, k, k, &(struct ringkv_request_options){.w = 2});
+        const char *want[] = {k};
+        get_is(c, k, &(struct ringkv_request_options){.r = 2}, want, 1);
+        snprintf(k, sizeof k, "before-%d", i);
+        want[0] = k;
+        get_is(c, k, &(struct ringkv_request_options){.r = 2}, want, 1);
+    }
+    struct ringkv_result r;
+    int rc = ringkv_get(c, "before-1", 8, &(struct ringkv_request_options){.r = 3}, &r);
+    ck_assert_int_eq(rc, RINGKV_EQUORUM);
+    ck_assert_msg(strstr(ringkv_errmsg(c), "n3") != NULL, "R=3 error names n3: %s",
+                  ringkv_errmsg(c));
+    ringkv_result_free(&r);
+    rc = ringkv_put(c, "w3", 2, "x", 1, &(struct ringkv_request_options){.w = 3}, NULL);
+    ck_assert_int_eq(rc, RINGKV_EQUORUM);
+    ck_assert_msg(strstr(ringkv_errmsg(c), "n3") != NULL, "W=3 error names n3: %s",
+                  ringkv_errmsg(c));
+    cluster_node_start(&cl, 2);
+    cluster_wait_ready(&cl, 2, WAIT_MS);
+    for (int i = 0; i < 30; i++) {
+        const char *want[] = {k};
+        snprintf(k, sizeof k, "before-%d", i);
+        get_is(c, k, &(struct ringkv_request_options){.r = 3}, want, 1);
+        snprintf(k, sizeof k, "during-%d", i);
+        get_is(c, k, &(struct ringkv_request_options){.r = 3}, want, 1);
+    }
+    (void)v;
+    ringkv_close(c);
+}
+END_TEST
+
+/* The id of member `idx` of key's preference list. */
+static const char *pref(struct ringkv_client *c, const char *key, size_t idx)
+{
+    const char *ids[8];
+    size_t n = ringkv_preflist(c, ringkv_partition(c, key, strlen(key)), ids, 8);
+    ck_assert_uint_gt(n, idx);
+    return ids[idx];
+}
+
+START_TEST(concurrent_writes_become_siblings)
+{
+    struct ringkv_client *a = cluster_client(&cl), *b = cluster_client(&cl);
+    /* through different coordinators */
+    const char *k = "shared";
+    put_ok(a, k, "from-a", &(struct ringkv_request_options){.coordinator = pref(a, k, 0)});
+    put_ok(b, k, "from-b", &(struct ringkv_request_options){.coordinator = pref(b, k, 1)});
+    const char *both[] = {"from-a", "from-b"};
+    struct ringkv_request_options r3 = {.r = 3};
+    get_is(a, k, &r3, both, 2);
+    /* a put with the merged context resolves them */
+    struct ringkv_result r;
+    ck_assert_int_eq(ringkv_get(a, k, strlen(k), &r3, &r), RINGKV_OK);
+    struct ringkv_request_options wctx = {.context = r.context, .context_len = r.context_len};
+    put_ok(a, k, "resolved", &wctx);
+    ringkv_result_free(&r);
+    const char *one[] = {"resolved"};
+    get_is(b, k, &r3, one, 1);
+    /* through the same coordinator: still two siblings (dotted versions) */
+    const char *k2 = "same-coordinator";
+    struct ringkv_request_options same = {.coordinator = pref(a, k2, 0)};
+    put_ok(a, k2, "first", &same);
+    put_ok(b, k2, "second", &same);
+    const char *pair[] = {"first", "second"};
+    get_is(a, k2, &r3, pair, 2);
+    ringkv_close(a);
+    ringkv_close(b);
+}
+END_TEST
+
+/* Reads key at node id alone: R=1 coordinated there answers with its own
+ * copy, which it reads in the same loop turn, before any peer can reply. */
+static int local_read(struct ringkv_client *c, const char *id, const char *k,
+                      struct ringkv_result *r)
+{
+    int rc = ringkv_get(c, k, strlen(k),
+                        &(struct ringkv_request_options){.r = 1, .coordinator = id}, r);
+    if (rc == RINGKV_OK || rc == RINGKV_ENOTFOUND)
+        ck_assert_msg(r->n_answered == 1 && strcmp(r->answered[0], id) == 0,
+                      "a local read at %s was answered by %s", id,
+                      r->n_answered ? r->answered[0] : "nobody");
+    return rc;
+}
+
+struct holds {
+    struct ringkv_client *c;
+    const char *id, *key, *value;
+};
+
+static bool node_holds(void *arg)
+{
+    struct holds *h = arg;
+    struct ringkv_result r;
+    bool yes = local_read(h->c, h->id, h->key, &r) == RINGKV_OK && r.n_siblings == 1 &&
+               r.siblings[0].value_len == strlen(h->value) &&
+               memcmp(r.siblings[0].value, h->value, strlen(h->value)) == 0;
+    ringkv_result_free(&r);
+    return yes;
+}
+
+START_TEST(read_repair_after_sigstop)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    cluster_node_signal(&cl, 2, SIGSTOP); /* n3 pauses */
+    char v[32];
+    for (int i = 0; i < 20; i++) { /* a run of writes, each replacing the last */
+        snprintf(v, sizeof v, "v%d", i);
+        put_over(c, "paused", v, &(struct ringkv_request_options){.coordinator = "n1", .w = 2});
+    }
+    cluster_node_signal(&cl, 2, SIGCONT);
+    const char *want[] = {"v19"};
+    get_is(c, "paused", &(struct ringkv_request_options){.r = 3}, want, 1);
+    struct holds h = {.c = c, .id = "n3", .key = "paused", .value = "v19"};
+    wait_for(node_holds, &h, WAIT_MS, "n3 to hold the latest version");
+    ringkv_close(c);
+}
+END_TEST
+
+static uint64_t stat_of(struct ringkv_client *c, const char *id, const char *name);
+
+START_TEST(read_repair_fixes_a_replica_that_missed_writes)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    put_ok(c, "missed", "old", &(struct ringkv_request_options){.w = 3});
+    cluster_node_signal(&cl, 2, SIGKILL); /* n3 misses the next write */
+    put_over(c, "missed", "new", &(struct ringkv_request_options){.coordinator = "n1", .w = 2});
+    cluster_node_start(&cl, 2);
+    cluster_wait_ready(&cl, 2, WAIT_MS);
+    /* n3 still has the old version: nothing has told it */
+    struct ringkv_result r;
+    ck_assert_int_eq(local_read(c, "n3", "missed", &r), RINGKV_OK);
+    ck_assert(r.siblings[0].value_len == 3 && memcmp(r.siblings[0].value, "old", 3) == 0);
+    ringkv_result_free(&r);
+    /* that read was answered from n3 alone; the replies that came after it
+     * still repaired n3 */
+    struct holds h = {.c = c, .id = "n3", .key = "missed", .value = "new"};
+    wait_for(node_holds, &h, WAIT_MS, "late replies to repair n3");
+    ck_assert_uint_gt(stat_of(c, "n3", "read_repairs"), 0);
+    /* and a get at R=3 says when it repairs */
+    cluster_node_signal(&cl, 2, SIGKILL);
+    put_over(c, "missed", "newer", &(struct ringkv_request_options){.coordinator = "n2", .w = 2});
+    cluster_node_start(&cl, 2);
+    cluster_wait_ready(&cl, 2, WAIT_MS);
+    ck_assert_int_eq(ringkv_get(c, "missed", 6,
+                                &(struct ringkv_request_options){.r = 3, .coordinator = "n1"}, &r),
+                     RINGKV_OK);
+    ck_assert(r.repaired);
+    ck_assert_uint_eq(r.n_answered, 3);
+    ringkv_result_free(&r);
+    h.value = "newer";
+    wait_for(node_holds, &h, WAIT_MS, "the R=3 read to repair n3");
+    ringkv_close(c);
+}
+END_TEST
+
+struct stat_ctx {
+    const char *name;
+    uint64_t value;
+    bool seen;
+};
+
+static void grab_stat(void *ctx, const char *name, uint64_t value)
+{
+    struct stat_ctx *s = ctx;
+    if (strcmp(name, s->name) == 0) {
+        s->value = value;
+        s->seen = true;
+    }
+}
+
+static uint64_t stat_of(struct ringkv_client *c, const char *id, const char *name)
+{
+    struct stat_ctx s = {.name = name};
+    ck_assert_int_eq(ringkv_stats(c, id, grab_stat, &s), RINGKV_OK);
+    ck_assert_msg(s.seen, "stat %s missing", name);
+    return s.value;
+}
+
+START_TEST(restart_keeps_data_and_actor)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    uint64_t actor = stat_of(c, "n1", "actor");
+    ck_assert_uint_ne(actor, 0);
+    put_ok(c, "durable", "yes", &(struct ringkv_request_options){.w = 3});
+    for (int round = 0; round < 2; round++) {
+        cluster_node_signal(&cl, 0, round ? SIGKILL : SIGTERM);
+        cluster_node_start(&cl, 0);
+        cluster_wait_ready(&cl, 0, WAIT_MS);
+        ck_assert_uint_eq(stat_of(c, "n1", "actor"), actor);
+        struct holds h = {.c = c, .id = "n1", .key = "durable", .value = "yes"};
+        ck_assert(node_holds(&h));
+    }
+    /* the same actor continues its counters: a write with the context
+     * supersedes, it does not collide with an old dot */
+    struct ringkv_result r;
+    ck_assert_int_eq(ringkv_get(c, "durable", 7, &(struct ringkv_request_options){.r = 3}, &r),
+                     RINGKV_OK);
+    put_ok(c, "durable", "again",
+           &(struct ringkv_request_options){.coordinator = "n1", .context = r.context,
+                                            .context_len = r.context_len, .w = 3});
+    ringkv_result_free(&r);
+    const char *want[] = {"again"};
+    get_is(c, "durable", &(struct ringkv_request_options){.r = 3}, want, 1);
+    ringkv_close(c);
+}
+END_TEST
+
+/* Runs the ringkv command line; returns its exit status, output in out. */
+static int run_cli(char *out, size_t cap, const char *args)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s --config %s %s 2>&1", cluster_bin("ringkv"), cl.config, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+START_TEST(command_line_session)
+{
+    char out[65536];
+    ck_assert_int_eq(run_cli(out, sizeof out, "put greeting hello"), 0);
+    ck_assert_int_eq(run_cli(out, sizeof out, "get greeting"), 0);
+    ck_assert_str_eq(out, "hello\n");
+    ck_assert_int_eq(run_cli(out, sizeof out, "-v get greeting"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "status\tok\n"));
+    ck_assert_ptr_nonnull(strstr(out, "siblings\t1\n"));
+    char *ctx = strstr(out, "context\t");
+    ck_assert_ptr_nonnull(ctx);
+    char hex[4096];
+    ck_assert_int_eq(sscanf(ctx, "context\t%4095s", hex), 1);
+    char args[8192];
+    snprintf(args, sizeof args, "-x %s put greeting bonjour", hex);
+    ck_assert_int_eq(run_cli(out, sizeof out, args), 0);
+    ck_assert_int_eq(run_cli(out, sizeof out, "-r 3 get greeting"), 0);
+    ck_assert_str_eq(out, "bonjour\n");
+    ck_assert_int_eq(run_cli(out, sizeof out, "del greeting"), 0);
+    ck_assert_int_eq(run_cli(out, sizeof out, "get greeting"), 1);
+    ck_assert_int_eq(run_cli(out, sizeof out, "-r 9 get greeting"), 2);
+    ck_assert_int_eq(run_cli(out, sizeof out, "frobnicate"), 2);
+    ck_assert_int_eq(run_cli(out, sizeof out, "ring"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "node\tn1\t"));
+    ck_assert_ptr_nonnull(strstr(out, "partition\t63\t"));
+    ck_assert_int_eq(run_cli(out, sizeof out, "ping"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "n3\tok"));
+    ck_assert_int_eq(run_cli(out, sizeof out, "stats n2"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "n2\tstore_keys\t"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("cluster");
+    TCase *tc = tcase_create("three-nodes");
+    tcase_add_checked_fixture(tc, start3, stop);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, crud_at_every_quorum);
+    tcase_add_test(tc, values_keys_and_limits);
+    tcase_add_test(tc, node_killed_and_restarted);
+    tcase_add_test(tc, concurrent_writes_become_siblings);
+    tcase_add_test(tc, read_repair_after_sigstop);
+    tcase_add_test(tc, read_repair_fixes_a_replica_that_missed_writes);
+    tcase_add_test(tc, restart_keeps_data_and_actor);
+    tcase_add_test(tc, command_line_session);
+    suite_add_tcase(su, tc);
+    SRunner *sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

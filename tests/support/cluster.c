@@ -1,0 +1,264 @@
+/* cluster.c: starting, stopping and waiting for real ringkvd processes. */
+#include "tests/support/cluster.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "tests/support/testutil.h"
+
+#define EXIT_DEADLINE_MS 10000
+#define READY_DEADLINE_MS 15000
+
+const char *cluster_bin(const char *name)
+{
+    static char path[4096];
+    const char *dir = getenv("RKV_BIN");
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "build/bin", name);
+    return path;
+}
+
+/* A port nobody listens on now: bind port 0 on loopback, read it, close. */
+static uint16_t free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void write_config(struct cluster *c, const char *extra_cluster, const char *extra_limits)
+{
+    snprintf(c->config, sizeof c->config, "%s/cluster.toml", c->dir);
+    FILE *f = fopen(c->config, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "[cluster]\nname = \"test\"\npartitions = 64\nreplicas = 3\n"
+               "read_quorum = 2\nwrite_quorum = 2\nvnodes = 32\nrequest_timeout_ms = 1000\n%s\n"
+               "[limits]\nvalue_bytes_max = 2097152\nmessage_bytes_max = 4194304\n%s\n"
+               "[log]\nlevel = \"info\"\n",
+            extra_cluster ? extra_cluster : "", extra_limits ? extra_limits : "");
+    for (int i = 0; i < c->n; i++) {
+        snprintf(c->id[i], sizeof c->id[i], "n%d", i + 1);
+        c->client_port[i] = free_port();
+        c->cluster_port[i] = free_port();
+        fprintf(f, "\n[[node]]\nid = \"%s\"\nhost = \"127.0.0.1\"\nclient_port = %u\n"
+                   "cluster_port = %u\ndata_dir = \"data/%s\"\n",
+                c->id[i], c->client_port[i], c->cluster_port[i], c->id[i]);
+    }
+    fclose(f);
+}
+
+void cluster_node_start(struct cluster *c, int i)
+{
+    char log[4200];
+    snprintf(log, sizeof log, "%s/%s.log", c->dir, c->id[i]);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* if the test process dies (a failed assertion), its nodes die too */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+        execl(cluster_bin("ringkvd"), "ringkvd", "--config", c->config, "--node", c->id[i],
+              (char *)NULL);
+        fprintf(stderr, "exec %s: %s\n", cluster_bin("ringkvd"), strerror(errno));
+        _exit(127);
+    }
+    c->pid[i] = pid;
+}
+
+struct ready_ctx {
+    struct cluster *c;
+    int i;
+    struct ringkv_client *client;
+};
+
+static bool node_ready(void *arg)
+{
+    struct ready_ctx *r = arg;
+    int status;
+    if (waitpid(r->c->pid[r->i], &status, WNOHANG) == r->c->pid[r->i]) {
+        r->c->pid[r->i] = 0;
+        ck_abort_msg("node %s exited during startup (see %s/%s.log)", r->c->id[r->i], r->c->dir,
+                     r->c->id[r->i]);
+    }
+    if (r->client == NULL) {
+        struct ringkv_options o;
+        ringkv_options_default(&o);
+        char seed[64];
+        snprintf(seed, sizeof seed, "127.0.0.1:%u", r->c->client_port[r->i]);
+        o.seeds = seed;
+        o.connect_timeout_ms = 300;
+        if (ringkv_connect(&o, &r->client) != RINGKV_OK) {
+            ringkv_close(r->client);
+            r->client = NULL;
+            return false;
+        }
+    }
+    return ringkv_ping(r->client, r->c->id[r->i], NULL) == RINGKV_OK;
+}
+
+struct link_ctx {
+    struct cluster *c;
+    struct ringkv_client *client;
+    const char *name;
+    uint64_t value;
+};
+
+static void grab(void *arg, const char *name, uint64_t value)
+{
+    struct link_ctx *l = arg;
+    if (strcmp(name, "peers_connected") == 0)
+        l->value = value;
+}
+
+/* Every running node is connected to every other running node. */
+static bool all_linked(void *arg)
+{
+    struct link_ctx *l = arg;
+    int running = 0;
+    for (int j = 0; j < l->c->n; j++)
+        running += l->c->pid[j] > 0;
+    for (int j = 0; j < l->c->n; j++) {
+        if (l->c->pid[j] <= 0)
+            continue;
+        l->value = UINT64_MAX;
+        if (ringkv_stats(l->client, l->c->id[j], grab, l) != RINGKV_OK ||
+            l->value != (uint64_t)(running - 1))
+            return false;
+    }
+    return true;
+}
+
+void cluster_wait_ready(struct cluster *c, int i, uint32_t deadline_ms)
+{
+    struct ready_ctx r = {.c = c, .i = i};
+    char what[64];
+    snprintf(what, sizeof what, "node %s to answer a ping", c->id[i]);
+    wait_for(node_ready, &r, deadline_ms, what);
+    struct link_ctx l = {.c = c, .client = r.client};
+    wait_for(all_linked, &l, deadline_ms, "every running node to connect to every other");
+    ringkv_close(r.client);
+}
+
+void cluster_start(struct cluster *c, int n, const char *extra_cluster, const char *extra_limits)
+{
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    c->dir = test_mkdtemp("cluster");
+    write_config(c, extra_cluster, extra_limits);
+    for (int i = 0; i < n; i++)
+        cluster_node_start(c, i);
+    for (int i = 0; i < n; i++)
+        cluster_wait_ready(c, i, READY_DEADLINE_MS);
+}
+
+struct exit_ctx {
+    pid_t pid;
+    int status;
+};
+
+static bool exited(void *arg)
+{
+    struct exit_ctx *e = arg;
+    pid_t r = waitpid(e->pid, &e->status, WNOHANG);
+    return r == e->pid || (r < 0 && errno == ECHILD);
+}
+
+/* A node asked to stop must exit 0: a sanitizer report (a leak, an error)
+ * or a failed shutdown makes it exit otherwise. Its log says why. */
+static void check_clean_exit(struct cluster *c, int i, int status)
+{
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "node %s did not shut down cleanly (status 0x%x); see %s/%s.log", c->id[i],
+                  status, c->dir, c->id[i]);
+}
+
+void cluster_node_signal(struct cluster *c, int i, int sig)
+{
+    ck_assert_int_gt(c->pid[i], 0);
+    kill(c->pid[i], sig);
+    if (sig == SIGKILL || sig == SIGTERM || sig == SIGINT) {
+        struct exit_ctx e = {.pid = c->pid[i]};
+        wait_for(exited, &e, EXIT_DEADLINE_MS, "a node to exit");
+        c->pid[i] = 0;
+        if (sig != SIGKILL)
+            check_clean_exit(c, i, e.status);
+    }
+}
+
+void cluster_stop(struct cluster *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        if (c->pid[i] <= 0)
+            continue;
+        kill(c->pid[i], SIGCONT);
+        kill(c->pid[i], SIGTERM);
+        struct exit_ctx e = {.pid = c->pid[i]};
+        uint64_t deadline = rkv_clock_mono_ms() + EXIT_DEADLINE_MS;
+        bool done;
+        while (!(done = exited(&e)) && rkv_clock_mono_ms() < deadline) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (!done) {
+            kill(c->pid[i], SIGKILL);
+            waitpid(c->pid[i], NULL, 0);
+        }
+        c->pid[i] = 0;
+        ck_assert_msg(done, "node %s ignored SIGTERM for %d ms", c->id[i], EXIT_DEADLINE_MS);
+        check_clean_exit(c, i, e.status);
+    }
+    if (getenv("RKV_KEEP_CLUSTER") == NULL)
+        test_rmdir(c->dir);
+    free(c->dir);
+    c->dir = NULL;
+}
+
+struct ringkv_client *cluster_client(struct cluster *c)
+{
+    struct ringkv_options o;
+    ringkv_options_default(&o);
+    o.config_path = c->config;
+    struct ringkv_client *cl;
+    int rc = ringkv_connect(&o, &cl);
+    ck_assert_msg(rc == RINGKV_OK, "connect: %s", ringkv_errmsg(cl));
+    return cl;
+}
+
+void wait_for(bool (*cond)(void *ctx), void *ctx, uint32_t deadline_ms, const char *what)
+{
+    uint64_t deadline = rkv_clock_mono_ms() + deadline_ms;
+    uint32_t pause_ms = 1;
+    while (!cond(ctx)) {
+        ck_assert_msg(rkv_clock_mono_ms() < deadline, "gave up after %u ms waiting for %s",
+                      deadline_ms, what);
+        /* back off between checks: this is polling a condition, not a guess */
+        struct timespec ts = {0, (long)pause_ms * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (pause_ms < 50)
+            pause_ms *= 2;
+    }
+}

@@ -1,0 +1,57 @@
+/*
+ * cluster.h: real ringkvd processes for cluster tests.
+ *
+ * A test cluster lives in a scratch directory: a cluster.toml written for
+ * free loopback ports, one data directory and one log file per node. Nodes
+ * are started with fork/exec of $RKV_BIN/ringkvd and stopped by their pid
+ * only. Every wait is a condition polled until a deadline; a wait that
+ * runs out fails the test with what it was waiting for.
+ */
+#ifndef RKV_TEST_CLUSTER_H
+#define RKV_TEST_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "client/ringkv.h"
+
+#define CLUSTER_NODES_MAX 8
+
+struct cluster {
+    char *dir;
+    char config[4096];
+    int n;
+    pid_t pid[CLUSTER_NODES_MAX];
+    char id[CLUSTER_NODES_MAX][16];
+    uint16_t client_port[CLUSTER_NODES_MAX];
+    uint16_t cluster_port[CLUSTER_NODES_MAX];
+};
+
+/* Writes the config (extra: more TOML lines for [cluster], e.g.
+ * "request_timeout_ms = 500"; may be NULL) and starts n nodes, waiting
+ * until each answers a ping. */
+void cluster_start(struct cluster *c, int n, const char *extra_cluster, const char *extra_limits);
+/* Stops every node still running (SIGTERM, then SIGKILL after a deadline)
+ * and removes the directory (RKV_KEEP_CLUSTER=1 keeps it). If a test fails
+ * before it gets here, its nodes die with it (PR_SET_PDEATHSIG) and the
+ * directory stays behind with the logs. */
+void cluster_stop(struct cluster *c);
+
+void cluster_node_start(struct cluster *c, int i);
+/* Sends sig to node i; for SIGKILL/SIGTERM waits until it has exited. */
+void cluster_node_signal(struct cluster *c, int i, int sig);
+/* Waits until node i answers a ping (deadline ms). */
+void cluster_wait_ready(struct cluster *c, int i, uint32_t deadline_ms);
+
+/* A client of the cluster (ringkv_connect with its config). */
+struct ringkv_client *cluster_client(struct cluster *c);
+
+/* Polls cond until it returns true or deadline_ms pass; fails the test
+ * with what if it does not. */
+void wait_for(bool (*cond)(void *ctx), void *ctx, uint32_t deadline_ms, const char *what);
+
+/* The node's path to ringkvd, from $RKV_BIN (set by the Makefile). */
+const char *cluster_bin(const char *name);
+
+#endif
