@@ -63,10 +63,11 @@ CLUSTER_SRC := $(wildcard tests/cluster/test_*.c)
 CLUSTER_BIN := $(CLUSTER_SRC:tests/cluster/%.c=$(BUILD)/tests/%)
 CLUSTER_SUPPORT := $(BUILD)/obj/tests/support/cluster.o $(BUILD)/obj/tests/support/testutil.o
 
-BIN := $(BUILD)/bin/ringkvd $(BUILD)/bin/ringkv $(BUILD)/bin/storage-demo
+BIN := $(BUILD)/bin/ringkvd $(BUILD)/bin/ringkv $(BUILD)/bin/storage-demo \
+       $(if $(wildcard bench/ringkv_bench.c),$(BUILD)/bin/ringkv-bench)
 
-.PHONY: all test unit cluster asan run bench bench-storage format clean help install
-all: $(CORE_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(BUILD)/lib/ringkv.pc $(BIN) $(UNIT_BIN) \
+.PHONY: all test unit cluster examples asan run bench bench-storage format clean help install
+all: $(CORE_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(BIN) $(UNIT_BIN) \
      $(CLUSTER_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -91,10 +92,6 @@ $(CLIENT_SO): $(CLIENT_SRC:%.c=$(BUILD)/pic/%.o) client/libringkv.map
 	    -Wl,--version-script=client/libringkv.map $(filter %.o,$^) $(PKG_LIBS) -o $@
 	ln -sf libringkv.so.1 $(BUILD)/lib/libringkv.so
 
-$(BUILD)/lib/ringkv.pc: client/ringkv.pc.in
-	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
-
 $(BUILD)/bin/ringkvd: $(NODE_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
@@ -102,6 +99,10 @@ $(BUILD)/bin/ringkvd: $(NODE_OBJ) $(CORE_LIB)
 $(BUILD)/bin/ringkv: $(BUILD)/obj/client/cli.o $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/bin/ringkv-bench: $(BUILD)/obj/bench/ringkv_bench.o $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
 $(BUILD)/bin/storage-demo: $(BUILD)/obj/bench/storage_demo.o $(CORE_LIB)
 	@mkdir -p $(dir $@)
@@ -115,18 +116,36 @@ $(CLUSTER_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/cluster/%.o $(CLUSTER_SUPPO
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -o $@
 
-install: $(CLIENT_LIB) $(CLIENT_SO) $(BUILD)/lib/ringkv.pc $(BUILD)/bin/ringkv $(BUILD)/bin/ringkvd
+install: $(CLIENT_LIB) $(CLIENT_SO) $(BUILD)/bin/ringkv $(BUILD)/bin/ringkvd
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 644 client/ringkv.h $(DESTDIR)$(PREFIX)/include/ringkv.h
 	install -m 644 $(CLIENT_LIB) $(DESTDIR)$(PREFIX)/lib/libringkv.a
 	install -m 755 $(CLIENT_SO) $(DESTDIR)$(PREFIX)/lib/libringkv.so.1
 	ln -sf libringkv.so.1 $(DESTDIR)$(PREFIX)/lib/libringkv.so
-	install -m 644 $(BUILD)/lib/ringkv.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringkv.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' client/ringkv.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringkv.pc
 	install -m 755 $(BUILD)/bin/ringkv $(BUILD)/bin/ringkvd $(DESTDIR)$(PREFIX)/bin/
 
 TEST_ENV := RKV_TEST_TMP=$(abspath $(BUILD))/tmp RKV_BIN=$(abspath $(BUILD))/bin
 
-test: unit cluster
+test: unit cluster examples
+
+# The example builds against an installed copy (make install into a staging
+# prefix) with pkg-config, and against the static archive, and both fail
+# cleanly when no ring is there (exit 3). (pkg-config --static cannot be
+# used: Debian's libzmq.pc lists a bare libprotokit.a.)
+STAGE := $(abspath $(BUILD))/stage
+examples: $(CLIENT_LIB) $(CLIENT_SO) $(BUILD)/bin/ringkv $(BUILD)/bin/ringkvd
+	@echo "== examples (installed into $(STAGE))"
+	@rm -rf $(STAGE) && $(MAKE) -s install PREFIX=$(STAGE) >/dev/null
+	@export PKG_CONFIG_PATH=$(STAGE)/lib/pkgconfig; \
+	 $(CC) $(SANFLAGS) examples/hello.c $$(pkg-config --cflags --libs ringkv) \
+	     -Wl,-rpath,$(STAGE)/lib -o $(BUILD)/hello && \
+	 $(CC) $(SANFLAGS) examples/hello.c $$(pkg-config --cflags ringkv) $(STAGE)/lib/libringkv.a \
+	     $(PKG_LIBS) -pthread -o $(BUILD)/hello-static && \
+	 { $(BUILD)/hello 127.0.0.1:1 >/dev/null 2>&1; test $$? -eq 3; } && \
+	 { $(BUILD)/hello-static 127.0.0.1:1 >/dev/null 2>&1; test $$? -eq 3; } && \
+	 echo "examples/hello.c builds against the installed library (shared and static) and runs"
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $(TEST_ENV) $$t; done
