@@ -17,6 +17,7 @@
  */
 #include "client/ringkv.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "ring/ring.h"
 
 #define ATTEMPT_MARGIN_MS 500  /* beyond the server's own deadline */
+#define CONNECT_WAIT_MS 250    /* a new connection may take this long to come up */
 #define DOWN_FOR_MS 2000       /* a member that did not answer is skipped this long */
 #define SEEDS_MAX 64
 #define SOCK_HWM 10000
@@ -46,6 +48,7 @@ _Static_assert(SAME_CODE(RINGKV_ENOTFOUND, RKV_ERR_NOTFOUND) &&
                "client error codes are the server's status codes");
 
 struct cnode {
+    bool connected_once;       /* its socket has carried a reply */
     char id[RKV_NODE_ID_BYTES_MAX + 1];
     char host[CONFIG_HOST_BYTES];
     uint16_t client_port, cluster_port;
@@ -123,20 +126,42 @@ void ringkv_options_default(struct ringkv_options *o)
 
 /* ---- sockets ---- */
 
+static int send_request(struct ringkv_client *c, void *sock, bool fresh, uint64_t wait_until);
+
 static void *dealer(struct ringkv_client *c, const char *host, uint16_t port)
 {
     void *s = zmq_socket(c->zctx, ZMQ_DEALER);
     if (s == NULL)
         return NULL;
-    int zero = 0, hwm = SOCK_HWM;
+    int zero = 0, one = 1, hwm = SOCK_HWM;
     char ep[CONFIG_HOST_BYTES + 32];
     snprintf(ep, sizeof ep, "tcp://%s:%u", host, port);
+    /* IMMEDIATE: nothing queues for a node that is not connected, so a
+     * dead node is noticed at the send, not after a timeout */
     if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) ||
-        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) || zmq_connect(s, ep) != 0) {
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one) || zmq_connect(s, ep) != 0) {
         zmq_close(s);
         return NULL;
     }
     return s;
+}
+
+/* Sends c->req on sock. A socket that has never been connected gets a
+ * moment for its connection to come up (until wait_until, monotonic ms);
+ * one that has lost its connection fails at once. */
+static int send_request(struct ringkv_client *c, void *sock, bool fresh, uint64_t wait_until)
+{
+    for (;;) {
+        if (zmq_send(sock, c->req.data, c->req.len, ZMQ_DONTWAIT) >= 0)
+            return RKV_OK;
+        uint64_t now = rkv_clock_mono_ms();
+        if (zmq_errno() != EAGAIN || !fresh || now >= wait_until)
+            return RKV_ERR_UNAVAILABLE;
+        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLOUT};
+        if (zmq_poll(&it, 1, (long)(wait_until - now)) < 0 && zmq_errno() != EINTR)
+            return RKV_ERR_UNAVAILABLE;
+    }
 }
 
 static void node_reset(struct cnode *n)
@@ -144,6 +169,7 @@ static void node_reset(struct cnode *n)
     if (n->sock)
         zmq_close(n->sock);
     n->sock = NULL;
+    n->connected_once = false;
 }
 
 /* Waits for the reply to request id on sock until deadline (monotonic ms).
@@ -279,8 +305,8 @@ static int fetch_ring(struct ringkv_client *c, const char *host, uint16_t port, 
     c->req.len = 0;
     int rc = wire_encode_simple(&c->req, WIRE_RING, id, 0);
     struct wire_msg m;
-    if (rc == RKV_OK && zmq_send(s, c->req.data, c->req.len, ZMQ_DONTWAIT) < 0)
-        rc = RKV_ERR_UNAVAILABLE;
+    if (rc == RKV_OK)
+        rc = send_request(c, s, true, deadline);
     if (rc == RKV_OK)
         rc = await_reply(c, s, id, deadline, &m);
     if (rc == RKV_OK && m.status != RKV_OK)
@@ -404,7 +430,10 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
     uint64_t deadline = rkv_clock_mono_ms() + total_ms;
     char tried[256] = "";
     size_t tlen = 0;
-    /* two passes: members not marked down first, then the rest */
+    /* two passes: members not marked down first, then the rest; a member
+     * is tried at most once per request */
+    bool tried_k[RKV_NODES_MAX] = {false};
+    bool any_timeout = false;
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t k = 0; k < n_order; k++) {
             struct cnode *n = &c->nodes[order[k]];
@@ -412,29 +441,36 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
             if (now >= deadline)
                 break;
             bool down = n->down_until_ms > now;
-            if (down != (pass == 1))
+            if (tried_k[k] || down != (pass == 1))
                 continue;
+            tried_k[k] = true;
             if (n->sock == NULL)
                 n->sock = dealer(c, n->host, n->client_port);
             uint64_t until = now + attempt_ms < deadline ? now + attempt_ms : deadline;
-            int rc = n->sock && zmq_send(n->sock, c->req.data, c->req.len, ZMQ_DONTWAIT) >= 0
-                         ? await_reply(c, n->sock, id, until, m)
-                         : RKV_ERR_UNAVAILABLE;
+            uint64_t conn = now + CONNECT_WAIT_MS < until ? now + CONNECT_WAIT_MS : until;
+            int rc = n->sock ? send_request(c, n->sock, !n->connected_once, conn)
+                             : RKV_ERR_UNAVAILABLE;
+            if (rc == RKV_OK)
+                rc = await_reply(c, n->sock, id, until, m);
             if (rc == RKV_OK) {
                 n->down_until_ms = 0;
+                n->connected_once = true;
                 *from = order[k];
                 return RKV_OK;
             }
             if (rc == RKV_ERR_NOMEM)
                 return fail(c, rc, "out of memory");
+            any_timeout |= rc == RKV_ERR_TIMEOUT;
             n->down_until_ms = rkv_clock_mono_ms() + DOWN_FOR_MS;
             node_reset(n);
             int w = snprintf(tried + tlen, sizeof tried - tlen, "%s%s (%s)", tlen ? ", " : "",
-                             n->id, rc == RKV_ERR_TIMEOUT ? "no answer" : rkv_strerror(rc));
+                             n->id, rc == RKV_ERR_TIMEOUT ? "no answer" : "unreachable");
             if (w > 0 && (size_t)w < sizeof tried - tlen)
                 tlen += (size_t)w;
         }
     }
+    if (!any_timeout)
+        return fail(c, RKV_ERR_UNAVAILABLE, "no node reachable: %s", tlen ? tried : "none tried");
     return fail(c, RKV_ERR_TIMEOUT, "no node answered within %u ms: %s", total_ms,
                 tlen ? tried : "none tried");
 }

@@ -255,15 +255,14 @@ static void reply_error(struct coord *c, uint64_t client, uint64_t rid, const st
     reply(c, client, rid, r, status, msg, false, NULL, 0);
 }
 
-/* "n1, n3" for the replicas in state s (or not in state s if !want). */
-static void list_replicas(const struct coord *c, const struct creq *r, bool want_answered,
-                          char *out, size_t cap)
+/* "n1, n3": the replicas of r in one of the states of mask (1 << state). */
+static void list_replicas(const struct coord *c, const struct creq *r, unsigned mask, char *out,
+                          size_t cap)
 {
     size_t len = 0;
     out[0] = '\0';
     for (uint32_t i = 0; i < r->n; i++) {
-        bool answered = r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND;
-        if (answered != want_answered)
+        if (!(mask & (1u << r->state[i])))
             continue;
         int w = snprintf(out + len, cap - len, "%s%s", len ? ", " : "",
                          ring_member_id(c->ring, r->nodes[i]));
@@ -277,18 +276,19 @@ static void list_replicas(const struct coord *c, const struct creq *r, bool want
 
 static void reply_quorum(struct coord *c, struct creq *r, bool deadline)
 {
-    char yes[256], no[256];
-    list_replicas(c, r, true, yes, sizeof yes);
-    list_replicas(c, r, false, no, sizeof no);
+    char yes[256], failed[256], silent[256];
+    list_replicas(c, r, 1u << RS_OK | 1u << RS_NOTFOUND, yes, sizeof yes);
+    list_replicas(c, r, 1u << RS_FAILED, failed, sizeof failed);
+    list_replicas(c, r, 1u << RS_PENDING, silent, sizeof silent);
     uint32_t got = 0;
     for (uint32_t i = 0; i < r->n; i++)
         got += r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND;
     c->stats.quorum_failures++;
     reply_error(c, r->client, r->client_rid, r, RKV_ERR_QUORUM,
-                "quorum not reached: %u of %u needed %s; answered: %s; %s: %s%s%s", got,
-                r->need, r->type == CR_GET ? "reads" : "writes", yes,
-                deadline ? "no answer by the deadline" : "failed or missing", no,
-                r->error ? "; first error: " : "", r->error ? r->errmsg : "");
+                "quorum not reached: %u of %u needed %s; answered: %s; failed: %s%s%s%s; %s: %s",
+                got, r->need, r->type == CR_GET ? "reads" : "writes", yes, failed,
+                r->error ? " (" : "", r->error ? r->errmsg : "", r->error ? ")" : "",
+                deadline ? "no answer by the deadline" : "not answered yet", silent);
     r->answered = true;
 }
 

@@ -12,9 +12,9 @@ ids=$("$bin/ringkvd" --config "$config" --list) || exit 1
 pids=()
 stop() {
     trap '' INT TERM
-    echo "run-ring: stopping ${#pids[@]} nodes" >&2
-    kill -TERM "${pids[@]}" 2>/dev/null
-    wait "${pids[@]}" 2>/dev/null
+    echo "run-ring: stopping ${#live[@]} nodes" >&2
+    kill -TERM "${live[@]}" 2>/dev/null
+    wait "${live[@]}" 2>/dev/null
     exit 0
 }
 trap stop INT TERM
@@ -23,9 +23,16 @@ for id in $ids; do
     "$bin/ringkvd" --config "$config" --node "$id" 2> >(sed -u "s/^/[$id] /" >&2) &
     pids+=("$!")
 done
+live=("${pids[@]}")
 echo "run-ring: ${#pids[@]} nodes of $config running (pids ${pids[*]}); Ctrl-C stops them" >&2
 echo "run-ring: try  $bin/ringkv put hello world  and  $bin/ringkv get hello" >&2
-# returns when a node exits; then stop the others too
-wait -n "${pids[@]}"
-echo "run-ring: a node exited" >&2
-stop
+# A node that dies (or is killed to try the ring without it) is reported;
+# the others keep serving. Returns when every node has exited.
+while [ "${#live[@]}" -gt 0 ]; do
+    wait -n -p gone "${live[@]}"
+    status=$?
+    rest=()
+    for p in "${live[@]}"; do [ "$p" != "$gone" ] && rest+=("$p"); done
+    live=("${rest[@]}")
+    echo "run-ring: node pid $gone exited with status $status; ${#live[@]} still running" >&2
+done
