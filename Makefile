@@ -66,7 +66,8 @@ CLUSTER_SUPPORT := $(BUILD)/obj/tests/support/cluster.o $(BUILD)/obj/tests/suppo
 BIN := $(BUILD)/bin/ringkvd $(BUILD)/bin/ringkv $(BUILD)/bin/storage-demo \
        $(if $(wildcard bench/ringkv_bench.c),$(BUILD)/bin/ringkv-bench)
 
-.PHONY: all test unit cluster examples asan run bench bench-storage format clean help install
+.PHONY: all test unit cluster examples asan run bench bench-storage format clean help install \
+        fuzz fuzz-ci
 all: $(CORE_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(BIN) $(UNIT_BIN) \
      $(CLUSTER_BIN)
 
@@ -173,6 +174,97 @@ bench: bench-deps
 
 bench-storage: bench
 	$(BUILD)/bin/storage-bench $(BENCH_ARGS)
+
+# ---- fuzzing (clang + libFuzzer; never needed by make/test) -----------------
+#
+#   make fuzz         build the targets of tests/fuzz/ into build/fuzz and run
+#                     each for FUZZ_SECONDS (60) on a working copy of its
+#                     committed corpus (build/fuzz/corpus-TARGET); summary of
+#                     executions per target in build/fuzz/summary.txt
+#   make fuzz-ci      each target for FUZZ_CI_SECONDS (10) on a fresh copy of
+#                     the committed corpus; fails on any crash, leak or
+#                     timeout. Skips (exit 0) with a message if clang's
+#                     libFuzzer is not installed.
+#   make fuzz-corpus  regenerate the committed seeds with tests/fuzz/make_corpus.c
+#
+# Only clang has libFuzzer, so this section builds its own objects with
+# FUZZ_CC under build/fuzz and leaves $(BUILD) alone. docs/fuzzing.md has
+# the targets, the corpora and the results.
+FUZZ_CC         ?= clang
+FUZZ_SECONDS    ?= 60
+FUZZ_CI_SECONDS ?= 10
+FUZZ_DIR        := build/fuzz
+FUZZ_TARGETS    := wire object codec storage config
+FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) $(WARN) -g -O1 $(FUZZ_SAN) \
+                   -fsanitize=fuzzer-no-link -pthread -MMD -MP
+FUZZ_LIB_SRC    := $(wildcard common/*.c) $(wildcard storage/*.c) \
+                   tests/support/memvfs.c tests/support/testutil.c
+FUZZ_LIB        := $(FUZZ_DIR)/libfuzz-core.a
+FUZZ_BIN        := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+# -timeout: one input running longer than this is a finding (a hang).
+FUZZ_RUN_FLAGS  := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+# A shell test: can FUZZ_CC build and link a libFuzzer target?
+FUZZ_PROBE      = mkdir -p $(FUZZ_DIR) && \
+                  printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' \
+                      > $(FUZZ_DIR)/probe.c && \
+                  $(FUZZ_CC) -fsanitize=fuzzer,address,undefined $(FUZZ_DIR)/probe.c \
+                      -o $(FUZZ_DIR)/probe >/dev/null 2>&1
+# Runs every target: $(1) corpus dir prefix, $(2) seconds. Copies the
+# committed seeds into the working corpus first (libFuzzer adds what it finds
+# to the first directory it is given, never to the repository).
+FUZZ_RUN        = status=0; : > $(FUZZ_DIR)/summary.txt; \
+    for t in $(FUZZ_TARGETS); do \
+        dir=$(FUZZ_DIR)/$(1)-$$t; mkdir -p $$dir $(FUZZ_DIR)/artifacts; \
+        cp tests/fuzz/corpus/$$t/* $$dir/; \
+        dict=; if [ -f tests/fuzz/$$t.dict ]; then dict=-dict=tests/fuzz/$$t.dict; fi; \
+        echo "== fuzz_$$t: $(2) s, corpus $$dir"; \
+        if ! $(FUZZ_DIR)/fuzz_$$t $(FUZZ_RUN_FLAGS) -max_total_time=$(2) $$dict \
+                -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t- $$dir > $(FUZZ_DIR)/$$t.log 2>&1; then \
+            status=1; echo "fuzz_$$t FAILED: see $(FUZZ_DIR)/$$t.log and $(FUZZ_DIR)/artifacts/"; \
+            grep -m1 -E '^(==[0-9]+==ERROR|SUMMARY|.*fuzz check failed)' $(FUZZ_DIR)/$$t.log; \
+        fi; \
+        done_line=$$(grep -E '^Done [0-9]+ runs' $(FUZZ_DIR)/$$t.log | tail -1); \
+        printf 'fuzz_%-8s %s (corpus: %s inputs)\n' $$t "$${done_line:-did not finish}" \
+            "$$(ls $$dir | wc -l)" >> $(FUZZ_DIR)/summary.txt; \
+    done; \
+    echo "== fuzz summary"; cat $(FUZZ_DIR)/summary.txt; exit $$status
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(FUZZ_BIN): $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ $(PKG_LIBS) -o $@
+
+.PHONY: fuzz-build fuzz-corpus
+fuzz-build: $(FUZZ_BIN)
+
+fuzz:
+	@$(FUZZ_PROBE) || { echo "make fuzz: $(FUZZ_CC) cannot build libFuzzer targets;" \
+	    "install it with: apt-get install clang"; exit 1; }
+	@$(MAKE) --no-print-directory fuzz-build
+	@$(call FUZZ_RUN,corpus,$(FUZZ_SECONDS))
+
+fuzz-ci:
+	@if ! { $(FUZZ_PROBE); }; then \
+	    echo "make fuzz-ci: SKIPPED: $(FUZZ_CC) with libFuzzer is not installed" \
+	        "(apt-get install clang to run the fuzz targets)"; exit 0; fi; \
+	$(MAKE) --no-print-directory fuzz-build && \
+	rm -rf $(FUZZ_DIR)/ci-corpus-* && { $(call FUZZ_RUN,ci-corpus,$(FUZZ_CI_SECONDS)); }
+
+fuzz-corpus: $(BUILD)/tests/make_corpus
+	$(BUILD)/tests/make_corpus tests/fuzz/corpus
+
+$(BUILD)/tests/make_corpus: $(BUILD)/obj/tests/fuzz/make_corpus.o $(SUPPORT_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
+# ---- end of fuzzing ---------------------------------------------------------
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -102,6 +102,7 @@ static bool hint_entry(const uint8_t *p, const uint8_t *end, uint64_t log_bytes,
     r->key = p + HINT_ENTRY_BYTES;
     r->value = NULL;
     if (end - r->key < r->key_len || r->flags != 0 || r->value_len > RKV_VALUE_BYTES_MAX ||
+        r->seq > STORE_SEQ_MAX || /* as record_parse: bit 63 is KD_TOMB */
         *offset + record_bytes(r->key_len, r->value_len) > log_bytes)
         return false;
     *next = r->key + r->key_len;

@@ -182,7 +182,7 @@ static uint32_t probe(const struct kd_part *p, const void *key, size_t key_len, 
         if (s >> SLOT_TAG_SHIFT == tag) {
             uint16_t len;
             const uint8_t *k = entry_key(p, &p->entries[slot_idx(s)], &len);
-            if (len == key_len && memcmp(k, key, key_len) == 0) {
+            if (len == key_len && (key_len == 0 || memcmp(k, key, key_len) == 0)) {
                 *found = true;
                 return i;
             }

@@ -129,8 +129,11 @@ static int out_start(struct merge *m)
         return RKV_ERR_NOMEM;
     m->outs = outs;
     pthread_mutex_lock(&s->mu);
-    uint32_t id = s->next_file_id++;
+    uint32_t id;
+    int rc = store_take_file_id(s, &id);
     pthread_mutex_unlock(&s->mu);
+    if (rc != RKV_OK)
+        return merge_err(m, rc, "log file ids are used up", 0);
     char path[STORE_PATH_BYTES];
     out_path(s, path, id, ".log.merging");
     int fd = s->ops->open(s->ops->ctx, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -139,7 +142,7 @@ static int out_start(struct merge *m)
     m->cur = &m->outs[m->n_outs++];
     *m->cur = (struct merge_out){.id = id, .fd = fd};
     out_path(s, path, id, ".hint.merging");
-    int rc = hint_writer_open(&m->hw, s, path);
+    rc = hint_writer_open(&m->hw, s, path);
     m->hw_open = true;
     if (rc != RKV_OK)
         return merge_err(m, rc, "create hint file", 0);

@@ -49,6 +49,11 @@ bool record_parse(const uint8_t *p, size_t avail, struct record *r)
     uint16_t key_len = rkv_get_u16(p + 28);
     if (value_len > RKV_VALUE_BYTES_MAX)
         return false;
+    /* A seq with bit 63 would read as a tombstone in recovery (KD_TOMB) and
+     * hand that bit to every later write; the engine never writes one.
+     * Found by fuzz_storage. */
+    if (rkv_get_u64(p + 8) > STORE_SEQ_MAX)
+        return false;
     if ((p[32] & RECORD_FLAG_TOMB) && value_len != 0)
         return false;
     size_t total = record_bytes(key_len, value_len);

@@ -346,7 +346,12 @@ int store_recover(struct store *s, struct rkv_error *err)
     s->next_seq = c.max_seq + 1;
     s->next_file_id = d.max_id + 1;
 
-    uint32_t id = s->next_file_id++;
+    uint32_t id;
+    if (store_take_file_id(s, &id) != RKV_OK)
+        return rkv_error_set(err, RKV_ERR_TOOBIG,
+                             "storage: %s: log file ids are used up (it holds %010u, the last "
+                             "there can be): no id is left for a new active log",
+                             s->dir, d.max_id);
     int fd;
     rc = store_create_log(s, id, &fd);
     if (rc != RKV_OK)

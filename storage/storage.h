@@ -179,7 +179,8 @@ struct store_meta {
  * to close with store_close. On failure *out is NULL and err (may be NULL)
  * says what failed, e.g. RKV_ERR_LOCKED ("held by pid 123"),
  * RKV_ERR_STALELOCK, RKV_ERR_CORRUPT (an unreadable merge marker),
- * RKV_ERR_IO, RKV_ERR_NOMEM, RKV_ERR_INVAL (bad options). Damaged log
+ * RKV_ERR_IO, RKV_ERR_NOMEM, RKV_ERR_INVAL (bad options), RKV_ERR_TOOBIG
+ * (a log named with the last file id there can be). Damaged log
  * records are not an error: they are skipped or cut off and counted in the
  * report (store_open_report).
  */
@@ -201,12 +202,14 @@ const struct store_open_report *store_open_report(const struct store *s);
 const char *store_errmsg(const struct store *s);
 
 /*
- * Adds a put to the open batch. key and value are copied. expiry_ms is an
- * absolute time (ms since the epoch) after which the key reads as absent;
- * 0 means never. Errors: RKV_ERR_TOOBIG (key or value over its limit,
- * nothing written), RKV_ERR_NOSPC / RKV_ERR_IO (the batch was rolled back),
- * RKV_ERR_ABORTED (an earlier error rolled the batch back; call
- * store_commit), RKV_ERR_FAILED, RKV_ERR_NOMEM.
+ * Adds a put to the open batch. key and value are copied; a key or value
+ * of length 0 may be NULL (here and in every call that takes a key).
+ * expiry_ms is an absolute time (ms since the epoch) after which the key
+ * reads as absent; 0 means never. Errors: RKV_ERR_TOOBIG (key or value over
+ * its limit, nothing written; or, only in a damaged or hand-made directory,
+ * sequence numbers or log file ids used up), RKV_ERR_NOSPC / RKV_ERR_IO
+ * (the batch was rolled back), RKV_ERR_ABORTED (an earlier error rolled the
+ * batch back; call store_commit), RKV_ERR_FAILED, RKV_ERR_NOMEM.
  */
 int store_put(struct store *s, uint16_t partition, const void *key, size_t key_len,
               const void *value, size_t value_len, uint64_t expiry_ms);

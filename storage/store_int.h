@@ -15,7 +15,8 @@
  *
  *   off  len  field
  *     0    8  checksum   XXH3-64, seed RECORD_SEED, of bytes 8 .. end of value
- *     8    8  seq        store-wide sequence number, unique per write
+ *     8    8  seq        store-wide sequence number, unique per write,
+ *                         1..STORE_SEQ_MAX
  *    16    8  expiry_ms  absolute ms since the epoch; 0 = never
  *    24    4  value_len  0 for a tombstone
  *    28    2  key_len
@@ -24,8 +25,9 @@
  *    33    1  format     RECORD_FORMAT (1)
  *    34       key bytes, then value bytes
  *
- * A record is valid if its format and flags are known, its lengths are
- * within limits and inside the file, and the checksum matches. Recovery
+ * A record is valid if its format and flags are known, its seq is at most
+ * STORE_SEQ_MAX, its lengths are within limits and inside the file, and the
+ * checksum matches. Recovery
  * keeps, for every key, the valid record with the highest seq.
  *
  * ## Hint file (describes one log file written by merge)
@@ -72,6 +74,9 @@
 #define RECORD_HDR_BYTES 34
 #define RECORD_FORMAT 1
 #define RECORD_FLAG_TOMB 0x01
+/* Sequence numbers stay below bit 63, which recovery uses to mark
+ * tombstones in the keydir (KD_TOMB). */
+#define STORE_SEQ_MAX ((1ull << 63) - 1)
 #define RECORD_SEED 0x72696e676b762d72ull /* "ringkv-r" */
 #define HINT_SEED 0x72696e676b762d68ull   /* "ringkv-h" */
 #define MARKER_SEED 0x72696e676b762d6dull /* "ringkv-m" */
@@ -83,6 +88,9 @@
 #define MARKER_IDS_MAX 65536u /* files one merge may name */
 #define STORE_PATH_BYTES 4096
 #define STORE_FILE_NAME_BYTES 32
+/* Log file ids are 1..STORE_FILE_ID_MAX: UINT32_MAX is KD_FREE, the
+ * keydir's mark of a free entry, and the name after it would wrap to 0. */
+#define STORE_FILE_ID_MAX (UINT32_MAX - 1)
 
 /* ---- records (record.c) ---- */
 
@@ -285,6 +293,9 @@ int store_read_all(struct store *s, int fd, void *buf, size_t len, uint64_t off)
 int store_file_view(struct store *s, struct store_file *f, struct rkv_buf *copy,
                     const uint8_t **data);
 uint64_t store_now_ms(const struct store *s);
+/* Takes the next log file id into *id; RKV_ERR_TOOBIG (and nothing taken)
+ * once STORE_FILE_ID_MAX is used. Caller holds mu or is alone with s. */
+int store_take_file_id(struct store *s, uint32_t *id);
 
 /* write.c: the newest op of the open batch for key, or NULL. */
 const struct batch_op *batch_find(struct store *s, uint16_t partition, const void *key,

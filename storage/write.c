@@ -38,8 +38,9 @@ static size_t batch_slot(uint64_t hash, size_t mask)
 static bool op_matches(const struct store *s, const struct batch_op *op, uint16_t partition,
                        const void *key, size_t key_len, uint64_t hash)
 {
+    /* keys.data is NULL while every key of the batch is empty */
     return op->hash == hash && op->partition == partition && op->key_len == key_len &&
-           memcmp(s->batch.keys.data + op->key_off, key, key_len) == 0;
+           (key_len == 0 || memcmp(s->batch.keys.data + op->key_off, key, key_len) == 0);
 }
 
 const struct batch_op *batch_find(struct store *s, uint16_t partition, const void *key,
@@ -95,7 +96,8 @@ static void batch_push(struct store *s, struct batch_op *op, const void *key)
 {
     struct batch *b = &s->batch;
     op->key_off = (uint32_t)b->keys.len;
-    memcpy(b->keys.data + b->keys.len, key, op->key_len);
+    if (op->key_len) /* the empty key: keys.data may still be NULL */
+        memcpy(b->keys.data + b->keys.len, key, op->key_len);
     b->keys.len += op->key_len;
     b->ops[b->n_ops] = *op;
     uint32_t v = (uint32_t)++b->n_ops;
@@ -185,11 +187,17 @@ static int rotate(struct store *s)
     if (rc != RKV_OK)
         return rc;
     pthread_mutex_lock(&s->mu);
-    uint32_t id = s->next_file_id++;
+    uint32_t id;
+    rc = store_take_file_id(s, &id);
     struct store_file *old = store_file_find(s, s->active_id);
-    if (old)
+    if (old && rc == RKV_OK)
         old->size = s->active_size;
     pthread_mutex_unlock(&s->mu);
+    if (rc != RKV_OK)
+        return store_fail(s, rc,
+                          "storage: log file ids are used up (%010u.log is the last "
+                          "there can be); the write was refused",
+                          STORE_FILE_ID_MAX);
     int fd;
     rc = store_create_log(s, id, &fd);
     if (rc != RKV_OK)
@@ -322,7 +330,7 @@ static int batch_apply(struct store *s)
     struct batch *b = &s->batch;
     for (size_t i = 0; i < b->n_ops; i++) {
         const struct batch_op *op = &b->ops[i];
-        const uint8_t *key = b->keys.data + op->key_off;
+        const uint8_t *key = op->key_len ? b->keys.data + op->key_off : (const uint8_t *)"";
         struct kd_entry *e = keydir_find(&s->kd, op->partition, key, op->key_len, op->hash);
         if (e) {
             struct store_file *old = store_file_find(s, e->file_id);
@@ -451,6 +459,13 @@ static int write_record(struct store *s, uint16_t partition, const void *key, si
                         uint64_t hash, const void *value, size_t value_len, uint64_t expiry_ms,
                         bool tomb)
 {
+    /* Only a record with a forged seq near 2^63 can bring this about (2^63
+     * writes never happen); recovery could not read the write back. */
+    if (s->next_seq > STORE_SEQ_MAX)
+        return store_fail(s, RKV_ERR_TOOBIG,
+                          "storage: sequence numbers are used up "
+                          "(the log holds seq %llu); the write was refused",
+                          (unsigned long long)(s->next_seq - 1));
     int rc = batch_reserve(s, key_len);
     if (rc != RKV_OK)
         return store_fail(s, rc, "storage: out of memory");
@@ -486,6 +501,8 @@ static int write_record(struct store *s, uint16_t partition, const void *key, si
 int store_put(struct store *s, uint16_t partition, const void *key, size_t key_len,
               const void *value, size_t value_len, uint64_t expiry_ms)
 {
+    if (key_len == 0)
+        key = ""; /* the empty key may come as NULL: never hand NULL to memcmp */
     int rc = write_begin(s, key_len, value_len);
     if (rc != RKV_OK)
         return rc;
@@ -501,6 +518,8 @@ int store_put(struct store *s, uint16_t partition, const void *key, size_t key_l
 
 int store_del(struct store *s, uint16_t partition, const void *key, size_t key_len)
 {
+    if (key_len == 0)
+        key = "";
     int rc = write_begin(s, key_len, 0);
     if (rc != RKV_OK)
         return rc;

@@ -624,6 +624,302 @@ START_TEST(damaged_merge_marker_refuses_open)
 }
 END_TEST
 
+/* ---- file ids running out (found by tests/fuzz/fuzz_storage.c) ---- */
+
+/* Log ids are u32, and UINT32_MAX is the keydir's mark of a free entry
+ * (KD_FREE). A directory holding log 4294967294 (the highest name open
+ * accepts) used to give the new active log id UINT32_MAX: its keys then
+ * looked free to the keydir (invariants broken, keys lost by the next
+ * resize), and the id after it wrapped to 0, a name open ignores. Running
+ * out of ids must be a clean error instead. */
+static void write_one_record_log(struct memvfs *v, const char *path)
+{
+    uint8_t rec[64];
+    struct record r = {.seq = 1,
+                       .value_len = 3,
+                       .key_len = 3,
+                       .partition = 0,
+                       .key = (const uint8_t *)"old",
+                       .value = (const uint8_t *)"val"};
+    record_encode(rec, &r);
+    memvfs_write_file(v, path, rec, record_bytes(3, 3));
+}
+
+START_TEST(file_ids_used_up_fail_cleanly)
+{
+    /* No id left for the active log: open refuses. */
+    struct memvfs *v = memvfs_new();
+    memvfs_write_file(v, DB "/4294967294.log", "", 0);
+    struct store_options o = mem_opts(v);
+    struct store *s = NULL;
+    struct rkv_error err = {0};
+    ck_assert_int_eq(store_open(DB, &o, &s, &err), RKV_ERR_TOOBIG);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(err.msg, "file ids"));
+    memvfs_free(v);
+
+    /* One id left: open takes it for the active log; rotation and merge,
+     * which need another, fail cleanly and lose nothing committed. */
+    v = memvfs_new();
+    write_one_record_log(v, DB "/4294967293.log");
+    o = mem_opts(v); /* file_bytes_max 4096: the second big put rotates */
+    s = open_ok(DB, &o, "last id");
+    char big[3000];
+    memset(big, 'b', sizeof big);
+    ck_assert_int_eq(store_put(s, 0, "k1", 2, big, sizeof big, 0), RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    ck_assert_int_eq(store_put(s, 0, "k2", 2, big, sizeof big, 0), RKV_ERR_TOOBIG);
+    ck_assert_ptr_nonnull(strstr(store_errmsg(s), "file ids"));
+    ck_assert_int_eq(store_commit(s), RKV_ERR_TOOBIG); /* the rollback, reported once */
+    ck_assert(keydir_invariants_ok(&s->kd));
+    struct rkv_buf b = {0};
+    ck_assert_int_eq(store_get(s, 0, "old", 3, &b, NULL), RKV_OK);
+    ck_assert_int_eq(store_get(s, 0, "k1", 2, &b, NULL), RKV_OK);
+    ck_assert_uint_eq(b.len, sizeof big);
+    ck_assert_int_eq(store_get(s, 0, "k2", 2, &b, NULL), RKV_ERR_NOTFOUND);
+    ck_assert_int_eq(store_merge(s), RKV_OK);
+    ck_assert_int_eq(store_merge_wait(s), RKV_ERR_TOOBIG);
+    ck_assert_int_eq(store_get(s, 0, "old", 3, &b, NULL), RKV_OK);
+    ck_assert(keydir_invariants_ok(&s->kd));
+    rkv_buf_free(&b);
+    ck_assert_int_eq(store_close(s), RKV_OK);
+    memvfs_free(v);
+}
+END_TEST
+
+/* ---- sequence numbers past 2^63 (found by tests/fuzz/fuzz_storage.c) ---- */
+
+/* Recovery marks tombstones with bit 63 of the keydir's seq (KD_TOMB), so a
+ * record whose seq has that bit (damage that keeps the checksum, or a
+ * hand-made file) used to be purged as a tombstone, and every write after
+ * it got a seq with the bit set too: acknowledged, synced, and gone at the
+ * next open. Such records are invalid now, and writes stop (RKV_ERR_TOOBIG)
+ * rather than reach the bit. */
+static size_t seq_record(uint8_t *out, uint64_t seq, const char *key)
+{
+    struct record r = {.seq = seq,
+                       .value_len = 1,
+                       .key_len = (uint16_t)strlen(key),
+                       .key = (const uint8_t *)key,
+                       .value = (const uint8_t *)"v"};
+    record_encode(out, &r);
+    return record_bytes(r.key_len, 1);
+}
+
+/* A hint file of one entry, for a log of log_bytes bytes. */
+struct hint_entry {
+    uint64_t seq, expiry_ms;
+    uint32_t offset, value_len;
+    uint16_t partition;
+    const char *key;
+};
+
+static size_t one_entry_hint(uint8_t *out, const struct hint_entry *e, uint64_t log_bytes)
+{
+    size_t klen = strlen(e->key), n = 0;
+    memcpy(out, HINT_MAGIC, HINT_HDR_BYTES);
+    n += HINT_HDR_BYTES;
+    memset(out + n, 0, HINT_ENTRY_BYTES);
+    rkv_put_u64(out + n, e->seq);
+    rkv_put_u64(out + n + 8, e->expiry_ms);
+    rkv_put_u32(out + n + 16, e->offset);
+    rkv_put_u32(out + n + 20, e->value_len);
+    rkv_put_u16(out + n + 24, (uint16_t)klen);
+    rkv_put_u16(out + n + 26, e->partition);
+    memcpy(out + n + HINT_ENTRY_BYTES, e->key, klen);
+    n += HINT_ENTRY_BYTES + klen;
+    rkv_put_u64(out + n, log_bytes);
+    rkv_put_u64(out + n + 8, 1);
+    rkv_put_u64(out + n + 16, XXH3_64bits_withSeed(out, n + 16, HINT_SEED));
+    return n + HINT_TRAILER_BYTES;
+}
+
+static size_t seq_hint(uint8_t *out, uint64_t seq, const char *key, uint64_t log_bytes)
+{
+    struct hint_entry e = {.seq = seq, .value_len = 1, .key = key};
+    return one_entry_hint(out, &e, log_bytes);
+}
+
+static void put_probe(struct store *s, int want)
+{
+    int rc = store_put(s, 0, "probe", 5, "p", 1, 0);
+    ck_assert_msg(rc == want, "put: %d (%s)", rc, store_errmsg(s));
+    if (rc == RKV_OK)
+        ck_assert_int_eq(store_commit(s), RKV_OK);
+}
+
+static void get_probe(struct store *s, int want)
+{
+    struct rkv_buf b = {0};
+    ck_assert_int_eq(store_get(s, 0, "probe", 5, &b, NULL), want);
+    rkv_buf_free(&b);
+}
+
+START_TEST(seq_past_2_63_is_refused)
+{
+    uint8_t log[128], hint[128];
+    struct store_options o;
+    struct store *s;
+
+    /* A record with bit 63 in its seq is not a valid record: cut as a torn
+     * tail, and the writes that follow survive a reopen. */
+    struct memvfs *v = memvfs_new();
+    size_t n = seq_record(log, (1ull << 63) + 1, "high");
+    memvfs_write_file(v, DB "/0000000001.log", log, n);
+    o = mem_opts(v);
+    s = open_ok(DB, &o, "high seq");
+    ck_assert_uint_eq(store_open_report(s)->bytes_truncated, n);
+    ck_assert_uint_eq(store_open_report(s)->keys, 0);
+    put_probe(s, RKV_OK);
+    store_close(s);
+    s = open_ok(DB, &o, "high seq reopen");
+    get_probe(s, RKV_OK);
+    store_close(s);
+    memvfs_free(v);
+
+    /* The same seq in a hint file: the hint is rejected, the log scanned. */
+    v = memvfs_new();
+    n = seq_record(log, (1ull << 63) + 1, "high");
+    memvfs_write_file(v, DB "/0000000001.log", log, n);
+    memvfs_write_file(v, DB "/0000000001.hint", hint, seq_hint(hint, (1ull << 63) + 1, "high", n));
+    o = mem_opts(v);
+    s = open_ok(DB, &o, "high seq hint");
+    ck_assert_uint_eq(store_open_report(s)->hint_files, 0);
+    ck_assert_uint_eq(store_open_report(s)->hint_files_rejected, 1);
+    put_probe(s, RKV_OK);
+    store_close(s);
+    s = open_ok(DB, &o, "high seq hint reopen");
+    get_probe(s, RKV_OK);
+    store_close(s);
+    memvfs_free(v);
+
+    /* The last valid seq: the store opens and reads, but refuses writes
+     * instead of handing out a seq it could not recover. */
+    v = memvfs_new();
+    n = seq_record(log, (1ull << 63) - 1, "last");
+    memvfs_write_file(v, DB "/0000000001.log", log, n);
+    o = mem_opts(v);
+    s = open_ok(DB, &o, "last seq");
+    struct rkv_buf b = {0};
+    ck_assert_int_eq(store_get(s, 0, "last", 4, &b, NULL), RKV_OK);
+    rkv_buf_free(&b);
+    put_probe(s, RKV_ERR_TOOBIG);
+    ck_assert_ptr_nonnull(strstr(store_errmsg(s), "sequence numbers"));
+    ck_assert_int_eq(store_del(s, 0, "last", 4), RKV_ERR_TOOBIG);
+    store_close(s);
+    s = open_ok(DB, &o, "last seq reopen");
+    get_probe(s, RKV_ERR_NOTFOUND);
+    ck_assert_uint_eq(store_open_report(s)->keys, 1);
+    store_close(s);
+    memvfs_free(v);
+}
+END_TEST
+
+/* ---- the empty key (found by tests/fuzz/fuzz_storage.c under UBSan) ---- */
+
+/* A key of length 0 is a valid key (clients may send one), but the engine
+ * did pointer arithmetic and memcmp/memcpy on NULL for it: the batch's key
+ * buffer is still unallocated when every key so far is empty, and
+ * store_list lends a NULL key for it, which store_get passed to memcmp.
+ * Undefined behaviour, caught by -fsanitize=undefined (make asan). */
+static int get_listed(void *ctx, const void *key, size_t key_len, const struct store_meta *meta)
+{
+    struct store *s = ctx;
+    struct rkv_buf b = {0};
+    ck_assert_uint_eq(key_len, 0);
+    ck_assert_ptr_nonnull(key);
+    ck_assert_int_eq(store_get(s, 3, key, key_len, &b, NULL), RKV_OK);
+    ck_assert_uint_eq(b.len, meta->value_len);
+    rkv_buf_free(&b);
+    return 0;
+}
+
+START_TEST(empty_key_is_a_key)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "empty key");
+    struct rkv_buf b = {0};
+    ck_assert_int_eq(store_put(s, 3, "", 0, "v1", 2, 0), RKV_OK); /* the first op of a batch */
+    ck_assert_int_eq(store_get(s, 3, "", 0, &b, NULL), RKV_OK);   /* found in the batch */
+    ck_assert_int_eq(store_put(s, 3, "", 0, "v2", 2, 0), RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    ck_assert_int_eq(store_get(s, 3, NULL, 0, &b, NULL), RKV_OK); /* NULL names it too */
+    ck_assert(b.len == 2 && memcmp(b.data, "v2", 2) == 0);
+    store_close(s);
+    s = open_ok(DB, &o, "empty key reopen");
+    uint64_t cursor = 0;
+    ck_assert_int_eq(store_list(s, 3, &cursor, 10, get_listed, s), RKV_OK);
+    ck_assert_int_eq(store_del(s, 3, NULL, 0), RKV_OK);
+    ck_assert_int_eq(store_get(s, 3, "", 0, &b, NULL), RKV_ERR_NOTFOUND);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    ck_assert(keydir_invariants_ok(&s->kd));
+    store_close(s);
+    rkv_buf_free(&b);
+    memvfs_free(v);
+}
+END_TEST
+
+/* ---- a hint that disagrees with its record (found by fuzz_storage) ---- */
+
+/* A read checked the record a keydir entry points at for its checksum, seq
+ * and key, but not for the rest of what the entry says. A (checksummed)
+ * hint that disagrees with its log then made store_get return a value of
+ * another length than store_meta/store_list report, a tombstone as a live
+ * empty value (a delete undone), a value past its expiry as live, or a
+ * value under another partition than its record's (which the next merge,
+ * going by the record, then dropped). The record is the truth: any
+ * disagreement reads as RKV_ERR_CORRUPT. */
+static void hint_case(const struct hint_entry *e, uint64_t rec_expiry, bool rec_tomb,
+                      const char *ctx)
+{
+    uint8_t log[256], hint[128];
+    struct record r = {.seq = 1,
+                       .expiry_ms = rec_expiry,
+                       .value_len = rec_tomb ? 0 : 3,
+                       .key_len = 1,
+                       .flags = rec_tomb ? RECORD_FLAG_TOMB : 0,
+                       .key = (const uint8_t *)"k",
+                       .value = (const uint8_t *)"abc"};
+    record_encode(log, &r);
+    size_t n = record_bytes(1, r.value_len);
+    memset(log + n, 0, 64); /* room after it, which a longer value_len may claim */
+    struct record pad = {.seq = 2, .value_len = 40, .key_len = 1, .key = (const uint8_t *)"z",
+                         .value = (const uint8_t *)"0123456789012345678901234567890123456789"};
+    record_encode(log + n, &pad);
+    n += record_bytes(1, 40);
+    struct memvfs *v = memvfs_new();
+    memvfs_write_file(v, DB "/0000000001.log", log, n);
+    memvfs_write_file(v, DB "/0000000001.hint", hint, one_entry_hint(hint, e, n));
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, ctx);
+    ck_assert_msg(store_open_report(s)->hint_files == 1, "%s: hint not used", ctx);
+    struct rkv_buf b = {0};
+    struct store_meta m;
+    int rc = store_get(s, e->partition, "k", 1, &b, &m);
+    ck_assert_msg(rc == RKV_ERR_CORRUPT, "%s: get gave %d, %zu bytes (meta says %u)", ctx, rc,
+                  b.len, rc == RKV_OK ? m.value_len : 0);
+    rkv_buf_free(&b);
+    store_close(s);
+    memvfs_free(v);
+}
+
+START_TEST(hint_disagreeing_with_record_is_corrupt)
+{
+    struct hint_entry e = {.seq = 1, .value_len = 10, .key = "k"};
+    hint_case(&e, 0, false, "longer value_len");
+    e.value_len = 0;
+    hint_case(&e, 0, true, "a tombstone");
+    e.value_len = 3;
+    hint_case(&e, fake_now - 1, false, "expiry dropped");
+    e.expiry_ms = fake_now + 1000;
+    hint_case(&e, 0, false, "expiry added");
+    e.expiry_ms = 0;
+    e.partition = 256;
+    hint_case(&e, 0, false, "another partition");
+}
+END_TEST
+
 /* ---- merge under concurrent reads and writes (real files, threads) ---- */
 
 START_TEST(merge_under_concurrent_load)
@@ -733,6 +1029,10 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, short_writes_are_completed);
     tcase_add_test(tc, merge_crash_at_every_step);
     tcase_add_test(tc, damaged_merge_marker_refuses_open);
+    tcase_add_test(tc, file_ids_used_up_fail_cleanly);
+    tcase_add_test(tc, seq_past_2_63_is_refused);
+    tcase_add_test(tc, empty_key_is_a_key);
+    tcase_add_test(tc, hint_disagreeing_with_record_is_corrupt);
     tcase_add_test(tc, merge_under_concurrent_load);
     tcase_add_test(tc, allocation_failure_everywhere);
     suite_add_tcase(s, tc);
