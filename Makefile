@@ -48,7 +48,7 @@ NODE_OBJ := $(NODE_SRC:%.c=$(BUILD)/obj/%.o)
 # objects and exports only ringkv_* (client/libringkv.map).
 CLIENT_SRC := client/client.c common/err.c common/alloc.c common/log.c common/buf.c \
               common/clock.c common/codec.c common/wire.c common/object.c common/toml.c \
-              common/config.c storage/policy.c ring/ring.c
+              common/config.c common/cert.c storage/policy.c ring/ring.c
 CLIENT_LIB := $(BUILD)/lib/libringkv.a
 CLIENT_SO  := $(BUILD)/lib/libringkv.so.1
 VERSION    := 0.1.0

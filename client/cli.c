@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "client/ringkv.h"
+#include "common/cert.h"
+#include "common/config.h"
 
 enum exit_code {
     EXIT_OK = 0,
@@ -33,10 +35,19 @@ static void usage(FILE *f)
             "  ring               the nodes and which partitions each owns\n"
             "  stats [NODE]       statistics of NODE, or of every node\n"
             "  ping [NODE]        round trip to NODE, or to every node\n"
+            "  keygen NAME [--dir DIR] [--force]\n"
+            "                     make a CurveZMQ key pair: DIR/NAME.key (public) and\n"
+            "                     DIR/NAME.key_secret (mode 0600); DIR defaults to the\n"
+            "                     cluster file's security.keys_dir\n"
+            "  keygen --cluster   make every missing key pair the cluster file needs: one\n"
+            "                     per node, and \"client\" (allowed in KEYS_DIR/clients/)\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE     the cluster file (default $RINGKV_CONFIG, else ./cluster.toml)\n"
-            "  -s, --seed HOST:PORT  a node's client address; overrides --config\n"
+            "  -s, --seed [ID@]HOST:PORT  a node's client address; overrides --config\n"
+            "  -k, --keys-dir DIR    the nodes' public keys (CurveZMQ); with --seed, turns it on\n"
+            "      --key FILE        this client's secret key (default: $RINGKV_CLIENT_KEY,\n"
+            "                        KEYS_DIR/client.key_secret, ~/.config/ringkv/client.key_secret)\n"
             "  -r N, -w N            read / write quorum for this request (1..N)\n"
             "  -t, --timeout MS      request deadline\n"
             "      --ttl MS          put: the value expires after MS milliseconds\n"
@@ -155,6 +166,73 @@ static void print_stat(void *ctx, const char *name, uint64_t value)
     printf("%s\t%s\t%llu\n", (const char *)ctx, name, (unsigned long long)value);
 }
 
+/* keygen NAME [--dir DIR] [--force] | keygen --cluster: no connection. */
+static int cmd_keygen(const char *config_path, int argc, char **argv)
+{
+    const char *name = NULL, *dir = NULL;
+    bool force = false, cluster = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0)
+            force = true;
+        else if (strcmp(argv[i], "--cluster") == 0)
+            cluster = true;
+        else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (argv[i][0] != '-' && name == NULL)
+            name = argv[i];
+        else {
+            fprintf(stderr, "ringkv: keygen: unexpected \"%s\"\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (cluster == (name != NULL)) {
+        fprintf(stderr, "ringkv: keygen wants a NAME or --cluster\n");
+        return EXIT_USAGE;
+    }
+    struct config *cfg = NULL;
+    struct rkv_error err = {0};
+    if ((cluster || dir == NULL) && config_load(config_path, &cfg, &err) != RKV_OK) {
+        fprintf(stderr, "ringkv: %s\n", err.msg);
+        return EXIT_ERROR;
+    }
+    const char *keys = dir ? dir : cfg->keys_dir;
+    int rc = RKV_OK;
+    if (!cluster) {
+        struct cert c;
+        rc = cert_generate(name, &c, &err);
+        if (rc == RKV_OK)
+            rc = cert_save(&c, keys, force, &err);
+        if (rc == RKV_OK)
+            printf("%s/%s.key\n%s/%s.key_secret\n", keys, name, keys, name);
+    } else {
+        char path[CONFIG_PATH_BYTES + 128], clients[CONFIG_PATH_BYTES + 16];
+        snprintf(clients, sizeof clients, "%s/clients", keys);
+        for (size_t i = 0; rc == RKV_OK && i <= cfg->n_nodes; i++) {
+            const char *who = i < cfg->n_nodes ? cfg->nodes[i].id : "client";
+            snprintf(path, sizeof path, "%s/%s.key_secret", keys, who);
+            FILE *f = fopen(path, "r");
+            if (f) {
+                fclose(f);
+                continue; /* already there: never replace a key */
+            }
+            struct cert c;
+            rc = cert_generate(who, &c, &err);
+            if (rc == RKV_OK)
+                rc = cert_save(&c, keys, false, &err);
+            if (rc == RKV_OK && i == cfg->n_nodes)
+                rc = cert_save_public(&c, clients, false, &err);
+            if (rc == RKV_OK)
+                printf("made %s\n", path);
+        }
+    }
+    config_free(cfg);
+    if (rc != RKV_OK) {
+        fprintf(stderr, "ringkv: %s\n", err.msg);
+        return rc == RKV_ERR_EXISTS ? EXIT_USAGE : EXIT_ERROR;
+    }
+    return EXIT_OK;
+}
+
 static int cmd_ring(struct ringkv_client *c)
 {
     struct ringkv_ring_info info;
@@ -220,9 +298,10 @@ static int cmd_nodes(struct ringkv_client *c, const char *cmd, const char *node)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_TTL = 256 };
+    enum { OPT_TTL = 256, OPT_KEY };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},  {"seed", required_argument, NULL, 's'},
+        {"keys-dir", required_argument, NULL, 'k'}, {"key", required_argument, NULL, OPT_KEY},
         {"timeout", required_argument, NULL, 't'}, {"ttl", required_argument, NULL, OPT_TTL},
         {"context", required_argument, NULL, 'x'}, {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
@@ -233,11 +312,13 @@ int main(int argc, char **argv)
     bool verbose = false;
     unsigned char *ctx = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "+c:s:r:w:t:x:vh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+c:s:k:r:w:t:x:vh", longopts, NULL)) != -1) {
         char *end = NULL;
         switch (opt) {
         case 'c': o.config_path = optarg; break;
         case 's': o.seeds = optarg; break;
+        case 'k': o.keys_dir = optarg; break;
+        case OPT_KEY: o.client_key = optarg; break;
         case 'r': ro.r = (uint32_t)strtoul(optarg, &end, 10); break;
         case 'w': ro.w = (uint32_t)strtoul(optarg, &end, 10); break;
         case 't': ro.timeout_ms = (uint32_t)strtoul(optarg, &end, 10); break;
@@ -265,6 +346,12 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     int nargs = argc - optind - 1;
     char **args = argv + optind + 1;
+    if (o.seeds == NULL && o.config_path == NULL)
+        o.config_path = getenv("RINGKV_CONFIG") ? getenv("RINGKV_CONFIG") : "cluster.toml";
+    if (strcmp(cmd, "keygen") == 0) {
+        free(ctx);
+        return cmd_keygen(o.config_path ? o.config_path : "cluster.toml", nargs, args);
+    }
     bool key_cmd = strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0;
     if ((key_cmd && nargs != 1) || (strcmp(cmd, "put") == 0 && nargs != 2) ||
         ((strcmp(cmd, "ring") == 0) && nargs != 0) ||
@@ -275,8 +362,6 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (o.seeds == NULL && o.config_path == NULL)
-        o.config_path = getenv("RINGKV_CONFIG") ? getenv("RINGKV_CONFIG") : "cluster.toml";
     struct ringkv_client *c;
     int rc = ringkv_connect(&o, &c);
     if (rc != RINGKV_OK) {

@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "common/alloc.h"
+#include "common/cert.h"
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/config.h"
@@ -49,6 +50,7 @@ _Static_assert(SAME_CODE(RINGKV_ENOTFOUND, RKV_ERR_NOTFOUND) &&
 
 struct cnode {
     bool connected_once;       /* its socket has carried a reply */
+    char server_key[CERT_Z85_BYTES + 1]; /* Z85 public key, "" without CURVE */
     char id[RKV_NODE_ID_BYTES_MAX + 1];
     char host[CONFIG_HOST_BYTES];
     uint16_t client_port, cluster_port;
@@ -57,11 +59,21 @@ struct cnode {
     uint64_t down_until_ms;
 };
 
+struct seed {
+    char id[RKV_NODE_ID_BYTES_MAX + 1]; /* "" if not given */
+    char host[CONFIG_HOST_BYTES];
+    uint16_t port;
+    char key[CERT_Z85_BYTES + 1];       /* CURVE: the seed's public key */
+};
+
 struct ringkv_client {
     void *zctx;
     struct ringkv_options opt;
-    char seeds[SEEDS_MAX][CONFIG_HOST_BYTES + 16];
+    struct seed seeds[SEEDS_MAX];
     size_t n_seeds;
+    bool curve;                 /* CurveZMQ on */
+    struct cert me;             /* this client's key pair */
+    char keys_dir[CONFIG_PATH_BYTES];
     char name[64];
     uint32_t partitions, replicas, read_quorum, write_quorum, server_timeout_ms;
     struct ring *ring;
@@ -121,6 +133,9 @@ void ringkv_options_default(struct ringkv_options *o)
         .seeds = NULL,
         .timeout_ms = 0,
         .connect_timeout_ms = 5000,
+        .keys_dir = NULL,
+        .client_key = NULL,
+        .zmq_context = NULL,
     };
 }
 
@@ -128,7 +143,8 @@ void ringkv_options_default(struct ringkv_options *o)
 
 static int send_request(struct ringkv_client *c, void *sock, bool fresh, uint64_t wait_until);
 
-static void *dealer(struct ringkv_client *c, const char *host, uint16_t port)
+static void *dealer(struct ringkv_client *c, const char *host, uint16_t port,
+                    const char *server_key)
 {
     void *s = zmq_socket(c->zctx, ZMQ_DEALER);
     if (s == NULL)
@@ -140,7 +156,12 @@ static void *dealer(struct ringkv_client *c, const char *host, uint16_t port)
      * dead node is noticed at the send, not after a timeout */
     if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) ||
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
-        zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one) || zmq_connect(s, ep) != 0) {
+        zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one) ||
+        (c->curve &&
+         (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key, CERT_Z85_BYTES + 1) ||
+          zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, c->me.public_key, CERT_Z85_BYTES + 1) ||
+          zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, c->me.secret_key, CERT_Z85_BYTES + 1))) ||
+        zmq_connect(s, ep) != 0) {
         zmq_close(s);
         return NULL;
     }
@@ -245,10 +266,18 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
     for (uint32_t i = 0; rc == RKV_OK && i < members; i++) {
         struct cnode *cn = &nodes[i];
         uint32_t fields;
-        if (!mp_read_array(&r, &fields) || fields != 5 || !read_str(&r, cn->id, sizeof cn->id) ||
+        const char *key;
+        uint32_t key_len;
+        if (!mp_read_array(&r, &fields) || fields != 6 || !read_str(&r, cn->id, sizeof cn->id) ||
             !read_str(&r, cn->host, sizeof cn->host) || !mp_read_u16(&r, &cn->client_port) ||
-            !mp_read_u16(&r, &cn->cluster_port) || !mp_read_u32(&r, &cn->vnodes))
+            !mp_read_u16(&r, &cn->cluster_port) || !mp_read_u32(&r, &cn->vnodes) ||
+            !mp_read_str(&r, &key, &key_len) || key_len > CERT_Z85_BYTES ||
+            (c->curve && key_len != CERT_Z85_BYTES)) {
             rc = RKV_ERR_PROTO;
+        } else {
+            memcpy(cn->server_key, key, key_len);
+            cn->server_key[key_len] = '\0';
+        }
         rm[i] = (struct ring_member){.id = cn->id, .vnodes = cn->vnodes};
     }
     struct ring *ring = NULL;
@@ -296,9 +325,10 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
 }
 
 /* Asks one address for the ring. */
-static int fetch_ring(struct ringkv_client *c, const char *host, uint16_t port, uint64_t deadline)
+static int fetch_ring(struct ringkv_client *c, const char *host, uint16_t port, const char *key,
+                      uint64_t deadline)
 {
-    void *s = dealer(c, host, port);
+    void *s = dealer(c, host, port, key);
     if (s == NULL)
         return fail(c, RKV_ERR_UNAVAILABLE, "cannot connect to %s:%u", host, port);
     uint64_t id = ++c->next_id;
@@ -323,40 +353,124 @@ static int refresh_ring(struct ringkv_client *c)
     for (size_t i = 0; i < c->n_nodes; i++) {
         if (c->nodes[i].down_until_ms > rkv_clock_mono_ms())
             continue;
-        char host[CONFIG_HOST_BYTES];
-        snprintf(host, sizeof host, "%s", c->nodes[i].host);
-        if (fetch_ring(c, host, c->nodes[i].client_port, deadline) == RKV_OK)
+        struct cnode n = c->nodes[i]; /* fetch_ring replaces c->nodes */
+        if (fetch_ring(c, n.host, n.client_port, n.server_key, deadline) == RKV_OK)
             return RKV_OK;
     }
     return RKV_ERR_UNAVAILABLE;
 }
 
-/* Fills c->seeds from opt.seeds or the config file. */
+/* Parses "[ID@]HOST:PORT" into seed. */
+static int parse_seed(struct ringkv_client *c, const char *p, size_t len, struct seed *seed)
+{
+    char text[RKV_NODE_ID_BYTES_MAX + CONFIG_HOST_BYTES + 16];
+    if (len == 0 || len >= sizeof text)
+        return fail(c, RKV_ERR_INVAL, "bad seed \"%.*s\": expected [ID@]HOST:PORT", (int)len, p);
+    memcpy(text, p, len);
+    text[len] = '\0';
+    char *host = text, *at = strchr(text, '@');
+    memset(seed, 0, sizeof *seed);
+    if (at) {
+        *at = '\0';
+        host = at + 1;
+        if (strlen(text) == 0 || strlen(text) > RKV_NODE_ID_BYTES_MAX)
+            return fail(c, RKV_ERR_INVAL, "bad node id in seed \"%s@%s\"", text, host);
+        memcpy(seed->id, text, strlen(text) + 1); /* checked above */
+    }
+    char *colon = strrchr(host, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (colon == NULL || colon == host || port < 1 || port > 65535 || *end != '\0' ||
+        (size_t)(colon - host) >= sizeof seed->host)
+        return fail(c, RKV_ERR_INVAL, "bad seed \"%.*s\": expected [ID@]HOST:PORT", (int)len, p);
+    *colon = '\0';
+    memcpy(seed->host, host, (size_t)(colon - host) + 1); /* checked above */
+    seed->port = (uint16_t)port;
+    return RKV_OK;
+}
+
+/* Fills c->seeds (and the security settings) from opt.seeds or the config. */
 static int collect_seeds(struct ringkv_client *c)
 {
-    if (c->opt.seeds && *c->opt.seeds) {
-        const char *p = c->opt.seeds;
-        while (*p && c->n_seeds < SEEDS_MAX) {
-            size_t len = strcspn(p, ",");
-            if (len == 0 || len >= sizeof c->seeds[0] || memchr(p, ':', len) == NULL)
-                return fail(c, RKV_ERR_INVAL, "bad seed \"%.*s\": expected HOST:PORT", (int)len,
-                            p);
-            memcpy(c->seeds[c->n_seeds], p, len);
-            c->seeds[c->n_seeds++][len] = '\0';
-            p += len + (p[len] == ',');
+    if (c->opt.config_path && !(c->opt.seeds && *c->opt.seeds)) {
+        struct config *cfg;
+        struct rkv_error err = {0};
+        if (config_load(c->opt.config_path, &cfg, &err) != RKV_OK)
+            return fail(c, err.code, "%s", err.msg);
+        c->curve = cfg->security == SECURITY_CURVE;
+        snprintf(c->keys_dir, sizeof c->keys_dir, "%s",
+                 c->opt.keys_dir ? c->opt.keys_dir : cfg->keys_dir);
+        for (size_t i = 0; i < cfg->n_nodes && c->n_seeds < SEEDS_MAX; i++) {
+            struct seed *sd = &c->seeds[c->n_seeds++];
+            memset(sd, 0, sizeof *sd);
+            snprintf(sd->id, sizeof sd->id, "%s", cfg->nodes[i].id);
+            snprintf(sd->host, sizeof sd->host, "%s", cfg->nodes[i].host);
+            sd->port = cfg->nodes[i].client_port;
         }
+        config_free(cfg);
         return RKV_OK;
     }
-    if (c->opt.config_path == NULL)
+    if (c->opt.seeds == NULL || *c->opt.seeds == '\0')
         return fail(c, RKV_ERR_INVAL, "no seeds: set config_path or seeds");
-    struct config *cfg;
+    c->curve = c->opt.keys_dir != NULL;
+    if (c->curve)
+        snprintf(c->keys_dir, sizeof c->keys_dir, "%s", c->opt.keys_dir);
+    for (const char *p = c->opt.seeds; *p && c->n_seeds < SEEDS_MAX;) {
+        size_t len = strcspn(p, ",");
+        int rc = parse_seed(c, p, len, &c->seeds[c->n_seeds]);
+        if (rc != RKV_OK)
+            return rc;
+        c->n_seeds++;
+        p += len + (p[len] == ',');
+    }
+    return RKV_OK;
+}
+
+/* CURVE: this client's key pair (the search path of ringkv.h) and every
+ * seed's public key. */
+static int load_keys(struct ringkv_client *c)
+{
+    char path[CONFIG_PATH_BYTES + 64];
+    const char *home = getenv("HOME"), *env = getenv("RINGKV_CLIENT_KEY");
+    const char *tried[4];
+    char p2[CONFIG_PATH_BYTES + 64], p3[CONFIG_PATH_BYTES + 64];
+    size_t n = 0;
+    if (c->opt.client_key)
+        tried[n++] = c->opt.client_key;
+    else {
+        if (env && *env)
+            tried[n++] = env;
+        snprintf(p2, sizeof p2, "%s/client.key_secret", c->keys_dir);
+        tried[n++] = p2;
+        if (home && *home) {
+            snprintf(p3, sizeof p3, "%s/.config/ringkv/client.key_secret", home);
+            tried[n++] = p3;
+        }
+    }
     struct rkv_error err = {0};
-    if (config_load(c->opt.config_path, &cfg, &err) != RKV_OK)
-        return fail(c, err.code, "%s", err.msg);
-    for (size_t i = 0; i < cfg->n_nodes && c->n_seeds < SEEDS_MAX; i++)
-        snprintf(c->seeds[c->n_seeds++], sizeof c->seeds[0], "%s:%u", cfg->nodes[i].host,
-                 cfg->nodes[i].client_port);
-    config_free(cfg);
+    int rc = RKV_ERR_NOTFOUND;
+    for (size_t i = 0; i < n && rc == RKV_ERR_NOTFOUND; i++)
+        rc = cert_load_secret(tried[i], &c->me, &err);
+    if (rc == RKV_ERR_NOTFOUND)
+        return fail(c, RKV_ERR_DENIED,
+                    "the ring uses CurveZMQ but this client has no key (tried %s%s%s%s%s); make "
+                    "one with: ringkv keygen client",
+                    tried[0], n > 1 ? ", " : "", n > 1 ? tried[1] : "", n > 2 ? ", " : "",
+                    n > 2 ? tried[2] : "");
+    if (rc != RKV_OK)
+        return fail(c, rc, "%s", err.msg);
+    for (size_t i = 0; i < c->n_seeds; i++) {
+        struct seed *sd = &c->seeds[i];
+        if (sd->id[0] == '\0')
+            return fail(c, RKV_ERR_INVAL, "with CurveZMQ a seed must name its node: ID@%s:%u",
+                        sd->host, sd->port);
+        snprintf(path, sizeof path, "%s/%s.key", c->keys_dir, sd->id);
+        struct cert pub;
+        rc = cert_load_public(path, &pub, &err);
+        if (rc != RKV_OK)
+            return fail(c, rc, "%s", err.msg);
+        memcpy(sd->key, pub.public_key, sizeof sd->key);
+    }
     return RKV_OK;
 }
 
@@ -372,32 +486,30 @@ int ringkv_connect(const struct ringkv_options *o, struct ringkv_client **out)
         ringkv_options_default(&c->opt);
     if (c->opt.connect_timeout_ms == 0)
         c->opt.connect_timeout_ms = 5000;
-    c->zctx = zmq_ctx_new();
+    c->zctx = c->opt.zmq_context ? c->opt.zmq_context : zmq_ctx_new();
     if (c->zctx == NULL)
         return fail(c, RKV_ERR_IO, "zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
     int rc = collect_seeds(c);
+    if (rc == RKV_OK && c->curve)
+        rc = load_keys(c);
     if (rc != RKV_OK)
         return rc;
     uint64_t deadline = rkv_clock_mono_ms() + c->opt.connect_timeout_ms;
     for (size_t i = 0; i < c->n_seeds; i++) {
-        char host[CONFIG_HOST_BYTES + 16];
-        snprintf(host, sizeof host, "%s", c->seeds[i]);
-        char *colon = strrchr(host, ':');
-        *colon = '\0';
-        long port = strtol(colon + 1, NULL, 10);
-        if (port < 1 || port > 65535)
-            return fail(c, RKV_ERR_INVAL, "bad port in seed \"%s\"", c->seeds[i]);
         /* each seed gets a fair share of what is left */
         uint64_t now = rkv_clock_mono_ms();
         uint64_t share = now < deadline ? (deadline - now) / (c->n_seeds - i) : 0;
-        if (fetch_ring(c, host, (uint16_t)port, now + share) == RKV_OK) {
+        const struct seed *sd = &c->seeds[i];
+        if (fetch_ring(c, sd->host, sd->port, sd->key, now + share) == RKV_OK) {
             c->errmsg[0] = '\0';
             return RKV_OK;
         }
     }
-    return fail(c, RKV_ERR_UNAVAILABLE, "no seed answered within %u ms (tried %zu: %s%s)",
-                c->opt.connect_timeout_ms, c->n_seeds, c->seeds[0],
-                c->n_seeds > 1 ? ", ..." : "");
+    return fail(c, RKV_ERR_UNAVAILABLE,
+                "no seed answered within %u ms (tried %zu: %s:%u%s)%s", c->opt.connect_timeout_ms,
+                c->n_seeds, c->seeds[0].host, c->seeds[0].port, c->n_seeds > 1 ? ", ..." : "",
+                c->curve ? "; with CurveZMQ this also means the ring refused this client's key"
+                         : "");
 }
 
 void ringkv_close(struct ringkv_client *c)
@@ -406,7 +518,7 @@ void ringkv_close(struct ringkv_client *c)
         return;
     for (size_t i = 0; i < c->n_nodes; i++)
         node_reset(&c->nodes[i]);
-    if (c->zctx)
+    if (c->zctx && c->zctx != c->opt.zmq_context)
         zmq_ctx_term(c->zctx);
     ring_free(c->ring);
     rkv_free(c->nodes);
@@ -445,7 +557,7 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
                 continue;
             tried_k[k] = true;
             if (n->sock == NULL)
-                n->sock = dealer(c, n->host, n->client_port);
+                n->sock = dealer(c, n->host, n->client_port, n->server_key);
             uint64_t until = now + attempt_ms < deadline ? now + attempt_ms : deadline;
             uint64_t conn = now + CONNECT_WAIT_MS < until ? now + CONNECT_WAIT_MS : until;
             int rc = n->sock ? send_request(c, n->sock, !n->connected_once, conn)

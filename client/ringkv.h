@@ -37,6 +37,22 @@
  * trying the next one if a node does not answer; a reply that carries a
  * different ring epoch makes it fetch the ring again.
  *
+ * ## Security
+ *
+ * A ring with security.mode = "curve" (the default) encrypts every
+ * connection with CurveZMQ and admits only clients whose public key is in
+ * its allow-list (KEYS_DIR/clients/). The client then needs:
+ *  - its own key pair, the first found of: ringkv_options.client_key,
+ *    $RINGKV_CLIENT_KEY, KEYS_DIR/client.key_secret,
+ *    $HOME/.config/ringkv/client.key_secret (made by `ringkv keygen`; a
+ *    secret file others can read is refused);
+ *  - the public key of the seed it contacts first: KEYS_DIR/ID.key, where
+ *    ID is the seed's node id (seeds are then written ID@HOST:PORT, or come
+ *    from the config file, which names them). The other nodes' keys arrive
+ *    with the ring, over the already authenticated connection.
+ * A client without a key, or whose key is not allowed, cannot connect:
+ * ringkv_connect fails with RINGKV_EUNAVAILABLE after connect_timeout_ms.
+ *
  * ## Caveats
  *
  * - A struct ringkv_client is not thread-safe: use one per thread.
@@ -100,11 +116,22 @@ struct ringkv_options {
      * the seeds), or "host:port[,host:port...]" client addresses. One of
      * the two is required; seeds wins if both are set. Borrowed. */
     const char *config_path;
-    const char *seeds;
+    const char *seeds;             /* "[ID@]HOST:PORT[,...]" client ports */
     uint32_t timeout_ms;          /* default request deadline; 0: the ring's + 500 ms */
     uint32_t connect_timeout_ms;  /* to fetch the ring; default 5000 */
+    /* CurveZMQ (see "Security" above). With config_path, its [security]
+     * section says whether the ring uses it and where keys_dir is; without
+     * one, setting keys_dir turns it on. Borrowed. */
+    const char *keys_dir;         /* holds the seeds' public certificates ID.key */
+    const char *client_key;       /* this client's secret certificate; see the search path */
+    /* A ZeroMQ context to use instead of one of the client's own (each
+     * costs an I/O thread): clients of one process may share one, each in
+     * its own thread. Borrowed: it must outlive the client; NULL: own. */
+    void *zmq_context;
 };
 
+/* Fills o with the defaults: everything zero or NULL except
+ * connect_timeout_ms (5000). */
 void ringkv_options_default(struct ringkv_options *o);
 
 /*

@@ -37,7 +37,8 @@ enum cfg_section {
     SECT_STORAGE = 1,
     SECT_LIMITS = 2,
     SECT_LOG = 3,
-    SECT_COUNT = 4,
+    SECT_SECURITY = 4,
+    SECT_COUNT = 5,
 };
 
 static const char *const section_names[SECT_COUNT] = {
@@ -45,6 +46,7 @@ static const char *const section_names[SECT_COUNT] = {
     [SECT_STORAGE] = "storage",
     [SECT_LIMITS] = "limits",
     [SECT_LOG] = "log",
+    [SECT_SECURITY] = "security",
 };
 
 /* The state of one config_parse call. */
@@ -116,6 +118,8 @@ void config_defaults(struct config *c)
         .inflight_per_client = 1024,
         .queue_depth_max = 65536,
         .log_level = RKV_LOG_INFO,
+        .security = SECURITY_CURVE,
+        .keys_dir = "keys",
         .nodes = NULL,
         .n_nodes = 0,
     };
@@ -272,6 +276,37 @@ static int read_strings(struct cfg *x)
     return rc;
 }
 
+int config_security_parse(const char *name)
+{
+    return strcmp(name, "curve") == 0 ? SECURITY_CURVE
+           : strcmp(name, "none") == 0 ? SECURITY_NONE
+                                       : -1;
+}
+
+static bool resolve_dir(const char *file, const char *dir, char out[CONFIG_PATH_BYTES]);
+
+static int read_security(struct cfg *x)
+{
+    struct config *c = x->c;
+    struct toml_table *t = x->sect[SECT_SECURITY];
+    const struct toml_value *v;
+    int rc = RKV_OK;
+    if (t != NULL && (v = toml_table_get(t, "mode")) != NULL)
+        rc = want_enum(x, v, "security.mode", config_security_parse, "\"curve\", \"none\"",
+                       &c->security);
+    const char *dir = "keys";
+    uint32_t line = 1, col = 1;
+    if (rc == RKV_OK && t != NULL && (v = toml_table_get(t, "keys_dir")) != NULL) {
+        rc = want_str(x, v, "security.keys_dir", CONFIG_PATH_BYTES - 1, &dir);
+        line = v->line;
+        col = v->col;
+    }
+    if (rc == RKV_OK && !resolve_dir(x->file, dir, c->keys_dir))
+        rc = fail_at(x, line, col, "security.keys_dir: longer than %d bytes once resolved",
+                     CONFIG_PATH_BYTES - 1);
+    return rc;
+}
+
 static int check_unknown_keys(struct cfg *x, struct toml_table *t, const char *where)
 {
     const struct toml_kv *kv = toml_table_unused(t);
@@ -315,6 +350,8 @@ static int read_sections(struct cfg *x)
     int rc = read_ints(x);
     if (rc == RKV_OK)
         rc = read_strings(x);
+    if (rc == RKV_OK)
+        rc = read_security(x);
     for (int s = 0; s < SECT_COUNT && rc == RKV_OK; s++) {
         char where[16];
         snprintf(where, sizeof where, "[%s]", section_names[s]);

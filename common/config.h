@@ -16,6 +16,11 @@
  *               siblings_max, clock_entries_max, inflight_per_client,
  *               queue_depth_max
  *   [log]       level
+ *   [security]  mode ("curve": CurveZMQ on both ports, the default; "none":
+ *               plain, with a warning at every start), keys_dir (folder of
+ *               the key pairs: <node-id>.key and .key_secret, clients/ with
+ *               the allowed clients' public certificates; relative to the
+ *               file's folder)
  *   [[node]]    id, host, client_port, cluster_port, data_dir (one table
  *               per initial member; data_dir relative to the file's folder)
  *
@@ -44,6 +49,14 @@
  * options, a context of up to RKV_CLOCK_ENTRIES_MAX entries): the config
  * requires message_bytes_max >= value_bytes_max + key_bytes_max + this. */
 #define CONFIG_MESSAGE_OVERHEAD_BYTES (64u * 1024)
+
+enum config_security {
+    SECURITY_CURVE = 0, /* CurveZMQ with allow-lists on both ports */
+    SECURITY_NONE = 1,  /* plain TCP: anyone who can connect is served */
+};
+
+/* Parses "curve" / "none"; -1 if unknown. */
+int config_security_parse(const char *name);
 
 struct config_node {
     char id[RKV_NODE_ID_BYTES_MAX + 1];
@@ -82,6 +95,9 @@ struct config {
     uint32_t queue_depth_max;
     /* [log] */
     int log_level; /* enum rkv_log_level */
+    /* [security] */
+    int security;  /* enum config_security */
+    char keys_dir[CONFIG_PATH_BYTES]; /* resolved against the file's folder */
     /* [[node]] */
     struct config_node *nodes;
     size_t n_nodes;

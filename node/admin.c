@@ -24,12 +24,14 @@ static void encode_ring(struct node *n, struct mp_writer *w)
     mp_write_array(w, (uint32_t)c->n_nodes);
     for (size_t i = 0; i < c->n_nodes; i++) {
         const struct config_node *cn = &c->nodes[i];
-        mp_write_array(w, 5);
+        int idx = ring_member_index(n->ring, cn->id);
+        mp_write_array(w, 6);
         mp_write_cstr(w, cn->id);
         mp_write_cstr(w, cn->host);
         mp_write_uint(w, cn->client_port);
         mp_write_uint(w, cn->cluster_port);
         mp_write_uint(w, c->vnodes);
+        mp_write_cstr(w, n->sec.curve && idx >= 0 ? n->sec.peer_z85[idx] : "");
     }
 }
 
@@ -54,8 +56,9 @@ static void encode_stats(struct node *n, struct mp_writer *w)
     struct coord_stats cs;
     store_stats(n->store, &ss);
     coord_stats(n->coord, &cs);
-    mp_write_map(w, 27);
+    mp_write_map(w, 28);
     add_stat(w, "uptime_ms", rkv_clock_mono_ms() - n->started_ms);
+    add_stat(w, "auth_refused", n->stats.auth_refused);
     add_stat(w, "peers_connected", peers_connected(n));
     add_stat(w, "ring_epoch", ring_epoch(n->ring));
     add_stat(w, "actor", n->actor);
@@ -68,7 +71,7 @@ static void encode_stats(struct node *n, struct mp_writer *w)
     add_stat(w, "quorum_failures", cs.quorum_failures);
     add_stat(w, "read_repairs", cs.read_repairs);
     add_stat(w, "inflight", cs.inflight);
-    add_stat(w, "refused_busy", cs.refused_busy);
+    add_stat(w, "refused_busy", cs.refused_busy + n->stats.refused_busy);
     add_stat(w, "replica_gets", n->stats.replica_gets);
     add_stat(w, "replica_puts", n->stats.replica_puts);
     add_stat(w, "replica_errors", n->stats.replica_errors);

@@ -19,6 +19,8 @@
 #include <errno.h>
 #include <zmq.h>
 
+#include <stdio.h>
+
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -68,7 +70,7 @@ static void reply_direct(struct node *n, const void *rid, size_t rid_len, uint64
                           0) != RKV_OK)
         return;
     uint64_t token = node_client_token(n, rid, rid_len, false, 0);
-    if (token != UINT64_MAX)
+    if (token < NODE_TOKEN_CLIENT_BUSY)
         node_send_client(n, token, n->buf.data, n->buf.len);
 }
 
@@ -88,12 +90,19 @@ static void on_client(struct node *n, const void *rid, size_t rid_len, const uin
         return;
     }
     uint64_t token = node_client_token(n, rid, rid_len, false, 0);
-    if (token == UINT64_MAX) {
-        /* no reply route left: answer straight away, without one */
+    if (token == UINT64_MAX || token == NODE_TOKEN_CLIENT_BUSY) {
+        /* no reply route for it: answer straight away, without one */
+        char msg[96];
+        if (token == UINT64_MAX)
+            snprintf(msg, sizeof msg, "queue_depth_max (%u) requests in flight on this node",
+                     n->cfg->queue_depth_max);
+        else
+            snprintf(msg, sizeof msg, "inflight_per_client (%u) requests in flight on this "
+                     "connection", n->cfg->inflight_per_client);
+        n->stats.refused_busy++;
         n->buf.len = 0;
-        if (wire_encode_reply(&n->buf, m.id, ring_epoch(n->ring), RKV_ERR_BUSY,
-                              "too many requests in flight", NULL, 0, false, NULL,
-                              0) == RKV_OK &&
+        if (wire_encode_reply(&n->buf, m.id, ring_epoch(n->ring), RKV_ERR_BUSY, msg, NULL, 0,
+                              false, NULL, 0) == RKV_OK &&
             zmq_send(n->client_sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
             zmq_send(n->client_sock, n->buf.data, n->buf.len, ZMQ_DONTWAIT);
         return;
@@ -104,9 +113,12 @@ static void on_client(struct node *n, const void *rid, size_t rid_len, const uin
         node_admin(n, token, &m);
 }
 
-static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, const uint8_t *frame,
-                       size_t len)
+static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, zmq_msg_t *payload)
 {
+    const uint8_t *frame = zmq_msg_data(payload);
+    size_t len = zmq_msg_size(payload);
+    if (!security_peer_ok(n, payload, rid, rid_len))
+        return;
     struct wire_msg m;
     if (wire_decode(frame, len, &m) != RKV_OK) {
         n->stats.bad_requests++;
@@ -136,8 +148,10 @@ static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, const
             return;
         }
         uint64_t token = node_client_token(n, rid, rid_len, true, m.id);
-        if (token != UINT64_MAX)
+        if (token < NODE_TOKEN_CLIENT_BUSY)
             coord_on_client(n->coord, n->now_ms, token, &inner, m.inner.p, m.inner.len, true);
+        else
+            n->stats.refused_busy++; /* the forwarder's deadline answers its client */
     } else {
         n->stats.bad_requests++;
     }
@@ -228,8 +242,7 @@ static void drain(struct node *n, void *sock, int which, uint32_t member)
         } else if (which == 1) {
             size_t rl = zmq_msg_size(&parts[0]);
             if (rl <= NODE_ROUTING_ID_BYTES)
-                on_cluster(n, zmq_msg_data(&parts[0]), rl, zmq_msg_data(&parts[1]),
-                           zmq_msg_size(&parts[1]));
+                on_cluster(n, zmq_msg_data(&parts[0]), rl, &parts[1]);
         } else {
             on_peer(n, member, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]));
         }
@@ -252,8 +265,8 @@ static long poll_timeout(struct node *n)
 int node_run(struct node *n)
 {
     uint32_t members = ring_member_count(n->ring);
-    zmq_pollitem_t *items = rkv_calloc(2 + members, sizeof *items);
-    uint32_t *member_of = rkv_calloc(2 + members, sizeof *member_of);
+    zmq_pollitem_t *items = rkv_calloc(3 + members, sizeof *items);
+    uint32_t *member_of = rkv_calloc(3 + members, sizeof *member_of);
     if (items == NULL || member_of == NULL) {
         rkv_free(items);
         rkv_free(member_of);
@@ -267,6 +280,11 @@ int node_run(struct node *n)
             continue;
         member_of[count] = i;
         items[count++] = (zmq_pollitem_t){.socket = n->peers[i], .events = ZMQ_POLLIN};
+    }
+    int zap = -1; /* the ZAP handler's socket, last */
+    if (n->sec.zap) {
+        zap = count;
+        items[count++] = (zmq_pollitem_t){.socket = n->sec.zap, .events = ZMQ_POLLIN};
     }
     uint64_t stop_at = 0;
     int rc = RKV_OK;
@@ -288,9 +306,14 @@ int node_run(struct node *n)
             break;
         }
         n->now_ms = rkv_clock_realtime_ms();
-        for (int i = 0; i < count; i++)
-            if (items[i].revents & ZMQ_POLLIN)
+        for (int i = 0; i < count; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            if (i == zap)
+                security_on_zap(n);
+            else
                 drain(n, items[i].socket, i < 2 ? i : 2, member_of[i]);
+        }
         coord_tick(n->coord, n->now_ms);
         run_outbox(n);
         node_group_commit(n);

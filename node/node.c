@@ -18,6 +18,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zmq.h>
 
 #include "common/alloc.h"
@@ -48,7 +49,8 @@ static void *make_router(struct node *n, uint16_t port, bool cluster, struct rkv
     if (set_int(s, ZMQ_ROUTER_MANDATORY, 1) || set_int(s, ZMQ_LINGER, 0) ||
         set_int(s, ZMQ_SNDHWM, SOCK_HWM) || set_int(s, ZMQ_RCVHWM, SOCK_HWM) ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
-        (cluster && set_int(s, ZMQ_ROUTER_HANDOVER, 1)) || zmq_bind(s, ep) != 0) {
+        (cluster && set_int(s, ZMQ_ROUTER_HANDOVER, 1)) ||
+        security_server(n, s, cluster ? "cluster" : "client") || zmq_bind(s, ep) != 0) {
         rkv_error_set(err, RKV_ERR_IO, "node: cannot listen on %s: %s", ep,
                       zmq_strerror(zmq_errno()));
         zmq_close(s);
@@ -57,7 +59,8 @@ static void *make_router(struct node *n, uint16_t port, bool cluster, struct rkv
     return s;
 }
 
-static void *make_dealer(struct node *n, const struct config_node *peer, struct rkv_error *err)
+static void *make_dealer(struct node *n, const struct config_node *peer, uint32_t member,
+                         struct rkv_error *err)
 {
     void *s = zmq_socket(n->zctx, ZMQ_DEALER);
     if (s == NULL)
@@ -69,7 +72,8 @@ static void *make_dealer(struct node *n, const struct config_node *peer, struct 
         set_int(s, ZMQ_IMMEDIATE, 1) || set_int(s, ZMQ_LINGER, 0) ||
         set_int(s, ZMQ_SNDHWM, SOCK_HWM) || set_int(s, ZMQ_RCVHWM, SOCK_HWM) ||
         set_int(s, ZMQ_RECONNECT_IVL, 100) || set_int(s, ZMQ_RECONNECT_IVL_MAX, 1000) ||
-        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) || zmq_connect(s, ep) != 0) {
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
+        security_client(n, s, member) || zmq_connect(s, ep) != 0) {
         rkv_error_set(err, RKV_ERR_IO, "node: cannot connect to %s at %s: %s", peer->id, ep,
                       zmq_strerror(zmq_errno()));
         zmq_close(s);
@@ -185,6 +189,10 @@ static int open_sockets(struct node *n, struct rkv_error *err)
     n->zctx = zmq_ctx_new();
     if (n->zctx == NULL)
         return zerr(err, "zmq_ctx_new");
+    /* the ZAP handler first: no socket may accept a handshake before it */
+    int rc = security_open(n, err);
+    if (rc != RKV_OK)
+        return rc;
     n->client_sock = make_router(n, n->me->client_port, false, err);
     if (n->client_sock == NULL)
         return err->code;
@@ -199,7 +207,7 @@ static int open_sockets(struct node *n, struct rkv_error *err)
         if (i == n->self)
             continue;
         const struct config_node *peer = config_node_find(n->cfg, ring_member_id(n->ring, i));
-        n->peers[i] = make_dealer(n, peer, err);
+        n->peers[i] = make_dealer(n, peer, i, err);
         if (n->peers[i] == NULL)
             return err->code;
     }
@@ -260,6 +268,7 @@ void node_close(struct node *n)
         zmq_close(n->client_sock);
     if (n->cluster_sock)
         zmq_close(n->cluster_sock);
+    security_close(n);
     if (n->zctx)
         zmq_ctx_term(n->zctx);
     if (n->store) {
@@ -273,6 +282,8 @@ void node_close(struct node *n)
     object_free(&n->incoming);
     rkv_free(n->clients);
     rkv_free(n->free_clients);
+    rkv_free(n->inflight_key);
+    rkv_free(n->inflight_count);
     rkv_free(n->acks);
     rkv_buf_free(&n->buf);
     rkv_buf_free(&n->obj);
@@ -281,14 +292,76 @@ void node_close(struct node *n)
 
 /* ---- reply routes ---- */
 
+/*
+ * In-flight requests per client connection: an open-addressing table from
+ * the XXH3 hash of the routing id to a count (a hash collision would merge
+ * two connections' counts, which only makes the limit stricter). It holds
+ * at most one entry per request in flight, so it is sized by
+ * queue_depth_max. Entries at zero are removed by backward shift.
+ */
+static uint32_t *inflight_slot(struct node *n, uint64_t key, bool *found)
+{
+    uint32_t mask = n->inflight_cap - 1;
+    for (uint32_t i = (uint32_t)key & mask;; i = (i + 1) & mask) {
+        if (n->inflight_count[i] == 0 || n->inflight_key[i] == key) {
+            *found = n->inflight_count[i] != 0;
+            return &n->inflight_count[i];
+        }
+    }
+}
+
+static int inflight_init(struct node *n)
+{
+    uint32_t cap = 16;
+    while (cap < 2u * n->cfg->queue_depth_max)
+        cap *= 2;
+    n->inflight_key = rkv_calloc(cap, sizeof *n->inflight_key);
+    n->inflight_count = rkv_calloc(cap, sizeof *n->inflight_count);
+    n->inflight_cap = cap;
+    return n->inflight_key && n->inflight_count ? RKV_OK : RKV_ERR_NOMEM;
+}
+
+/* Counts one more request of connection key; false if it has its limit. */
+static bool inflight_take(struct node *n, uint64_t key)
+{
+    bool found;
+    uint32_t *c = inflight_slot(n, key, &found);
+    if (found && *c >= n->cfg->inflight_per_client)
+        return false;
+    n->inflight_key[c - n->inflight_count] = key;
+    (*c)++;
+    return true;
+}
+
+static void inflight_give(struct node *n, uint64_t key)
+{
+    bool found;
+    uint32_t *c = inflight_slot(n, key, &found);
+    if (!found || --*c > 0)
+        return;
+    uint32_t mask = n->inflight_cap - 1, i = (uint32_t)(c - n->inflight_count);
+    for (uint32_t j = (i + 1) & mask; n->inflight_count[j]; j = (j + 1) & mask) {
+        uint32_t home = (uint32_t)n->inflight_key[j] & mask;
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        n->inflight_key[i] = n->inflight_key[j];
+        n->inflight_count[i] = n->inflight_count[j];
+        n->inflight_count[j] = 0;
+        i = j;
+    }
+}
+
 uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, bool forwarded,
                            uint64_t forward_id)
 {
     if (rid_len > NODE_ROUTING_ID_BYTES)
         return UINT64_MAX;
+    if (n->inflight_cap == 0 && inflight_init(n) != RKV_OK)
+        return UINT64_MAX;
     uint32_t slot;
     if (n->n_free_clients) {
-        slot = n->free_clients[--n->n_free_clients];
+        slot = n->free_clients[n->n_free_clients - 1];
     } else {
         if (n->n_clients >= n->cfg->queue_depth_max)
             return UINT64_MAX;
@@ -304,14 +377,24 @@ uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, bool
             n->free_clients = f;
             n->cap_clients = cap;
         }
-        slot = n->n_clients++;
+        slot = n->n_clients;
         n->clients[slot].gen = 0;
     }
+    /* forwarded requests count against the forwarding peer's connection
+     * too: a peer is a client of this node like any other */
+    uint64_t key = XXH3_64bits(rid, rid_len) ^ (forwarded ? 0x466f7277 : 0);
+    if (!inflight_take(n, key))
+        return NODE_TOKEN_CLIENT_BUSY;
+    if (n->n_free_clients && n->free_clients[n->n_free_clients - 1] == slot)
+        n->n_free_clients--;
+    else
+        n->n_clients++;
     struct node_client *c = &n->clients[slot];
     c->used = true;
     c->gen++;
     c->forwarded = forwarded;
     c->forward_id = forward_id;
+    c->rid_hash = key;
     c->rid_len = (uint8_t)rid_len;
     memcpy(c->rid, rid, rid_len);
     return (uint64_t)c->gen << 32 | slot;
@@ -347,6 +430,7 @@ int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len
     }
     c->used = false;
     n->free_clients[n->n_free_clients++] = slot;
+    inflight_give(n, c->rid_hash);
     return rc;
 }
 

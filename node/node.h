@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/cert.h"
 #include "common/config.h"
 #include "common/object.h"
 #include "common/wire.h"
@@ -45,6 +46,7 @@ struct node_client {
     uint32_t gen;
     bool used;
     bool forwarded;
+    uint64_t rid_hash;   /* its connection, for inflight_per_client */
     uint64_t forward_id;
     uint8_t rid_len;
     uint8_t rid[NODE_ROUTING_ID_BYTES];
@@ -58,11 +60,29 @@ struct node_ack {
     uint8_t rid[NODE_ROUTING_ID_BYTES];
 };
 
+struct node_client_key {
+    uint8_t key[32];
+    char name[CERT_NAME_BYTES + 1];
+};
+
+/* CurveZMQ state (security.c). */
+struct node_security {
+    bool curve;
+    struct cert own;
+    char (*peer_z85)[CERT_Z85_BYTES + 1]; /* by ring index (own key at self) */
+    uint8_t (*peer_key)[32];
+    struct node_client_key *clients;      /* the client allow-list */
+    size_t n_clients, cap_clients;
+    void *zap;                            /* REP on inproc://zeromq.zap.01 */
+};
+
 struct node_stats {
+    uint64_t auth_refused;    /* handshakes refused, messages with a false id */
     uint64_t client_requests;
     uint64_t bad_requests;
     uint64_t replica_gets, replica_puts, replica_errors;
     uint64_t send_failures;
+    uint64_t refused_busy;    /* queue_depth_max or inflight_per_client */
     uint64_t commits;
 };
 
@@ -83,6 +103,10 @@ struct node {
     uint32_t n_clients, cap_clients;
     uint32_t *free_clients;
     uint32_t n_free_clients;
+    /* requests in flight per client connection (hash of its routing id) */
+    uint64_t *inflight_key;
+    uint32_t *inflight_count;
+    uint32_t inflight_cap;        /* a power of two */
     struct node_ack *acks;
     size_t n_acks, cap_acks;
     uint64_t now_ms;
@@ -90,6 +114,7 @@ struct node {
     volatile sig_atomic_t *stop;
     bool stopping;
     struct node_stats stats;
+    struct node_security sec;
     struct rkv_buf buf, obj, tmp; /* scratch */
     struct object local, incoming;
 };
@@ -107,6 +132,10 @@ int node_send_peer(struct node *n, uint32_t member, const void *msg, size_t len)
 /* To the peer DEALER with routing id rid, through the cluster ROUTER. */
 int node_send_cluster(struct node *n, const void *rid, size_t rid_len, const void *msg,
                       size_t len);
+/* A reply route for a request from routing id rid. UINT64_MAX if the
+ * node's queue is full; NODE_TOKEN_CLIENT_BUSY if this client connection
+ * has inflight_per_client requests in flight already. */
+#define NODE_TOKEN_CLIENT_BUSY (UINT64_MAX - 1)
 uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, bool forwarded,
                            uint64_t forward_id);
 
@@ -115,6 +144,16 @@ void node_replica_get(struct node *n, const struct wire_msg *m, struct wire_msg 
 int node_replica_put(struct node *n, const struct wire_msg *m, const struct node_ack *ack);
 void node_local_update(struct node *n, const struct coord_update *u);
 void node_group_commit(struct node *n);
+
+/* security.c */
+int security_open(struct node *n, struct rkv_error *err);
+void security_close(struct node *n);
+int security_server(struct node *n, void *sock, const char *domain);
+int security_client(struct node *n, void *sock, uint32_t peer);
+void security_on_zap(struct node *n);
+/* False (logged, counted) if a cluster message's claimed id is not the id
+ * its sender's key belongs to. payload is a zmq_msg_t *. */
+bool security_peer_ok(struct node *n, void *payload, const void *rid, size_t rid_len);
 
 /* admin.c */
 void node_admin(struct node *n, uint64_t token, const struct wire_msg *m);

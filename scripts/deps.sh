@@ -5,6 +5,8 @@
 #
 #   scripts/deps.sh          build and test dependencies
 #   scripts/deps.sh bench    plus the peer engines the benchmarks compare with
+#   scripts/deps.sh capture  plus tcpdump, for the test that reads the wire
+#   scripts/deps.sh fuzz     plus clang, for the libFuzzer targets
 set -eu
 
 need=""
@@ -18,6 +20,14 @@ has msgpack   || add libmsgpack-dev
 has libxxhash || add libxxhash-dev
 has libsodium || add libsodium-dev
 has check     || add check
+
+if [ "${1:-}" = fuzz ]; then      # make fuzz / fuzz-ci: clang's libFuzzer
+    command -v clang >/dev/null 2>&1 || add clang
+fi
+
+if [ "${1:-}" = capture ]; then   # the traffic-capture test
+    command -v tcpdump >/dev/null 2>&1 || add tcpdump
+fi
 
 if [ "${1:-}" = bench ]; then
     [ -f /usr/include/lmdb.h ]         || add liblmdb-dev

@@ -9,6 +9,8 @@ bin=${1:-build/bin}
 config=${2:-${RINGKV_CONFIG:-cluster.toml}}
 
 ids=$("$bin/ringkvd" --config "$config" --list) || exit 1
+# the key pairs of the nodes and of a local client, on first start
+"$bin/ringkv" --config "$config" keygen --cluster | sed "s/^/run-ring: /" >&2 || exit 1
 pids=()
 stop() {
     trap '' INT TERM

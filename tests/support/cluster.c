@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cert.h"
 #include "common/clock.h"
 #include "tests/support/testutil.h"
 
@@ -42,16 +43,33 @@ static uint16_t free_port(void)
     return ntohs(a.sin_port);
 }
 
+/* A key pair for every node and the client, as `ringkv keygen --cluster`. */
+static void make_keys(struct cluster *c)
+{
+    struct rkv_error err;
+    char clients[4200];
+    snprintf(clients, sizeof clients, "%s/clients", c->keys);
+    for (int i = 0; i <= c->n; i++) {
+        struct cert k;
+        ck_assert_int_eq(cert_generate(i < c->n ? c->id[i] : "client", &k, &err), RKV_OK);
+        ck_assert_msg(cert_save(&k, c->keys, false, &err) == RKV_OK, "%s", err.msg);
+        if (i == c->n)
+            ck_assert_msg(cert_save_public(&k, clients, false, &err) == RKV_OK, "%s", err.msg);
+    }
+}
+
 static void write_config(struct cluster *c, const char *extra_cluster, const char *extra_limits)
 {
     snprintf(c->config, sizeof c->config, "%s/cluster.toml", c->dir);
+    snprintf(c->keys, sizeof c->keys, "%s/keys", c->dir);
     FILE *f = fopen(c->config, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f, "[cluster]\nname = \"test\"\npartitions = 64\nreplicas = 3\n"
                "read_quorum = 2\nwrite_quorum = 2\nvnodes = 32\nrequest_timeout_ms = 1000\n%s\n"
                "[limits]\nvalue_bytes_max = 2097152\nmessage_bytes_max = 4194304\n%s\n"
-               "[log]\nlevel = \"info\"\n",
-            extra_cluster ? extra_cluster : "", extra_limits ? extra_limits : "");
+               "[log]\nlevel = \"info\"\n[security]\nmode = \"%s\"\nkeys_dir = \"keys\"\n",
+            extra_cluster ? extra_cluster : "", extra_limits ? extra_limits : "",
+            c->plain ? "none" : "curve");
     for (int i = 0; i < c->n; i++) {
         snprintf(c->id[i], sizeof c->id[i], "n%d", i + 1);
         c->client_port[i] = free_port();
@@ -61,6 +79,8 @@ static void write_config(struct cluster *c, const char *extra_cluster, const cha
                 c->id[i], c->client_port[i], c->cluster_port[i], c->id[i]);
     }
     fclose(f);
+    if (!c->plain)
+        make_keys(c);
 }
 
 void cluster_node_start(struct cluster *c, int i)
@@ -108,8 +128,21 @@ static bool node_ready(void *arg)
         struct ringkv_options o;
         ringkv_options_default(&o);
         char seed[64];
-        snprintf(seed, sizeof seed, "127.0.0.1:%u", r->c->client_port[r->i]);
+        snprintf(seed, sizeof seed, "%s@127.0.0.1:%u", r->c->id[r->i], r->c->client_port[r->i]);
         o.seeds = seed;
+        if (!r->c->plain) {
+            char key[4200];
+            snprintf(key, sizeof key, "%s/client.key_secret", r->c->keys);
+            o.keys_dir = r->c->keys;
+            o.client_key = key;
+            o.connect_timeout_ms = 300;
+            if (ringkv_connect(&o, &r->client) != RINGKV_OK) {
+                ringkv_close(r->client);
+                r->client = NULL;
+                return false;
+            }
+            return ringkv_ping(r->client, r->c->id[r->i], NULL) == RINGKV_OK;
+        }
         o.connect_timeout_ms = 300;
         if (ringkv_connect(&o, &r->client) != RINGKV_OK) {
             ringkv_close(r->client);
@@ -163,16 +196,23 @@ void cluster_wait_ready(struct cluster *c, int i, uint32_t deadline_ms)
     ringkv_close(r.client);
 }
 
-void cluster_start(struct cluster *c, int n, const char *extra_cluster, const char *extra_limits)
+void cluster_start_opts(struct cluster *c, const struct cluster_opts *o)
 {
     memset(c, 0, sizeof *c);
-    c->n = n;
+    c->n = o->n;
+    c->plain = o->plain;
     c->dir = test_mkdtemp("cluster");
-    write_config(c, extra_cluster, extra_limits);
-    for (int i = 0; i < n; i++)
+    write_config(c, o->extra_cluster, o->extra_limits);
+    for (int i = 0; i < c->n; i++)
         cluster_node_start(c, i);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < c->n; i++)
         cluster_wait_ready(c, i, READY_DEADLINE_MS);
+}
+
+void cluster_start(struct cluster *c, int n, const char *extra_cluster, const char *extra_limits)
+{
+    struct cluster_opts o = {.n = n, .extra_cluster = extra_cluster, .extra_limits = extra_limits};
+    cluster_start_opts(c, &o);
 }
 
 struct exit_ctx {
@@ -235,6 +275,30 @@ void cluster_stop(struct cluster *c)
         test_rmdir(c->dir);
     free(c->dir);
     c->dir = NULL;
+}
+
+struct stat_ctx {
+    const char *name;
+    uint64_t value;
+    bool seen;
+};
+
+static void grab_stat(void *ctx, const char *name, uint64_t value)
+{
+    struct stat_ctx *s = ctx;
+    if (strcmp(name, s->name) == 0) {
+        s->value = value;
+        s->seen = true;
+    }
+}
+
+uint64_t cluster_stat(struct ringkv_client *c, const char *id, const char *name)
+{
+    struct stat_ctx s = {.name = name};
+    int rc = ringkv_stats(c, id, grab_stat, &s);
+    ck_assert_msg(rc == RINGKV_OK, "stats of %s: %s", id, ringkv_errmsg(c));
+    ck_assert_msg(s.seen, "statistic %s missing", name);
+    return s.value;
 }
 
 struct ringkv_client *cluster_client(struct cluster *c)

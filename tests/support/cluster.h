@@ -21,6 +21,8 @@
 struct cluster {
     char *dir;
     char config[4096];
+    char keys[4096];     /* keys_dir */
+    bool plain;
     int n;
     pid_t pid[CLUSTER_NODES_MAX];
     char id[CLUSTER_NODES_MAX][16];
@@ -28,9 +30,17 @@ struct cluster {
     uint16_t cluster_port[CLUSTER_NODES_MAX];
 };
 
-/* Writes the config (extra: more TOML lines for [cluster], e.g.
- * "request_timeout_ms = 500"; may be NULL) and starts n nodes, waiting
- * until each answers a ping. */
+struct cluster_opts {
+    int n;                      /* nodes */
+    const char *extra_cluster;  /* more TOML lines for [cluster], or NULL */
+    const char *extra_limits;   /* more TOML lines for [limits], or NULL */
+    bool plain;                 /* security.mode = "none" (default: curve) */
+};
+
+/* Writes the config and, unless plain, a key pair per node and one for
+ * the client ("client", allowed in KEYS/clients/); starts the nodes and
+ * waits until each answers a ping and all are connected to each other. */
+void cluster_start_opts(struct cluster *c, const struct cluster_opts *o);
 void cluster_start(struct cluster *c, int n, const char *extra_cluster, const char *extra_limits);
 /* Stops every node still running (SIGTERM, then SIGKILL after a deadline)
  * and removes the directory (RKV_KEEP_CLUSTER=1 keeps it). If a test fails
@@ -46,6 +56,9 @@ void cluster_wait_ready(struct cluster *c, int i, uint32_t deadline_ms);
 
 /* A client of the cluster (ringkv_connect with its config). */
 struct ringkv_client *cluster_client(struct cluster *c);
+
+/* Statistic `name` of node `id` (fails the test if it is missing). */
+uint64_t cluster_stat(struct ringkv_client *c, const char *id, const char *name);
 
 /* Polls cond until it returns true or deadline_ms pass; fails the test
  * with what if it does not. */
