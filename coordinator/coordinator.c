@@ -29,6 +29,7 @@ enum rstate { RS_PENDING = 0, RS_OK, RS_NOTFOUND, RS_FAILED };
 
 struct creq {
     bool used;
+    uint32_t slot;
     uint32_t gen;
     uint8_t type;
     bool answered;
@@ -61,7 +62,9 @@ struct coord {
     struct coord_options opt;
     const struct ring *ring;
     uint64_t epoch;
-    struct creq *reqs;
+    /* each request is allocated on its own and never moves: the outbox
+     * hands the node pointers into it (a local update's context) */
+    struct creq **reqs;
     size_t n_reqs, cap_reqs;
     uint32_t *free_slots;
     size_t n_free, cap_free;
@@ -112,7 +115,8 @@ void coord_outbox_clear(struct coord *c)
 
 static uint64_t req_id(const struct coord *c, const struct creq *r)
 {
-    return (uint64_t)r->gen << 32 | (uint64_t)(r - c->reqs);
+    (void)c;
+    return (uint64_t)r->gen << 32 | r->slot;
 }
 
 static struct creq *req_find(struct coord *c, uint64_t id)
@@ -120,7 +124,7 @@ static struct creq *req_find(struct coord *c, uint64_t id)
     uint64_t slot = id & 0xffffffffu;
     if (slot >= c->n_reqs)
         return NULL;
-    struct creq *r = &c->reqs[slot];
+    struct creq *r = c->reqs[slot];
     return r->used && r->gen == (uint32_t)(id >> 32) ? r : NULL;
 }
 
@@ -184,10 +188,14 @@ static struct creq *req_alloc(struct coord *c, uint8_t type, uint64_t deadline)
         if (rkv_grow(&fs, &c->cap_free, c->cap_reqs, sizeof *c->free_slots) != RKV_OK)
             return NULL;
         c->free_slots = fs;
+        struct creq *fresh = rkv_calloc(1, sizeof *fresh);
+        if (fresh == NULL)
+            return NULL;
         slot = c->n_reqs++;
-        memset(&c->reqs[slot], 0, sizeof c->reqs[slot]);
+        fresh->slot = (uint32_t)slot;
+        c->reqs[slot] = fresh;
     }
-    struct creq *r = &c->reqs[slot];
+    struct creq *r = c->reqs[slot];
     r->used = true;
     r->gen++;
     r->type = type;
@@ -211,7 +219,7 @@ static struct creq *req_alloc(struct coord *c, uint8_t type, uint64_t deadline)
 static void req_free(struct coord *c, struct creq *r)
 {
     r->used = false;
-    c->free_slots[c->n_free++] = (uint32_t)(r - c->reqs);
+    c->free_slots[c->n_free++] = r->slot;
     c->live--;
 }
 
@@ -759,13 +767,14 @@ void coord_free(struct coord *c)
     if (c == NULL)
         return;
     for (size_t i = 0; i < c->n_reqs; i++) {
-        struct creq *r = &c->reqs[i];
+        struct creq *r = c->reqs[i];
         for (uint32_t k = 0; k < RKV_REPLICAS_MAX; k++)
             rkv_buf_free(&r->objs[k]);
         rkv_buf_free(&r->key);
         rkv_buf_free(&r->value);
         rkv_buf_free(&r->written);
         vclock_free(&r->ctx);
+        rkv_free(r);
     }
     for (size_t i = 0; i < c->cap_out; i++)
         rkv_buf_free(&c->out[i].msg);
@@ -787,7 +796,9 @@ bool coord_invariants_ok(const struct coord *c)
 {
     size_t used = 0;
     for (size_t i = 0; i < c->n_reqs; i++) {
-        const struct creq *r = &c->reqs[i];
+        const struct creq *r = c->reqs[i];
+        if (r->slot != i)
+            return false;
         if (!r->used)
             continue;
         used++;

@@ -5,6 +5,7 @@
  * and a restarted node keeping its data and its vector-clock actor.
  */
 #include <check.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,8 +281,6 @@ START_TEST(read_repair_after_sigstop)
 }
 END_TEST
 
-static uint64_t stat_of(struct ringkv_client *c, const char *id, const char *name);
-
 START_TEST(read_repair_fixes_a_replica_that_missed_writes)
 {
     struct ringkv_client *c = cluster_client(&cl);
@@ -299,7 +298,7 @@ START_TEST(read_repair_fixes_a_replica_that_missed_writes)
      * still repaired n3 */
     struct holds h = {.c = c, .id = "n3", .key = "missed", .value = "new"};
     wait_for(node_holds, &h, WAIT_MS, "late replies to repair n3");
-    ck_assert_uint_gt(stat_of(c, "n3", "read_repairs"), 0);
+    ck_assert_uint_gt(cluster_stat(c, "n3", "read_repairs"), 0);
     /* and a get at R=3 says when it repairs */
     cluster_node_signal(&cl, 2, SIGKILL);
     put_over(c, "missed", "newer", &(struct ringkv_request_options){.coordinator = "n2", .w = 2});
@@ -317,40 +316,17 @@ START_TEST(read_repair_fixes_a_replica_that_missed_writes)
 }
 END_TEST
 
-struct stat_ctx {
-    const char *name;
-    uint64_t value;
-    bool seen;
-};
-
-static void grab_stat(void *ctx, const char *name, uint64_t value)
-{
-    struct stat_ctx *s = ctx;
-    if (strcmp(name, s->name) == 0) {
-        s->value = value;
-        s->seen = true;
-    }
-}
-
-static uint64_t stat_of(struct ringkv_client *c, const char *id, const char *name)
-{
-    struct stat_ctx s = {.name = name};
-    ck_assert_int_eq(ringkv_stats(c, id, grab_stat, &s), RINGKV_OK);
-    ck_assert_msg(s.seen, "stat %s missing", name);
-    return s.value;
-}
-
 START_TEST(restart_keeps_data_and_actor)
 {
     struct ringkv_client *c = cluster_client(&cl);
-    uint64_t actor = stat_of(c, "n1", "actor");
+    uint64_t actor = cluster_stat(c, "n1", "actor");
     ck_assert_uint_ne(actor, 0);
     put_ok(c, "durable", "yes", &(struct ringkv_request_options){.w = 3});
     for (int round = 0; round < 2; round++) {
         cluster_node_signal(&cl, 0, round ? SIGKILL : SIGTERM);
         cluster_node_start(&cl, 0);
         cluster_wait_ready(&cl, 0, WAIT_MS);
-        ck_assert_uint_eq(stat_of(c, "n1", "actor"), actor);
+        ck_assert_uint_eq(cluster_stat(c, "n1", "actor"), actor);
         struct holds h = {.c = c, .id = "n1", .key = "durable", .value = "yes"};
         ck_assert(node_holds(&h));
     }
@@ -365,6 +341,52 @@ START_TEST(restart_keeps_data_and_actor)
     ringkv_result_free(&r);
     const char *want[] = {"again"};
     get_is(c, "durable", &(struct ringkv_request_options){.r = 3}, want, 1);
+    ringkv_close(c);
+}
+END_TEST
+
+struct writer {
+    int id;
+    int ok;
+};
+
+static void *write_many(void *arg)
+{
+    struct writer *w = arg;
+    struct ringkv_client *c = cluster_client(&cl);
+    char k[32], v[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(k, sizeof k, "burst-%d", (w->id * 40 + i) % 100);
+        snprintf(v, sizeof v, "w%d-%d", w->id, i);
+        struct ringkv_result r;
+        int rc = ringkv_get(c, k, strlen(k), NULL, &r);
+        struct ringkv_request_options o = {.context = r.context, .context_len = r.context_len};
+        if ((rc == RINGKV_OK || rc == RINGKV_ENOTFOUND) &&
+            ringkv_put(c, k, strlen(k), v, strlen(v), &o, NULL) == RINGKV_OK)
+            w->ok++;
+        ringkv_result_free(&r);
+    }
+    ringkv_close(c);
+    return NULL;
+}
+
+/* Many connections writing at once to a ring that has just started: the
+ * coordinators' request tables grow while local updates are queued. */
+START_TEST(concurrent_writes_on_a_fresh_ring)
+{
+    pthread_t t[16];
+    struct writer w[16];
+    for (int i = 0; i < 16; i++) {
+        w[i] = (struct writer){.id = i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, write_many, &w[i]), 0);
+    }
+    for (int i = 0; i < 16; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(w[i].ok, 40);
+    }
+    struct ringkv_client *c = cluster_client(&cl);
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_eq(cluster_stat(c, cl.id[i], "replica_errors"), 0);
     ringkv_close(c);
 }
 END_TEST
@@ -420,6 +442,7 @@ int main(void)
     TCase *tc = tcase_create("three-nodes");
     tcase_add_checked_fixture(tc, start3, stop);
     tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, concurrent_writes_on_a_fresh_ring);
     tcase_add_test(tc, crud_at_every_quorum);
     tcase_add_test(tc, values_keys_and_limits);
     tcase_add_test(tc, node_killed_and_restarted);

@@ -567,6 +567,53 @@ START_TEST(inflight_limit)
 }
 END_TEST
 
+/* Many writes arrive in one loop turn, before the node runs the outbox:
+ * the local updates it then runs must still see their contexts (the
+ * request table grows meanwhile). */
+START_TEST(many_writes_in_one_turn)
+{
+    struct harness h;
+    harness_init(&h, 3, 1000);
+    int k = key_with_self(&h, true);
+    client_put(&h, 1, k, "base", 3, NULL, 0);
+    commit(&h);
+    while (h.n_pending)
+        deliver(&h, 0);
+    client_get(&h, 2, k, 3);
+    while (h.n_pending)
+        deliver(&h, 0);
+    int count;
+    struct wire_msg m = reply_for(&h, 2, &count);
+    struct mp_reader r;
+    mp_reader_init(&r, m.payload.p, m.payload.len);
+    uint32_t n;
+    const uint8_t *ctx;
+    uint32_t ctx_len;
+    mp_read_array(&r, &n);
+    mp_skip(&r);
+    ck_assert(mp_read_bin(&r, &ctx, &ctx_len));
+    uint8_t saved[512];
+    memcpy(saved, ctx, ctx_len);
+    for (uint64_t cl = 100; cl < 160; cl++) { /* 60 siblings: under siblings_max */
+        struct rkv_buf b = {0};
+        wire_encode_put(&b, cl, 0, h.keys[k], strlen(h.keys[k]), "v", 1, saved, ctx_len, 1, 0,
+                        0);
+        struct wire_msg req;
+        ck_assert_int_eq(wire_decode(b.data, b.len, &req), RKV_OK);
+        coord_on_client(h.c, h.now, cl, &req, b.data, b.len, false); /* no outbox run */
+        rkv_buf_free(&b);
+    }
+    run_outbox(&h);
+    commit(&h);
+    for (uint64_t cl = 100; cl < 160; cl++) { /* 60 siblings: under siblings_max */
+        m = reply_for(&h, cl, &count);
+        ck_assert_int_eq(count, 1);
+        ck_assert_uint_eq(m.status, RKV_OK);
+    }
+    harness_free(&h);
+}
+END_TEST
+
 /* Random schedules: every request answered exactly once, state freed. */
 START_TEST(random_schedules)
 {
@@ -643,6 +690,7 @@ int main(void)
     tcase_add_test(tc, bad_requests_are_refused_before_sending);
     tcase_add_test(tc, writes_outside_the_preflist_are_forwarded);
     tcase_add_test(tc, inflight_limit);
+    tcase_add_test(tc, many_writes_in_one_turn);
     tcase_add_test(tc, random_schedules);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
