@@ -13,7 +13,7 @@
 #define PARTS 3
 
 struct mkey {
-    char key[40];
+    char key[48];
     size_t len;
     bool present;
     uint32_t file_id;

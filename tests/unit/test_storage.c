@@ -418,7 +418,7 @@ START_TEST(sync_policies)
         o.sync = (enum store_sync)pol;
         o.sync_interval_ms = 1;
         struct store *s = open_store(&o);
-        char k[16];
+        char k[32];
         for (int i = 0; i < 50; i++) {
             snprintf(k, sizeof k, "%d-%d", pol, i);
             put_s(s, 0, k, k);
