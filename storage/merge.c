@@ -215,7 +215,7 @@ static int merge_scan_input(struct merge *m, uint32_t id)
     if (rc == RKV_OK) {
         struct scan_result res;
         m->in_id = id;
-        rc = record_scan(data, f.size, merge_record, m, &res);
+        rc = record_scan(data, f.size, &s->keys, merge_record, m, &res);
         m->bad_records += res.bad_records + (res.valid_end < f.size);
     }
     rkv_buf_free(&copy);
@@ -362,7 +362,7 @@ static int merge_switch(struct merge *m)
         int rc = store_file_view(s, &f, &copy, &data);
         if (rc == RKV_OK) {
             struct scan_result res;
-            rc = record_scan(data, f.size, relocate_record, &c, &res);
+            rc = record_scan(data, f.size, &s->keys, relocate_record, &c, &res);
         }
         if (c.held)
             pthread_mutex_unlock(&s->mu);

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -87,6 +88,88 @@ void store_lock_release(struct store *s)
     s->lock_fd = -1;
 }
 
+/* ---- identity ---- */
+
+static int has_logs_fn(void *arg, const char *name)
+{
+    size_t n = strlen(name);
+    bool log = (n > 4 && strcmp(name + n - 4, ".log") == 0) ||
+               (n > 5 && strcmp(name + n - 5, ".hint") == 0);
+    if (log)
+        *(bool *)arg = true;
+    return log; /* stop at the first */
+}
+
+void store_ident_encode(uint64_t secret, uint8_t out[IDENT_BYTES])
+{
+    memcpy(out, IDENT_MAGIC, 8);
+    rkv_put_u64(out + 8, secret);
+    rkv_put_u64(out + 16, XXH3_64bits_withSeed(out, 16, IDENT_SEED));
+}
+
+static int ident_create(struct store *s, struct rkv_error *err)
+{
+    uint64_t secret;
+    if (getrandom(&secret, sizeof secret, 0) != sizeof secret)
+        return rkv_error_set(err, RKV_ERR_IO, "storage: getrandom: %s", strerror(errno));
+    uint8_t b[IDENT_BYTES];
+    store_ident_encode(secret, b);
+    char tmp[STORE_PATH_BYTES], path[STORE_PATH_BYTES];
+    store_path(s, tmp, "IDENT.tmp");
+    store_path(s, path, "IDENT");
+    int fd = s->ops->open(s->ops->ctx, tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    int sys = fd < 0 ? fd : store_write_all(s, fd, b, sizeof b, 0);
+    if (sys == 0)
+        sys = s->ops->fdatasync(s->ops->ctx, fd);
+    if (fd >= 0)
+        s->ops->close(s->ops->ctx, fd);
+    if (sys == 0)
+        sys = s->ops->rename(s->ops->ctx, tmp, path);
+    if (sys == 0)
+        sys = s->ops->sync_dir(s->ops->ctx, s->dir);
+    if (sys < 0)
+        return rkv_error_set(err, rkv_err_from_errno(-sys), "storage: cannot write %s: %s", path,
+                             strerror(-sys));
+    s->secret = secret;
+    return RKV_OK;
+}
+
+int store_ident(struct store *s, struct rkv_error *err)
+{
+    char path[STORE_PATH_BYTES];
+    store_path(s, path, "IDENT");
+    int fd = s->ops->open(s->ops->ctx, path, O_RDONLY, 0);
+    int rc = RKV_OK;
+    if (fd == -ENOENT) {
+        bool logs = false;
+        int sys = s->ops->list_dir(s->ops->ctx, s->dir, has_logs_fn, &logs);
+        if (sys < 0)
+            return rkv_error_set(err, RKV_ERR_IO, "storage: list %s: %s", s->dir, strerror(-sys));
+        if (logs)
+            return rkv_error_set(err, RKV_ERR_CORRUPT,
+                                 "storage: %s is missing: the logs beside it cannot be verified "
+                                 "without it; restore it or rebuild this replica",
+                                 path);
+        rc = ident_create(s, err);
+    } else if (fd < 0) {
+        return rkv_error_set(err, RKV_ERR_IO, "storage: open %s: %s", path, strerror(-fd));
+    } else {
+        uint8_t b[IDENT_BYTES + 1];
+        uint64_t size = 0;
+        bool ok = s->ops->fsize(s->ops->ctx, fd, &size) == 0 && size == IDENT_BYTES &&
+                  store_read_all(s, fd, b, IDENT_BYTES, 0) == 0 && memcmp(b, IDENT_MAGIC, 8) == 0 &&
+                  rkv_get_u64(b + 16) == XXH3_64bits_withSeed(b, 16, IDENT_SEED);
+        s->ops->close(s->ops->ctx, fd);
+        if (!ok)
+            return rkv_error_set(err, RKV_ERR_CORRUPT,
+                                 "storage: %s is damaged: the logs cannot be verified without it",
+                                 path);
+        s->secret = rkv_get_u64(b + 8);
+    }
+    record_keys_init(&s->keys, s->secret);
+    return rc;
+}
+
 /* ---- directory listing ---- */
 
 struct dir_scan {
@@ -130,7 +213,8 @@ static int scan_dir_entry(void *arg, const char *name)
     } else if (!parse_name(name, ".hint", &id) && !parse_name(name, ".log.merging", &id) &&
                !parse_name(name, ".hint.merging", &id)) {
         if (strcmp(name, "LOCK") != 0 && strcmp(name, "MERGE") != 0 &&
-            strcmp(name, "MERGE.tmp") != 0)
+            strcmp(name, "MERGE.tmp") != 0 && strcmp(name, "IDENT") != 0 &&
+            strcmp(name, "IDENT.tmp") != 0)
             RKV_WARN("storage", "%s: ignoring unknown file %s", d->s->dir, name);
         return 0;
     }
@@ -146,7 +230,7 @@ static int remove_leftover(void *arg, const char *name)
     struct store *s = arg;
     uint32_t id;
     if (parse_name(name, ".log.merging", &id) || parse_name(name, ".hint.merging", &id) ||
-        strcmp(name, "MERGE.tmp") == 0) {
+        strcmp(name, "MERGE.tmp") == 0 || strcmp(name, "IDENT.tmp") == 0) {
         char path[STORE_PATH_BYTES];
         store_path(s, path, name);
         s->ops->unlink(s->ops->ctx, path);
@@ -220,7 +304,7 @@ static int scan_log(struct store *s, struct load_ctx *c, struct store_file *fp,
         return rkv_error_set(err, rc, "storage: read %010u.log: %s", id, rkv_strerror(rc));
     }
     struct scan_result res;
-    rc = record_scan(data, size, load_record, c, &res);
+    rc = record_scan(data, size, &s->keys, load_record, c, &res);
     rkv_buf_free(&copy);
     if (rc != RKV_OK)
         return rkv_error_set(err, rc, "storage: loading %010u.log: %s", id, rkv_strerror(rc));
@@ -321,6 +405,9 @@ int store_recover(struct store *s, struct rkv_error *err)
     int sys = s->ops->list_dir(s->ops->ctx, s->dir, remove_leftover, s);
     if (sys < 0)
         return rkv_error_set(err, RKV_ERR_IO, "storage: list %s: %s", s->dir, strerror(-sys));
+    rc = store_ident(s, err);
+    if (rc != RKV_OK)
+        return rc;
 
     struct dir_scan d = {.s = s};
     sys = s->ops->list_dir(s->ops->ctx, s->dir, scan_dir_entry, &d);

@@ -376,7 +376,7 @@ static int read_record(struct store *s, const struct loc *l, uint16_t partition,
         p = s->scratch.data;
     }
     struct record r;
-    if (!record_parse(p, total, &r) || r.seq != l->seq || r.key_len != key_len ||
+    if (!record_parse(p, total, &s->keys, &r) || r.seq != l->seq || r.key_len != key_len ||
         memcmp(r.key, key, key_len) != 0)
         return store_fail(s, RKV_ERR_CORRUPT,
                           "storage: record at %010u.log offset %u fails its checksum",

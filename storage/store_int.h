@@ -5,30 +5,43 @@
  *
  *   LOCK                 pid of the owner; flock'ed while open, empty after
  *                        a clean close
+ *   IDENT                the store's secret, which keys the record checksums
  *   0000000007.log       log file 7 (ids grow; the highest is usually active)
  *   0000000007.hint      hint file of log 7 (merge outputs only)
  *   0000000009.log.merging, .hint.merging   merge outputs not yet committed
  *   MERGE                merge commit marker (present only mid-switch)
  *   MERGE.tmp            marker being written
  *
+ * ## Identity (IDENT), written once when the store is created
+ *
+ *   0  8  magic "RKVIDNT1"
+ *   8  8  secret     random; seeds both record checksums
+ *  16  8  checksum   XXH3-64, seed IDENT_SEED, of bytes 0..16
+ *
+ * Written as IDENT.tmp, synced, renamed. A store with logs but no readable
+ * IDENT cannot verify its records and refuses to open.
+ *
  * ## Log record (all integers little-endian)
  *
  *   off  len  field
- *     0    8  checksum   XXH3-64, seed RECORD_SEED, of bytes 8 .. end of value
- *     8    8  seq        store-wide sequence number, unique per write,
+ *     0    8  checksum   XXH3-64, seed RECORD_SEED ^ secret, of bytes 8 .. end
+ *     8    4  hcheck     low 32 bits of XXH3-64, seed HEADER_SEED ^ secret, of
+ *                        bytes 12 .. 38
+ *    12    8  seq        store-wide sequence number, unique per write,
  *                         1..STORE_SEQ_MAX
- *    16    8  expiry_ms  absolute ms since the epoch; 0 = never
- *    24    4  value_len  0 for a tombstone
- *    28    2  key_len
- *    30    2  partition
- *    32    1  flags      bit 0: tombstone; other bits zero
- *    33    1  format     RECORD_FORMAT (1)
- *    34       key bytes, then value bytes
+ *    20    8  expiry_ms  absolute ms since the epoch; 0 = never
+ *    28    4  value_len  0 for a tombstone
+ *    32    2  key_len
+ *    34    2  partition
+ *    36    1  flags      bit 0: tombstone; other bits zero
+ *    37    1  format     RECORD_FORMAT (2)
+ *    38       key bytes, then value bytes
  *
- * A record is valid if its format and flags are known, its seq is at most
- * STORE_SEQ_MAX, its lengths are within limits and inside the file, and the
- * checksum matches. Recovery
- * keeps, for every key, the valid record with the highest seq.
+ * A record is valid if its format and flags are known, its header check
+ * matches, its seq is at most STORE_SEQ_MAX, its lengths are within limits
+ * and inside the file, and the checksum matches. Recovery keeps, for every
+ * key, the valid record with the highest seq. The checksums are keyed so
+ * that record-shaped bytes in a stored value never pass (record.c).
  *
  * ## Hint file (describes one log file written by merge)
  *
@@ -71,13 +84,17 @@
 
 #include "storage/storage.h"
 
-#define RECORD_HDR_BYTES 34
-#define RECORD_FORMAT 1
+#define RECORD_HDR_BYTES 38
+#define RECORD_FORMAT 2
 #define RECORD_FLAG_TOMB 0x01
 /* Sequence numbers stay below bit 63, which recovery uses to mark
  * tombstones in the keydir (KD_TOMB). */
 #define STORE_SEQ_MAX ((1ull << 63) - 1)
 #define RECORD_SEED 0x72696e676b762d72ull /* "ringkv-r" */
+#define HEADER_SEED 0x72696e676b762d48ull /* "ringkv-H" */
+#define IDENT_SEED 0x72696e676b762d69ull  /* "ringkv-i" */
+#define IDENT_MAGIC "RKVIDNT1"
+#define IDENT_BYTES 24
 #define HINT_SEED 0x72696e676b762d68ull   /* "ringkv-h" */
 #define MARKER_SEED 0x72696e676b762d6dull /* "ringkv-m" */
 #define HINT_MAGIC "RKVHINT1"
@@ -110,25 +127,37 @@ static inline size_t record_bytes(size_t key_len, size_t value_len)
     return RECORD_HDR_BYTES + key_len + value_len;
 }
 
-/* Writes the record (header, key, value, checksum) to dst, which has
+/* The checksum seeds of one store, from its secret. */
+struct record_keys {
+    uint64_t record;
+    uint64_t header;
+};
+void record_keys_init(struct record_keys *k, uint64_t secret);
+
+/* Writes the record (header, key, value, checksums) to dst, which has
  * record_bytes(key_len, value_len) bytes. */
-void record_encode(uint8_t *dst, const struct record *r);
+void record_encode(uint8_t *dst, const struct record *r, const struct record_keys *k);
+
+/* Computes both checksums of the record at p, whose other header fields,
+ * key and value are in place. */
+void record_seal(uint8_t *p, const struct record_keys *k);
 
 /* Parses the record at p (avail bytes to the end of the file). Returns true
  * and fills r if it is valid (see above). */
-bool record_parse(const uint8_t *p, size_t avail, struct record *r);
+bool record_parse(const uint8_t *p, size_t avail, const struct record_keys *k, struct record *r);
 
 /* Scans a whole log image: calls fn for each valid record with its offset,
  * skips damaged regions, and reports where a torn tail starts. */
 struct scan_result {
     uint64_t records;
+    uint64_t body_checks; /* full-record checksums computed: the scan's work */
     uint64_t bad_records;
     uint64_t bad_bytes;
     uint64_t valid_end; /* bytes from here to the end are garbage: truncate */
 };
 typedef int scan_fn(void *ctx, const struct record *r, uint32_t offset);
-int record_scan(const uint8_t *data, uint64_t len, scan_fn *fn, void *ctx,
-                struct scan_result *res);
+int record_scan(const uint8_t *data, uint64_t len, const struct record_keys *k, scan_fn *fn,
+                void *ctx, struct scan_result *res);
 
 /* ---- keydir (keydir.c) ---- */
 
@@ -229,6 +258,8 @@ struct batch {
 
 struct store {
     char *dir;
+    uint64_t secret;         /* from IDENT */
+    struct record_keys keys; /* record checksum seeds, from secret */
     struct store_options opt;
     const struct store_fileops *ops;
     int lock_fd;
@@ -304,6 +335,10 @@ const struct batch_op *batch_find(struct store *s, uint16_t partition, const voi
 int store_create_log(struct store *s, uint32_t id, int *fd_out);
 
 /* recover.c */
+/* Reads IDENT, or writes a new one if the directory holds no logs. */
+int store_ident(struct store *s, struct rkv_error *err);
+/* The bytes of an IDENT file holding secret (tests build stores by hand). */
+void store_ident_encode(uint64_t secret, uint8_t out[IDENT_BYTES]);
 int store_recover(struct store *s, struct rkv_error *err);
 int store_lock_acquire(struct store *s, struct rkv_error *err);
 void store_lock_release(struct store *s);

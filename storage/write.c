@@ -228,7 +228,7 @@ static int append(struct store *s, const struct record *r, uint32_t *file_id, ui
         s->scratch.len = 0;
         if (rkv_buf_reserve(&s->scratch, total) != RKV_OK)
             return store_fail(s, RKV_ERR_NOMEM, "storage: out of memory");
-        record_encode(s->scratch.data, r);
+        record_encode(s->scratch.data, r, &s->keys);
         int sys = store_write_all(s, s->active_fd, s->scratch.data, total, s->active_size);
         if (sys < 0)
             return store_fail(s, rkv_err_from_errno(-sys), "storage: write %010u.log: %s",
@@ -237,7 +237,7 @@ static int append(struct store *s, const struct record *r, uint32_t *file_id, ui
         s->unsynced_bytes += total;
         set_file_dirty(s, s->active_id);
     } else {
-        record_encode(s->wbuf + s->wbuf_len, r);
+        record_encode(s->wbuf + s->wbuf_len, r, &s->keys);
         s->wbuf_len += total;
     }
     *file_id = s->active_id;

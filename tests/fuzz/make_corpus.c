@@ -436,6 +436,10 @@ static struct store *seed_open(struct memvfs *v)
     o.merge_auto = false;
     o.break_stale_lock = true;
     o.now_ms = seed_clock;
+    /* the fuzz target's secret, so its logs are valid there */
+    uint8_t ident[IDENT_BYTES];
+    store_ident_encode(FUZZ_SEED_SECRET, ident);
+    memvfs_write_file(v, "/db/IDENT", ident, sizeof ident);
     struct store *s = NULL;
     check(store_open("/db", &o, &s, NULL), "store_open");
     return s;
@@ -499,10 +503,12 @@ static size_t seed_hint(uint8_t *out, size_t cap)
     uint8_t log[FUZZ_SEED_LOG_BYTES];
     size_t log_len = fuzz_seed_log(log, sizeof log), n = HINT_HDR_BYTES;
     uint64_t entries = 0;
+    struct record_keys keys;
+    record_keys_init(&keys, FUZZ_SEED_SECRET);
     memcpy(out, HINT_MAGIC, HINT_HDR_BYTES);
     for (size_t off = 0; off < log_len;) {
         struct record r;
-        if (!record_parse(log + off, log_len - off, &r))
+        if (!record_parse(log + off, log_len - off, &keys, &r))
             die("seed log");
         if (!(r.flags & RECORD_FLAG_TOMB)) {
             if (n + HINT_ENTRY_BYTES + r.key_len + HINT_TRAILER_BYTES > cap)
@@ -643,12 +649,14 @@ static void seeds_storage(void)
     seed_file(&sd, "4294967294.log", "", 0);
     put_seed("regress-file-id-max", &sd);
     uint8_t rec[64];
+    struct record_keys keys;
+    record_keys_init(&keys, FUZZ_SEED_SECRET);
     struct record r = {.seq = (1ull << 63) + 5,
                        .value_len = 2,
                        .key_len = 2,
                        .key = (const uint8_t *)"hi",
                        .value = (const uint8_t *)"v!"};
-    record_encode(rec, &r);
+    record_encode(rec, &r, &keys);
     seed_begin(&sd, 0x00, 1); /* a valid record whose seq has bit 63 set */
     seed_file(&sd, "0000000001.log", rec, record_bytes(2, 2));
     put_seed("regress-seq-bit63", &sd);
@@ -657,7 +665,7 @@ static void seeds_storage(void)
                        .key_len = 0,
                        .key = (const uint8_t *)"",
                        .value = (const uint8_t *)"e"};
-    record_encode(rec, &e);
+    record_encode(rec, &e, &keys);
     seed_begin(&sd, 0x00, 1); /* the empty key, which store_list lent as NULL */
     seed_file(&sd, "0000000001.log", rec, record_bytes(0, 1));
     put_seed("regress-empty-key", &sd);

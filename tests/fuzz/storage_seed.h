@@ -18,6 +18,9 @@
 #include "storage/store_int.h"
 
 #define FUZZ_SEED_NOW_MS    1700000000000ull /* the target's clock */
+/* The secret of the IDENT the target writes before the input's files (an
+ * input may replace that IDENT too, by naming it). */
+#define FUZZ_SEED_SECRET    0x66757a7a73656564ull /* "fuzzseed" */
 #define FUZZ_SEED_LOG_BYTES 512
 
 static const char *const fuzz_seed_names[] = {
@@ -33,6 +36,7 @@ static const char *const fuzz_seed_names[] = {
     "LOCK",                    /* 9 */
     "4294967294.log",          /* 10: the highest id a log may have */
     "0000000003.hint",         /* 11 */
+    "IDENT",                   /* 12 */
 };
 #define FUZZ_SEED_NAMES (sizeof fuzz_seed_names / sizeof fuzz_seed_names[0])
 
@@ -41,6 +45,8 @@ static const char *const fuzz_seed_names[] = {
  * Returns the bytes written to out (at most FUZZ_SEED_LOG_BYTES). */
 static inline size_t fuzz_seed_log(uint8_t *out, size_t cap)
 {
+    struct record_keys keys;
+    record_keys_init(&keys, FUZZ_SEED_SECRET);
     static const struct {
         const char *key;
         uint16_t part;
@@ -71,7 +77,7 @@ static inline size_t fuzz_seed_log(uint8_t *out, size_t cap)
         size_t total = record_bytes(r.key_len, vlen);
         if (off + total > cap)
             break;
-        record_encode(out + off, &r);
+        record_encode(out + off, &r, &keys);
         off += total;
     }
     return off;

@@ -624,6 +624,19 @@ START_TEST(damaged_merge_marker_refuses_open)
 }
 END_TEST
 
+/* Hand-made stores: writes an IDENT with a known secret into dir and
+ * returns the checksum keys records written beside it must use. */
+#define TEST_SECRET 0x5eed5eed5eed5eedull
+static struct record_keys hand_made(struct memvfs *v)
+{
+    uint8_t b[IDENT_BYTES];
+    store_ident_encode(TEST_SECRET, b);
+    memvfs_write_file(v, DB "/IDENT", b, sizeof b);
+    struct record_keys k;
+    record_keys_init(&k, TEST_SECRET);
+    return k;
+}
+
 /* ---- file ids running out (found by tests/fuzz/fuzz_storage.c) ---- */
 
 /* Log ids are u32, and UINT32_MAX is the keydir's mark of a free entry
@@ -634,6 +647,7 @@ END_TEST
  * out of ids must be a clean error instead. */
 static void write_one_record_log(struct memvfs *v, const char *path)
 {
+    struct record_keys k = hand_made(v);
     uint8_t rec[64];
     struct record r = {.seq = 1,
                        .value_len = 3,
@@ -641,7 +655,7 @@ static void write_one_record_log(struct memvfs *v, const char *path)
                        .partition = 0,
                        .key = (const uint8_t *)"old",
                        .value = (const uint8_t *)"val"};
-    record_encode(rec, &r);
+    record_encode(rec, &r, &k);
     memvfs_write_file(v, path, rec, record_bytes(3, 3));
 }
 
@@ -649,6 +663,7 @@ START_TEST(file_ids_used_up_fail_cleanly)
 {
     /* No id left for the active log: open refuses. */
     struct memvfs *v = memvfs_new();
+    hand_made(v);
     memvfs_write_file(v, DB "/4294967294.log", "", 0);
     struct store_options o = mem_opts(v);
     struct store *s = NULL;
@@ -695,14 +710,15 @@ END_TEST
  * it got a seq with the bit set too: acknowledged, synced, and gone at the
  * next open. Such records are invalid now, and writes stop (RKV_ERR_TOOBIG)
  * rather than reach the bit. */
-static size_t seq_record(uint8_t *out, uint64_t seq, const char *key)
+static size_t seq_record(uint8_t *out, uint64_t seq, const char *key,
+                         const struct record_keys *k)
 {
     struct record r = {.seq = seq,
                        .value_len = 1,
                        .key_len = (uint16_t)strlen(key),
                        .key = (const uint8_t *)key,
                        .value = (const uint8_t *)"v"};
-    record_encode(out, &r);
+    record_encode(out, &r, k);
     return record_bytes(r.key_len, 1);
 }
 
@@ -764,7 +780,8 @@ START_TEST(seq_past_2_63_is_refused)
     /* A record with bit 63 in its seq is not a valid record: cut as a torn
      * tail, and the writes that follow survive a reopen. */
     struct memvfs *v = memvfs_new();
-    size_t n = seq_record(log, (1ull << 63) + 1, "high");
+    struct record_keys k = hand_made(v);
+    size_t n = seq_record(log, (1ull << 63) + 1, "high", &k);
     memvfs_write_file(v, DB "/0000000001.log", log, n);
     o = mem_opts(v);
     s = open_ok(DB, &o, "high seq");
@@ -779,7 +796,8 @@ START_TEST(seq_past_2_63_is_refused)
 
     /* The same seq in a hint file: the hint is rejected, the log scanned. */
     v = memvfs_new();
-    n = seq_record(log, (1ull << 63) + 1, "high");
+    k = hand_made(v);
+    n = seq_record(log, (1ull << 63) + 1, "high", &k);
     memvfs_write_file(v, DB "/0000000001.log", log, n);
     memvfs_write_file(v, DB "/0000000001.hint", hint, seq_hint(hint, (1ull << 63) + 1, "high", n));
     o = mem_opts(v);
@@ -796,7 +814,8 @@ START_TEST(seq_past_2_63_is_refused)
     /* The last valid seq: the store opens and reads, but refuses writes
      * instead of handing out a seq it could not recover. */
     v = memvfs_new();
-    n = seq_record(log, (1ull << 63) - 1, "last");
+    k = hand_made(v);
+    n = seq_record(log, (1ull << 63) - 1, "last", &k);
     memvfs_write_file(v, DB "/0000000001.log", log, n);
     o = mem_opts(v);
     s = open_ok(DB, &o, "last seq");
@@ -881,14 +900,15 @@ static void hint_case(const struct hint_entry *e, uint64_t rec_expiry, bool rec_
                        .flags = rec_tomb ? RECORD_FLAG_TOMB : 0,
                        .key = (const uint8_t *)"k",
                        .value = (const uint8_t *)"abc"};
-    record_encode(log, &r);
+    struct memvfs *v = memvfs_new();
+    struct record_keys k = hand_made(v);
+    record_encode(log, &r, &k);
     size_t n = record_bytes(1, r.value_len);
     memset(log + n, 0, 64); /* room after it, which a longer value_len may claim */
     struct record pad = {.seq = 2, .value_len = 40, .key_len = 1, .key = (const uint8_t *)"z",
                          .value = (const uint8_t *)"0123456789012345678901234567890123456789"};
-    record_encode(log + n, &pad);
+    record_encode(log + n, &pad, &k);
     n += record_bytes(1, 40);
-    struct memvfs *v = memvfs_new();
     memvfs_write_file(v, DB "/0000000001.log", log, n);
     memvfs_write_file(v, DB "/0000000001.hint", hint, one_entry_hint(hint, e, n));
     struct store_options o = mem_opts(v);
@@ -1014,6 +1034,119 @@ START_TEST(allocation_failure_everywhere)
 }
 END_TEST
 
+/* ---- records planted in values ---- */
+
+/* A value may hold bytes shaped like records. After damage, the scanner
+ * looks for the next record at every offset: it must neither accept a
+ * planted one (here checksummed under a guessed secret: the real one is
+ * random and never leaves the store), nor do more than a header's worth of
+ * work per offset (planted headers claim the largest lengths they can; the
+ * scan used to hash each claimed length, quadratic in the file size). */
+static int count_records(void *ctx, const struct record *r, uint32_t offset)
+{
+    (void)offset;
+    struct rkv_buf *keys = ctx;
+    rkv_buf_append(keys, r->key, r->key_len);
+    rkv_buf_append(keys, ";", 1);
+    return RKV_OK;
+}
+
+START_TEST(planted_records_are_never_accepted)
+{
+    struct record_keys real, guessed;
+    record_keys_init(&real, TEST_SECRET);
+    record_keys_init(&guessed, TEST_SECRET ^ 1);
+    size_t cap = 1 << 20;
+    uint8_t *log = calloc(1, cap), *value = malloc(512 * 1024);
+    /* the value: a planted record under the guessed secret, then planted
+     * headers (format, flags and lengths plausible), back to back, each
+     * claiming a body to the end of the value */
+    struct record planted = {.seq = STORE_SEQ_MAX, .value_len = 4, .key_len = 7,
+                             .key = (const uint8_t *)"planted", .value = (const uint8_t *)"evil"};
+    record_encode(value, &planted, &guessed);
+    size_t vlen = 512 * 1024;
+    for (size_t off = 64; off + RECORD_HDR_BYTES <= vlen; off += RECORD_HDR_BYTES) {
+        memset(value + off, 0, RECORD_HDR_BYTES);
+        rkv_put_u32(value + off + 28, (uint32_t)(vlen - off - RECORD_HDR_BYTES));
+        value[off + 37] = RECORD_FORMAT;
+    }
+    size_t n = 0;
+    struct record a = {.seq = 1, .value_len = 1, .key_len = 1, .key = (const uint8_t *)"a",
+                       .value = (const uint8_t *)"1"};
+    record_encode(log + n, &a, &real);
+    n += record_bytes(1, 1);
+    size_t damaged = n;
+    struct record holder = {.seq = 2, .value_len = (uint32_t)vlen, .key_len = 6,
+                            .key = (const uint8_t *)"holder", .value = value};
+    record_encode(log + n, &holder, &real);
+    n += record_bytes(6, vlen);
+    struct record b = {.seq = 3, .value_len = 1, .key_len = 1, .key = (const uint8_t *)"b",
+                       .value = (const uint8_t *)"2"};
+    record_encode(log + n, &b, &real);
+    n += record_bytes(1, 1);
+    log[damaged + 40] ^= 0xff; /* damage the holder: the scan must resync */
+    struct rkv_buf keys = {0};
+    struct scan_result res;
+    ck_assert_int_eq(record_scan(log, n, &real, count_records, &keys, &res), RKV_OK);
+    rkv_buf_append(&keys, "", 1);
+    ck_assert_str_eq((char *)keys.data, "a;b;"); /* b found again; nothing planted */
+    ck_assert_uint_eq(res.bad_records, 1);
+    ck_assert_msg(res.body_checks <= 4, "%llu body checksums for %zu bytes of planted headers",
+                  (unsigned long long)res.body_checks, vlen);
+    /* and the same through a store on disk: open, read, nothing planted */
+    struct memvfs *v = memvfs_new();
+    hand_made(v);
+    memvfs_write_file(v, DB "/0000000001.log", log, n);
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "planted");
+    struct rkv_buf got = {0};
+    ck_assert_int_eq(store_get(s, 0, "planted", 7, &got, NULL), RKV_ERR_NOTFOUND);
+    ck_assert_int_eq(store_get(s, 0, "b", 1, &got, NULL), RKV_OK);
+    store_close(s);
+    rkv_buf_free(&got);
+    rkv_buf_free(&keys);
+    memvfs_free(v);
+    free(value);
+    free(log);
+}
+END_TEST
+
+START_TEST(ident_guards_the_logs)
+{
+    /* a store makes its IDENT once; logs without one refuse to open */
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "ident");
+    ck_assert_int_eq(store_put(s, 0, "k", 1, "v", 1, 0), RKV_OK);
+    uint64_t secret = s->secret;
+    store_close(s);
+    s = open_ok(DB, &o, "ident reopen");
+    ck_assert_uint_eq(s->secret, secret);
+    store_close(s);
+    struct rkv_buf b = {0};
+    ck_assert_int_eq(memvfs_read_file(v, DB "/IDENT", &b), 0);
+    b.data[10] ^= 1;
+    memvfs_write_file(v, DB "/IDENT", b.data, b.len);
+    struct rkv_error err;
+    ck_assert_int_eq(store_open(DB, &o, &s, &err), RKV_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "IDENT is damaged"));
+    struct memvfs *w = memvfs_clone(v);
+    o.fileops = memvfs_ops(w);
+    rkv_buf_free(&b);
+    memvfs_free(v);
+    /* no IDENT at all, but logs: refused too */
+    struct memvfs *x = memvfs_new();
+    ck_assert_int_eq(memvfs_read_file(w, DB "/0000000001.log", &b), 0);
+    memvfs_write_file(x, DB "/0000000001.log", b.data, b.len);
+    o.fileops = memvfs_ops(x);
+    ck_assert_int_eq(store_open(DB, &o, &s, &err), RKV_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "IDENT is missing"));
+    rkv_buf_free(&b);
+    memvfs_free(w);
+    memvfs_free(x);
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("storage-faults");
@@ -1032,6 +1165,8 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, file_ids_used_up_fail_cleanly);
     tcase_add_test(tc, seq_past_2_63_is_refused);
     tcase_add_test(tc, empty_key_is_a_key);
+    tcase_add_test(tc, planted_records_are_never_accepted);
+    tcase_add_test(tc, ident_guards_the_logs);
     tcase_add_test(tc, hint_disagreeing_with_record_is_corrupt);
     tcase_add_test(tc, merge_under_concurrent_load);
     tcase_add_test(tc, allocation_failure_everywhere);
