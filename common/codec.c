@@ -10,12 +10,23 @@
 
 #include "common/err.h"
 
+/* msgpack-c's packer calls this for every primitive it packs, most of them
+ * a few bytes: copy inline while the buffer has room, and grow it (by half
+ * again, so amortised O(1)) only when it has not. */
 static int writer_cb(void *data, const char *buf, size_t len)
 {
     struct mp_writer *w = data;
+    struct rkv_buf *b = w->buf;
+    if (len == 0)
+        return w->failed ? -1 : 0;
+    if (!w->failed && b->cap - b->len >= len) {
+        memcpy(b->data + b->len, buf, len);
+        b->len += len;
+        return 0;
+    }
     if (w->failed)
         return -1;
-    if (rkv_buf_append(w->buf, buf, len) != RKV_OK) {
+    if (rkv_buf_append(b, buf, len) != RKV_OK) {
         w->failed = true;
         return -1;
     }
