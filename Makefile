@@ -61,7 +61,8 @@ UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CLUSTER_SRC := $(wildcard tests/cluster/test_*.c)
 CLUSTER_BIN := $(CLUSTER_SRC:tests/cluster/%.c=$(BUILD)/tests/%)
-CLUSTER_SUPPORT := $(BUILD)/obj/tests/support/cluster.o $(BUILD)/obj/tests/support/testutil.o
+CLUSTER_SUPPORT := $(BUILD)/obj/tests/support/cluster.o $(BUILD)/obj/tests/support/testutil.o \
+                   $(BUILD)/obj/tests/support/testrun.o
 
 BIN := $(BUILD)/bin/ringkvd $(BUILD)/bin/ringkv $(BUILD)/bin/storage-demo \
        $(if $(wildcard bench/ringkv_bench.c),$(BUILD)/bin/ringkv-bench)

@@ -521,9 +521,5 @@ int main(void)
     tcase_add_test(tc, inflight_per_client_is_bounded);
     tcase_add_test(tc, no_plaintext_on_the_wire);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(su);
 }

@@ -1,6 +1,7 @@
 /* testutil.c: scratch directories and the failing allocator. */
 #include "tests/support/testutil.h"
 
+
 #include <ftw.h>
 #include <stdatomic.h>
 #include <stdio.h>

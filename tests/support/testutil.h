@@ -40,6 +40,11 @@ char *test_mkdtemp(const char *tag);
 /* rm -rf path. */
 void test_rmdir(const char *path);
 
+/* Runs every test of s (forked, as Check does by default) and returns the
+ * process's exit status: EXIT_SUCCESS if all passed. */
+struct Suite;
+int test_run(struct Suite *s);
+
 /* Installs an allocator that fails every allocation from the nth (0-based)
  * on; test_alloc_reset restores libc's. test_alloc_failed says whether any
  * allocation was refused since the install. */

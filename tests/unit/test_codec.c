@@ -703,9 +703,5 @@ int main(void)
     tcase_add_test(tc, writer_failure_is_sticky);
     tcase_add_test(tc, fuzz_skip);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(su);
 }

@@ -110,9 +110,5 @@ int main(void)
     tcase_add_test(tc, allocation_hook_fails_on_demand);
     tcase_add_test(tc, logging_filters_and_formats);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(su);
 }

@@ -971,9 +971,5 @@ int main(void)
     tcase_add_test(tc, random_garbage_never_crashes);
     tcase_add_test(tc, mutated_cluster_toml_never_crashes);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(su);
 }

@@ -693,9 +693,5 @@ int main(void)
     tcase_add_test(tc, many_writes_in_one_turn);
     tcase_add_test(tc, random_schedules);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(su);
 }

@@ -122,9 +122,5 @@ int main(void)
     tcase_add_test(tc, random_ops_match_model);
     tcase_add_test(tc, partitions_are_separate);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(su);
 }

@@ -1635,9 +1635,5 @@ int main(void)
     tcase_add_test(alloc, alloc_failure_decode_and_friends);
     tcase_set_timeout(alloc, 120);
     suite_add_tcase(su, alloc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(su);
 }

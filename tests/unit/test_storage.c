@@ -651,9 +651,5 @@ static Suite *storage_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(storage_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(storage_suite());
 }

@@ -225,9 +225,5 @@ int main(void)
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, kill9_keeps_acknowledged_writes);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return test_run(su);
 }
