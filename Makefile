@@ -262,7 +262,7 @@ fuzz-corpus: $(BUILD)/tests/make_corpus
 
 $(BUILD)/tests/make_corpus: $(BUILD)/obj/tests/fuzz/make_corpus.o $(SUPPORT_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) $(CHECK_LIBS) -o $@
 
 -include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
 # ---- end of fuzzing ---------------------------------------------------------

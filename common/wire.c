@@ -19,6 +19,7 @@ const char *wire_type_name(int type)
     case WIRE_REPLICA_REPLY: return "REPLICA_REPLY";
     case WIRE_FORWARD: return "FORWARD";
     case WIRE_FORWARD_REPLY: return "FORWARD_REPLY";
+    case WIRE_BATCH: return "BATCH";
     default: return "?";
     }
 }
@@ -38,7 +39,8 @@ static int body_fields(uint32_t type)
     case WIRE_REPLICA_PUT: return 3;
     case WIRE_REPLICA_REPLY: return 2;
     case WIRE_FORWARD:
-    case WIRE_FORWARD_REPLY: return 1;
+    case WIRE_FORWARD_REPLY:
+    case WIRE_BATCH: return 1;
     default: return -1;
     }
 }
@@ -103,9 +105,34 @@ static bool decode_body(struct mp_reader *r, struct wire_msg *m)
     case WIRE_FORWARD:
     case WIRE_FORWARD_REPLY:
         return read_bytes(r, &m->inner);
+    case WIRE_BATCH: {
+        /* every frame is checked here, so wire_batch_next cannot fail */
+        if (!mp_read_array(r, &m->n_frames) || m->n_frames > WIRE_BATCH_MAX)
+            return false;
+        const uint8_t *start = r->p;
+        struct wire_bytes f;
+        for (uint32_t i = 0; i < m->n_frames; i++)
+            if (!read_bytes(r, &f))
+                return false;
+        m->frames.p = start;
+        m->frames.len = (uint32_t)(r->p - start);
+        return true;
+    }
     default:
         return true; /* PING, RING, STATS have no body */
     }
+}
+
+bool wire_batch_next(const struct wire_msg *m, size_t *pos, struct wire_bytes *frame)
+{
+    if (*pos >= m->frames.len)
+        return false;
+    struct mp_reader r;
+    mp_reader_init(&r, m->frames.p + *pos, m->frames.len - *pos);
+    if (!mp_read_bin(&r, &frame->p, &frame->len))
+        return false;
+    *pos = (size_t)(r.p - m->frames.p);
+    return true;
 }
 
 int wire_decode(const void *frame, size_t len, struct wire_msg *m)
@@ -260,4 +287,76 @@ int wire_encode_wrapped(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_
     wire_header(&w, 1, type, id, epoch);
     mp_write_bin(&w, inner, inner_len);
     return done(&w);
+}
+
+/* ---- batches ---- */
+
+size_t wire_batch_frame_bytes(uint32_t count, size_t bytes)
+{
+    return WIRE_BATCH_HEAD_BYTES + (size_t)count * 5 + bytes; /* bin32 headers at most */
+}
+
+int wire_batch_add(struct wire_batch *b, const void *msg, size_t len)
+{
+    if (b->buf.len == 0) {
+        /* the header's room too, so that sealing cannot fail */
+        if (rkv_buf_reserve(&b->buf, WIRE_BATCH_HEAD_BYTES + 5 + len) != RKV_OK ||
+            rkv_buf_reserve(&b->head, WIRE_BATCH_HEAD_BYTES) != RKV_OK)
+            return RKV_ERR_NOMEM;
+        b->buf.len = WIRE_BATCH_HEAD_BYTES;
+    }
+    size_t before = b->buf.len;
+    struct mp_writer w;
+    mp_writer_init(&w, &b->buf);
+    mp_write_bin(&w, msg, len);
+    if (w.failed) {
+        b->buf.len = before;
+        return RKV_ERR_NOMEM;
+    }
+    if (b->count++ == 0)
+        b->first = b->buf.len - len;
+    return RKV_OK;
+}
+
+void wire_batch_seal(struct wire_batch *b, uint64_t epoch, const uint8_t **frame, size_t *len)
+{
+    if (b->count == 1) {
+        *frame = b->buf.data + b->first;
+        *len = b->buf.len - b->first;
+        return;
+    }
+    b->head.len = 0;
+    struct mp_writer w;
+    mp_writer_init(&w, &b->head);
+    wire_header(&w, 1, WIRE_BATCH, 0, epoch);
+    mp_write_array(&w, b->count);
+    /* at most 1 + 1 + 1 + 1 + 9 + 5 bytes, into room reserved by the add */
+    size_t h = b->head.len;
+    uint8_t *start = b->buf.data + WIRE_BATCH_HEAD_BYTES - h;
+    memcpy(start, b->head.data, h);
+    *frame = start;
+    *len = b->buf.len - (WIRE_BATCH_HEAD_BYTES - h);
+}
+
+bool wire_batch_each(const struct wire_batch *b, size_t *pos, struct wire_bytes *msg)
+{
+    if (b->buf.len == 0)
+        return false;
+    struct wire_msg m = {.frames = {b->buf.data + WIRE_BATCH_HEAD_BYTES,
+                                    (uint32_t)(b->buf.len - WIRE_BATCH_HEAD_BYTES)}};
+    return wire_batch_next(&m, pos, msg);
+}
+
+void wire_batch_clear(struct wire_batch *b)
+{
+    b->buf.len = 0;
+    b->count = 0;
+    b->first = 0;
+}
+
+void wire_batch_free(struct wire_batch *b)
+{
+    rkv_buf_free(&b->buf);
+    rkv_buf_free(&b->head);
+    wire_batch_clear(b);
 }

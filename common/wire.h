@@ -39,6 +39,9 @@
  *   FORWARD        [.., request]     a client request (whole frame, bin) for
  *                                    a node of the key's preference list
  *   FORWARD_REPLY  [.., reply]       the REPLY frame it produced (bin)
+ *   BATCH          [.., [frame, ...]]  up to WIRE_BATCH_MAX whole messages
+ *                                    (bin each, none a BATCH) a node sends
+ *                                    to one peer in one loop turn
  *
  * Decoding never copies: struct wire_msg points into the frame, which must
  * outlive it. Every count and length is checked against the frame first.
@@ -55,6 +58,7 @@
 
 #define WIRE_VERSION 1
 #define WIRE_ANSWERED_MAX 64  /* node ids in a reply */
+#define WIRE_BATCH_MAX 4096   /* messages in one BATCH */
 #define WIRE_SOFTWARE_VERSION "0.1.0"
 
 enum wire_type {
@@ -70,6 +74,7 @@ enum wire_type {
     WIRE_REPLICA_REPLY = 66,
     WIRE_FORWARD = 67,
     WIRE_FORWARD_REPLY = 68,
+    WIRE_BATCH = 69,
 };
 
 const char *wire_type_name(int type);
@@ -99,7 +104,13 @@ struct wire_msg {
     uint16_t partition;
     struct wire_bytes object;    /* len 0 and p NULL when nil */
     struct wire_bytes inner;     /* FORWARD request / FORWARD_REPLY reply */
+    uint32_t n_frames;           /* BATCH: its messages, walked by wire_batch_next */
+    struct wire_bytes frames;    /* BATCH: the raw bytes after the array header */
 };
+
+/* The next message of a decoded BATCH, starting with *pos = 0; false at the
+ * end. Each frame must then be decoded (it may be malformed). */
+bool wire_batch_next(const struct wire_msg *m, size_t *pos, struct wire_bytes *frame);
 
 /* Decodes one frame. RKV_ERR_PROTO if it is not exactly one well-formed
  * message of a known type and version (msg is then partly filled: id and
@@ -131,5 +142,34 @@ int wire_encode_replica_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, 
                               const void *object, size_t object_len);
 int wire_encode_wrapped(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t epoch,
                         const void *inner, size_t inner_len);
+
+/*
+ * A BATCH being built: messages for one destination, appended as they are
+ * made and sent as one frame. The frame is built in place: the buffer
+ * starts with room for the BATCH header, which wire_batch_seal writes just
+ * before the first message, so sealing copies nothing. A batch of one
+ * message is sent as that message alone.
+ */
+#define WIRE_BATCH_HEAD_BYTES 24 /* room for [v, BATCH, 0, epoch, array32] */
+
+struct wire_batch {
+    struct rkv_buf buf;     /* WIRE_BATCH_HEAD_BYTES, then the messages as bin */
+    uint32_t count;
+    size_t first;           /* where the first message's own bytes start */
+    struct rkv_buf head;    /* the header, encoded before it is placed */
+};
+
+/* The frame bytes a batch of count messages totalling bytes would take. */
+size_t wire_batch_frame_bytes(uint32_t count, size_t bytes);
+/* Appends one message. RKV_ERR_NOMEM (batch unchanged) or RKV_OK. */
+int wire_batch_add(struct wire_batch *b, const void *msg, size_t len);
+/* The frame to send for everything added: the message itself if there is
+ * one, else a BATCH stamped with epoch. The batch must not be empty. */
+void wire_batch_seal(struct wire_batch *b, uint64_t epoch, const uint8_t **frame, size_t *len);
+/* Walks the messages added (before or after sealing), *pos starting at 0. */
+bool wire_batch_each(const struct wire_batch *b, size_t *pos, struct wire_bytes *msg);
+/* Empties the batch, keeping its memory. */
+void wire_batch_clear(struct wire_batch *b);
+void wire_batch_free(struct wire_batch *b);
 
 #endif

@@ -56,35 +56,42 @@ static void encode_stats(struct node *n, struct mp_writer *w)
     struct coord_stats cs;
     store_stats(n->store, &ss);
     coord_stats(n->coord, &cs);
-    mp_write_map(w, 28);
-    add_stat(w, "uptime_ms", rkv_clock_mono_ms() - n->started_ms);
-    add_stat(w, "auth_refused", n->stats.auth_refused);
-    add_stat(w, "peers_connected", peers_connected(n));
-    add_stat(w, "ring_epoch", ring_epoch(n->ring));
-    add_stat(w, "actor", n->actor);
-    add_stat(w, "client_requests", n->stats.client_requests);
-    add_stat(w, "bad_requests", n->stats.bad_requests);
-    add_stat(w, "gets", cs.gets);
-    add_stat(w, "puts", cs.puts);
-    add_stat(w, "dels", cs.dels);
-    add_stat(w, "forwards", cs.forwards);
-    add_stat(w, "quorum_failures", cs.quorum_failures);
-    add_stat(w, "read_repairs", cs.read_repairs);
-    add_stat(w, "inflight", cs.inflight);
-    add_stat(w, "refused_busy", cs.refused_busy + n->stats.refused_busy);
-    add_stat(w, "replica_gets", n->stats.replica_gets);
-    add_stat(w, "replica_puts", n->stats.replica_puts);
-    add_stat(w, "replica_errors", n->stats.replica_errors);
-    add_stat(w, "send_failures", n->stats.send_failures);
-    add_stat(w, "commits", n->stats.commits);
-    add_stat(w, "store_keys", ss.keys);
-    add_stat(w, "store_files", ss.files);
-    add_stat(w, "store_disk_bytes", ss.disk_bytes);
-    add_stat(w, "store_dead_bytes", ss.dead_bytes);
-    add_stat(w, "store_keydir_bytes", ss.keydir_bytes);
-    add_stat(w, "store_merges", ss.merges);
-    add_stat(w, "store_unsynced_bytes", ss.unsynced_bytes);
-    add_stat(w, "store_failed", ss.failed);
+    const struct { const char *name; uint64_t value; } stat[] = {
+        {"uptime_ms", rkv_clock_mono_ms() - n->started_ms},
+        {"auth_refused", n->stats.auth_refused},
+        {"peers_connected", peers_connected(n)},
+        {"ring_epoch", ring_epoch(n->ring)},
+        {"actor", n->actor},
+        {"client_requests", n->stats.client_requests},
+        {"bad_requests", n->stats.bad_requests},
+        {"gets", cs.gets},
+        {"puts", cs.puts},
+        {"dels", cs.dels},
+        {"forwards", cs.forwards},
+        {"quorum_failures", cs.quorum_failures},
+        {"read_repairs", cs.read_repairs},
+        {"inflight", cs.inflight},
+        {"refused_busy", cs.refused_busy + n->stats.refused_busy},
+        {"replica_gets", n->stats.replica_gets},
+        {"replica_puts", n->stats.replica_puts},
+        {"replica_errors", n->stats.replica_errors},
+        {"send_failures", n->stats.send_failures},
+        {"commits", n->stats.commits},
+        {"peer_frames_sent", n->stats.frames_sent},
+        {"peer_messages_sent", n->stats.messages_sent},
+        {"store_keys", ss.keys},
+        {"store_files", ss.files},
+        {"store_disk_bytes", ss.disk_bytes},
+        {"store_dead_bytes", ss.dead_bytes},
+        {"store_keydir_bytes", ss.keydir_bytes},
+        {"store_merges", ss.merges},
+        {"store_unsynced_bytes", ss.unsynced_bytes},
+        {"store_failed", ss.failed},
+    };
+    size_t count = sizeof stat / sizeof stat[0];
+    mp_write_map(w, (uint32_t)count);
+    for (size_t i = 0; i < count; i++)
+        add_stat(w, stat[i].name, stat[i].value);
 }
 
 void node_admin(struct node *n, uint64_t token, const struct wire_msg *m)

@@ -69,7 +69,7 @@ static void reply_direct(struct node *n, const void *rid, size_t rid_len, uint64
     if (wire_encode_reply(&n->buf, id, ring_epoch(n->ring), status, msg, NULL, 0, false, NULL,
                           0) != RKV_OK)
         return;
-    uint64_t token = node_client_token(n, rid, rid_len, false, 0);
+    uint64_t token = node_client_token(n, rid, rid_len, -1, 0);
     if (token < NODE_TOKEN_CLIENT_BUSY)
         node_send_client(n, token, n->buf.data, n->buf.len);
 }
@@ -89,7 +89,7 @@ static void on_client(struct node *n, const void *rid, size_t rid_len, const uin
         reply_direct(n, rid, rid_len, m.id, RKV_ERR_UNAVAILABLE, "node is shutting down");
         return;
     }
-    uint64_t token = node_client_token(n, rid, rid_len, false, 0);
+    uint64_t token = node_client_token(n, rid, rid_len, -1, 0);
     if (token == UINT64_MAX || token == NODE_TOKEN_CLIENT_BUSY) {
         /* no reply route for it: answer straight away, without one */
         char msg[96];
@@ -113,33 +113,25 @@ static void on_client(struct node *n, const void *rid, size_t rid_len, const uin
         node_admin(n, token, &m);
 }
 
-static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, zmq_msg_t *payload)
+/* One message from peer member (its routing id rid) on the cluster port. */
+static void cluster_message(struct node *n, uint32_t member, const uint8_t *rid, size_t rid_len,
+                            const struct wire_msg *mp)
 {
-    const uint8_t *frame = zmq_msg_data(payload);
-    size_t len = zmq_msg_size(payload);
-    if (!security_peer_ok(n, payload, rid, rid_len))
-        return;
-    struct wire_msg m;
-    if (wire_decode(frame, len, &m) != RKV_OK) {
-        n->stats.bad_requests++;
-        RKV_DEBUG("node", "dropped a malformed frame from a peer");
-        return;
-    }
+    const struct wire_msg m = *mp;
     if (m.type == WIRE_REPLICA_GET) {
         struct wire_msg reply;
         node_replica_get(n, &m, &reply);
         n->buf.len = 0;
         if (wire_encode_replica_reply(&n->buf, m.id, ring_epoch(n->ring), (int)reply.status,
                                       reply.object.p, reply.object.len) == RKV_OK)
-            node_send_cluster(n, rid, rid_len, n->buf.data, n->buf.len);
+            node_send_cluster(n, member, n->buf.data, n->buf.len);
     } else if (m.type == WIRE_REPLICA_PUT) {
-        struct node_ack ack = {.id = m.id, .rid_len = (uint8_t)rid_len};
-        memcpy(ack.rid, rid, rid_len);
+        struct node_ack ack = {.id = m.id, .member = member};
         int rc = node_replica_put(n, &m, &ack);
         n->buf.len = 0;
         if (rc != RKV_OK &&
             wire_encode_replica_reply(&n->buf, m.id, ring_epoch(n->ring), rc, NULL, 0) == RKV_OK)
-            node_send_cluster(n, rid, rid_len, n->buf.data, n->buf.len);
+            node_send_cluster(n, member, n->buf.data, n->buf.len);
     } else if (m.type == WIRE_FORWARD) {
         struct wire_msg inner;
         if (wire_decode(m.inner.p, m.inner.len, &inner) != RKV_OK ||
@@ -147,7 +139,7 @@ static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, zmq_m
             n->stats.bad_requests++;
             return;
         }
-        uint64_t token = node_client_token(n, rid, rid_len, true, m.id);
+        uint64_t token = node_client_token(n, rid, rid_len, (int32_t)member, m.id);
         if (token < NODE_TOKEN_CLIENT_BUSY)
             coord_on_client(n->coord, n->now_ms, token, &inner, m.inner.p, m.inner.len, true);
         else
@@ -157,15 +149,67 @@ static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, zmq_m
     }
 }
 
-static void on_peer(struct node *n, uint32_t member, const uint8_t *frame, size_t len)
+/* A frame on the cluster port: one message or a BATCH of them. Only
+ * members are served: the routing id of a peer's DEALER is its id. */
+static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, zmq_msg_t *payload)
 {
-    struct wire_msg m;
-    if (wire_decode(frame, len, &m) != RKV_OK ||
-        (m.type != WIRE_REPLICA_REPLY && m.type != WIRE_FORWARD_REPLY)) {
+    const uint8_t *frame = zmq_msg_data(payload);
+    size_t len = zmq_msg_size(payload);
+    if (!security_peer_ok(n, payload, rid, rid_len))
+        return;
+    int32_t member = node_member_of(n, rid, rid_len);
+    if (member < 0 || (uint32_t)member == n->self) {
+        n->stats.bad_requests++;
+        RKV_DEBUG("node", "dropped a frame from a routing id that is no peer");
+        return;
+    }
+    struct wire_msg m, one;
+    if (wire_decode(frame, len, &m) != RKV_OK) {
+        n->stats.bad_requests++;
+        RKV_DEBUG("node", "dropped a malformed frame from a peer");
+        return;
+    }
+    if (m.type != WIRE_BATCH) {
+        cluster_message(n, (uint32_t)member, rid, rid_len, &m);
+        return;
+    }
+    struct wire_bytes f;
+    for (size_t pos = 0; wire_batch_next(&m, &pos, &f);) {
+        if (wire_decode(f.p, f.len, &one) == RKV_OK && one.type != WIRE_BATCH)
+            cluster_message(n, (uint32_t)member, rid, rid_len, &one);
+        else
+            n->stats.bad_requests++;
+    }
+}
+
+static void peer_message(struct node *n, uint32_t member, const struct wire_msg *m)
+{
+    if (m->type != WIRE_REPLICA_REPLY && m->type != WIRE_FORWARD_REPLY) {
         n->stats.bad_requests++;
         return;
     }
-    coord_on_reply(n->coord, n->now_ms, member, &m);
+    coord_on_reply(n->coord, n->now_ms, member, m);
+}
+
+/* A frame from a peer on its DEALER: replies, one or a BATCH of them. */
+static void on_peer(struct node *n, uint32_t member, const uint8_t *frame, size_t len)
+{
+    struct wire_msg m, one;
+    if (wire_decode(frame, len, &m) != RKV_OK) {
+        n->stats.bad_requests++;
+        return;
+    }
+    if (m.type != WIRE_BATCH) {
+        peer_message(n, member, &m);
+        return;
+    }
+    struct wire_bytes f;
+    for (size_t pos = 0; wire_batch_next(&m, &pos, &f);) {
+        if (wire_decode(f.p, f.len, &one) == RKV_OK)
+            peer_message(n, member, &one);
+        else
+            n->stats.bad_requests++;
+    }
 }
 
 /* A message the coordinator addressed to this node. */
@@ -185,11 +229,10 @@ static void to_self(struct node *n, const struct rkv_buf *msg)
     }
 }
 
-/* A replica we could not even send to has failed for this request. */
-static void send_failed(struct node *n, uint32_t member, const struct rkv_buf *msg)
+void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t len)
 {
     struct wire_msg m;
-    if (wire_decode(msg->data, msg->len, &m) != RKV_OK || m.id == 0)
+    if (wire_decode(msg, len, &m) != RKV_OK || m.id == 0)
         return;
     if (m.type == WIRE_REPLICA_GET || m.type == WIRE_REPLICA_PUT) {
         struct wire_msg fail = {.type = WIRE_REPLICA_REPLY, .id = m.id,
@@ -214,10 +257,24 @@ static void run_outbox(struct node *n)
         } else if (o.node == n->self) {
             to_self(n, &o.msg);
         } else if (node_send_peer(n, o.node, o.msg.data, o.msg.len) != RKV_OK) {
-            send_failed(n, o.node, &o.msg);
+            node_send_failed(n, o.node, o.msg.data, o.msg.len);
         }
     }
     coord_outbox_clear(n->coord);
+}
+
+/* Sends what the turn produced. A batch that cannot be sent fails its
+ * requests, which may produce more to send (error replies): a few rounds. */
+static void finish_turn(struct node *n)
+{
+    for (int round = 0; round < 4; round++) {
+        run_outbox(n);
+        node_flush(n);
+        size_t left;
+        coord_outbox(n->coord, &left);
+        if (left == 0)
+            return;
+    }
 }
 
 /* Takes up to a batch of messages from one socket. */
@@ -316,13 +373,15 @@ int node_run(struct node *n)
         }
         coord_tick(n->coord, n->now_ms);
         run_outbox(n);
+        node_flush(n); /* peers work on these while we sync */
         node_group_commit(n);
-        run_outbox(n);
+        finish_turn(n);
     }
     /* requests still in flight at the end of the grace period fail */
     coord_tick(n->coord, UINT64_MAX);
     run_outbox(n);
     node_group_commit(n);
+    finish_turn(n);
     rkv_free(items);
     rkv_free(member_of);
     return rc;

@@ -201,7 +201,9 @@ static int open_sockets(struct node *n, struct rkv_error *err)
         return err->code;
     uint32_t members = ring_member_count(n->ring);
     n->peers = rkv_calloc(members, sizeof *n->peers);
-    if (n->peers == NULL)
+    n->requests = rkv_calloc(members, sizeof *n->requests);
+    n->replies = rkv_calloc(members, sizeof *n->replies);
+    if (n->peers == NULL || n->requests == NULL || n->replies == NULL)
         return rkv_error_set(err, RKV_ERR_NOMEM, "node: out of memory");
     for (uint32_t i = 0; i < members; i++) {
         if (i == n->self)
@@ -264,6 +266,12 @@ void node_close(struct node *n)
                 zmq_close(n->peers[i]);
         rkv_free(n->peers);
     }
+    for (uint32_t i = 0; n->requests && i < ring_member_count(n->ring); i++)
+        wire_batch_free(&n->requests[i]);
+    for (uint32_t i = 0; n->replies && i < ring_member_count(n->ring); i++)
+        wire_batch_free(&n->replies[i]);
+    rkv_free(n->requests);
+    rkv_free(n->replies);
     if (n->client_sock)
         zmq_close(n->client_sock);
     if (n->cluster_sock)
@@ -352,7 +360,7 @@ static void inflight_give(struct node *n, uint64_t key)
     }
 }
 
-uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, bool forwarded,
+uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, int32_t forwarder,
                            uint64_t forward_id)
 {
     if (rid_len > NODE_ROUTING_ID_BYTES)
@@ -382,7 +390,7 @@ uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, bool
     }
     /* forwarded requests count against the forwarding peer's connection
      * too: a peer is a client of this node like any other */
-    uint64_t key = XXH3_64bits(rid, rid_len) ^ (forwarded ? 0x466f7277 : 0);
+    uint64_t key = XXH3_64bits(rid, rid_len) ^ (forwarder >= 0 ? 0x466f7277 : 0);
     if (!inflight_take(n, key))
         return NODE_TOKEN_CLIENT_BUSY;
     if (n->n_free_clients && n->free_clients[n->n_free_clients - 1] == slot)
@@ -392,11 +400,14 @@ uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, bool
     struct node_client *c = &n->clients[slot];
     c->used = true;
     c->gen++;
-    c->forwarded = forwarded;
+    c->forwarder = forwarder;
     c->forward_id = forward_id;
     c->rid_hash = key;
-    c->rid_len = (uint8_t)rid_len;
-    memcpy(c->rid, rid, rid_len);
+    c->rid_len = 0;
+    if (forwarder < 0) { /* a peer's routing id is its member id */
+        c->rid_len = (uint8_t)rid_len;
+        memcpy(c->rid, rid, rid_len);
+    }
     return (uint64_t)c->gen << 32 | slot;
 }
 
@@ -419,12 +430,12 @@ int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len
         return RKV_ERR_NOTFOUND;
     struct node_client *c = &n->clients[slot];
     int rc;
-    if (c->forwarded) {
+    if (c->forwarder >= 0) {
         n->buf.len = 0;
         rc = wire_encode_wrapped(&n->buf, WIRE_FORWARD_REPLY, c->forward_id, ring_epoch(n->ring),
                                  msg, len);
         if (rc == RKV_OK)
-            rc = send_routed(n, n->cluster_sock, c->rid, c->rid_len, n->buf.data, n->buf.len);
+            rc = node_send_cluster(n, (uint32_t)c->forwarder, n->buf.data, n->buf.len);
     } else {
         rc = send_routed(n, n->client_sock, c->rid, c->rid_len, msg, len);
     }
@@ -434,18 +445,91 @@ int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len
     return rc;
 }
 
-int node_send_cluster(struct node *n, const void *rid, size_t rid_len, const void *msg,
-                      size_t len)
+/* ---- batches to peers ---- */
+
+int32_t node_member_of(const struct node *n, const void *rid, size_t rid_len)
 {
-    return send_routed(n, n->cluster_sock, rid, rid_len, msg, len);
+    char id[RKV_NODE_ID_BYTES_MAX + 1];
+    if (rid_len == 0 || rid_len > RKV_NODE_ID_BYTES_MAX || memchr(rid, 0, rid_len))
+        return -1;
+    memcpy(id, rid, rid_len);
+    id[rid_len] = '\0';
+    return ring_member_index(n->ring, id);
+}
+
+/* Sends one batch: on the peer's DEALER (requests), or through the cluster
+ * ROUTER (replies). Clears it either way. */
+static void flush_one(struct node *n, uint32_t member, bool requests)
+{
+    struct wire_batch *b = requests ? &n->requests[member] : &n->replies[member];
+    if (b->count == 0)
+        return;
+    const uint8_t *frame;
+    size_t len;
+    wire_batch_seal(b, ring_epoch(n->ring), &frame, &len);
+    n->stats.frames_sent++;
+    n->stats.messages_sent += b->count;
+    int rc = RKV_OK;
+    if (requests) {
+        if (zmq_send(n->peers[member], frame, len, ZMQ_DONTWAIT) < 0) {
+            n->stats.send_failures++;
+            rc = RKV_ERR_UNAVAILABLE;
+        }
+    } else {
+        const char *id = ring_member_id(n->ring, member);
+        rc = send_routed(n, n->cluster_sock, id, strlen(id), frame, len);
+        if (rc != RKV_OK)
+            RKV_DEBUG("node", "%u replies to %s could not be sent", b->count, id);
+    }
+    if (rc != RKV_OK && requests) {
+        /* the coordinator only queues what follows; nothing is sent here */
+        struct wire_bytes m;
+        for (size_t pos = 0; wire_batch_each(b, &pos, &m);)
+            node_send_failed(n, member, m.p, m.len);
+    }
+    wire_batch_clear(b);
+}
+
+/* Appends msg to a batch, sending the batch first if msg would make it
+ * outgrow its bounds. */
+static int batch_add(struct node *n, uint32_t member, bool requests, const void *msg, size_t len)
+{
+    struct wire_batch *b = requests ? &n->requests[member] : &n->replies[member];
+    if (b->count > 0 &&
+        (b->count >= WIRE_BATCH_MAX ||
+         wire_batch_frame_bytes(b->count + 1, b->buf.len + len) > n->cfg->message_bytes_max)) {
+        flush_one(n, member, requests);
+        b = requests ? &n->requests[member] : &n->replies[member];
+    }
+    return wire_batch_add(b, msg, len);
+}
+
+int node_send_cluster(struct node *n, uint32_t member, const void *msg, size_t len)
+{
+    if (member >= ring_member_count(n->ring) || member == n->self ||
+        batch_add(n, member, false, msg, len) != RKV_OK) {
+        n->stats.send_failures++;
+        return RKV_ERR_UNAVAILABLE;
+    }
+    return RKV_OK;
 }
 
 int node_send_peer(struct node *n, uint32_t member, const void *msg, size_t len)
 {
     if (member >= ring_member_count(n->ring) || n->peers[member] == NULL ||
-        zmq_send(n->peers[member], msg, len, ZMQ_DONTWAIT) < 0) {
+        batch_add(n, member, true, msg, len) != RKV_OK) {
         n->stats.send_failures++;
         return RKV_ERR_UNAVAILABLE;
     }
     return RKV_OK;
+}
+
+void node_flush(struct node *n)
+{
+    for (uint32_t i = 0; i < ring_member_count(n->ring); i++) {
+        if (i == n->self)
+            continue;
+        flush_one(n, i, false);
+        flush_one(n, i, true);
+    }
 }

@@ -14,11 +14,19 @@
  * set ZMQ_IMMEDIATE: a message to a peer that is not connected fails at
  * once, which the coordinator counts as that replica failing.
  *
+ * Batching: messages to a peer are not sent one by one. Each peer has two
+ * batches, one for requests (out on its DEALER) and one for replies (out on
+ * the cluster ROUTER to its routing id); a turn appends to them and sends
+ * each as one BATCH frame (wire.h) at the flush points below, or earlier
+ * when one would outgrow WIRE_BATCH_MAX messages or message_bytes_max.
+ * A request batch that cannot be sent fails every request in it.
+ *
  * One loop turn (node_run): poll; read the clock once; take a bounded
  * number of messages from each socket and dispatch them; fire coordinator
  * deadlines; run the coordinator's outbox (local replica work included);
- * group-commit storage once for every write of the turn; only then send the
- * acknowledgements those writes were waiting for; run the outbox again.
+ * flush the batches, so peers work while we sync; group-commit storage once
+ * for every write of the turn; only then acknowledge those writes; run the
+ * outbox and flush again.
  */
 #ifndef RKV_NODE_H
 #define RKV_NODE_H
@@ -45,7 +53,7 @@
 struct node_client {
     uint32_t gen;
     bool used;
-    bool forwarded;
+    int32_t forwarder;   /* ring index of the peer that forwarded it, or -1 */
     uint64_t rid_hash;   /* its connection, for inflight_per_client */
     uint64_t forward_id;
     uint8_t rid_len;
@@ -55,9 +63,8 @@ struct node_client {
 /* A write waiting for the group commit before it is acknowledged. */
 struct node_ack {
     bool to_self;        /* report to our own coordinator */
+    uint32_t member;     /* else: the peer's ring index */
     uint64_t id;         /* the request id to answer */
-    uint8_t rid_len;     /* else: the peer's routing id on the cluster port */
-    uint8_t rid[NODE_ROUTING_ID_BYTES];
 };
 
 struct node_client_key {
@@ -84,6 +91,8 @@ struct node_stats {
     uint64_t send_failures;
     uint64_t refused_busy;    /* queue_depth_max or inflight_per_client */
     uint64_t commits;
+    uint64_t frames_sent;     /* to peers, batches counted once */
+    uint64_t messages_sent;   /* to peers, each message of a batch counted */
 };
 
 struct node {
@@ -99,6 +108,8 @@ struct node {
     void *client_sock;
     void *cluster_sock;
     void **peers;                /* by ring index; NULL for self */
+    struct wire_batch *requests; /* by ring index: for the peer's DEALER */
+    struct wire_batch *replies;  /* by ring index: for its routing id here */
     struct node_client *clients; /* reply routes, by token slot */
     uint32_t n_clients, cap_clients;
     uint32_t *free_clients;
@@ -128,16 +139,28 @@ void node_close(struct node *n);
 
 /* node.c */
 int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len);
+/* Adds a request to member's batch. RKV_ERR_UNAVAILABLE if there is no
+ * such peer (or no memory); a failure to send it comes later, through
+ * node_send_failed. */
 int node_send_peer(struct node *n, uint32_t member, const void *msg, size_t len);
-/* To the peer DEALER with routing id rid, through the cluster ROUTER. */
-int node_send_cluster(struct node *n, const void *rid, size_t rid_len, const void *msg,
-                      size_t len);
+/* Adds a reply to member's batch for the cluster ROUTER (to the DEALER
+ * with the member's id as routing id). */
+int node_send_cluster(struct node *n, uint32_t member, const void *msg, size_t len);
+/* Sends every batch. */
+void node_flush(struct node *n);
+/* The ring index of the member whose id is rid, or -1. */
+int32_t node_member_of(const struct node *n, const void *rid, size_t rid_len);
 /* A reply route for a request from routing id rid. UINT64_MAX if the
  * node's queue is full; NODE_TOKEN_CLIENT_BUSY if this client connection
- * has inflight_per_client requests in flight already. */
+ * has inflight_per_client requests in flight already. A forwarded request
+ * names the forwarding member. */
 #define NODE_TOKEN_CLIENT_BUSY (UINT64_MAX - 1)
-uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, bool forwarded,
+uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, int32_t forwarder,
                            uint64_t forward_id);
+
+/* loop.c */
+/* A request that could not be sent to member fails for its coordinator. */
+void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t len);
 
 /* replica.c */
 void node_replica_get(struct node *n, const struct wire_msg *m, struct wire_msg *reply);

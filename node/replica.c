@@ -149,7 +149,7 @@ void node_group_commit(struct node *n)
         n->buf.len = 0;
         if (wire_encode_replica_reply(&n->buf, a->id, ring_epoch(n->ring), rc, NULL, 0) ==
                 RKV_OK &&
-            node_send_cluster(n, a->rid, a->rid_len, n->buf.data, n->buf.len) != RKV_OK)
+            node_send_cluster(n, a->member, n->buf.data, n->buf.len) != RKV_OK)
             RKV_DEBUG("node", "acknowledgement to a peer could not be sent");
     }
     n->n_acks = 0;

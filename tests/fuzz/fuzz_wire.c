@@ -18,7 +18,11 @@
  *     [[value, ts, expiry], ...] + context, PING, RING, STATS), a FORWARD's
  *     inner frame with wire_decode (node/loop.c), PUT and DEL contexts with
  *     context_decode, REPLICA_PUT and REPLICA_REPLY objects with
- *     object_decode (both with the hard ceilings as limits).
+ *     object_decode (both with the hard ceilings as limits);
+ *   - a BATCH holds exactly n_frames frames inside it, each of which is
+ *     decoded and checked like a message (one level: nodes refuse a BATCH
+ *     inside a BATCH), and the frames rebuilt with struct wire_batch decode
+ *     to the same frames.
  *
  * Nothing is kept between inputs; all that is allocated is freed.
  */
@@ -220,6 +224,8 @@ static bool encode(const struct wire_msg *m, struct rkv_buf *out)
     case WIRE_FORWARD_REPLY:
         rc = wire_encode_wrapped(out, m->type, m->id, m->epoch, m->inner.p, m->inner.len);
         break;
+    case WIRE_BATCH:
+        return false; /* rebuilt and compared in check_batch */
     default:
         FUZZ_CHECK(!"wire_decode accepted an unknown type");
     }
@@ -238,7 +244,8 @@ static bool same_fields(const struct wire_msg *a, const struct wire_msg *b)
     if (!bytes_eq(&a->key, &b->key) || !bytes_eq(&a->value, &b->value) ||
         !bytes_eq(&a->context, &b->context) || !bytes_eq(&a->message, &b->message) ||
         !bytes_eq(&a->payload, &b->payload) || !bytes_eq(&a->object, &b->object) ||
-        !bytes_eq(&a->inner, &b->inner))
+        !bytes_eq(&a->inner, &b->inner) || !bytes_eq(&a->frames, &b->frames) ||
+        a->n_frames != b->n_frames)
         return false;
     if ((a->object.p == NULL) != (b->object.p == NULL)) /* nil versus empty bin */
         return false;
@@ -249,6 +256,40 @@ static bool same_fields(const struct wire_msg *a, const struct wire_msg *b)
 }
 
 /* ---- one decoded message ---- */
+
+static void check_msg(const uint8_t *frame, size_t len, const struct wire_msg *m, int depth);
+
+static void check_batch(const uint8_t *frame, size_t len, const struct wire_msg *m, int depth)
+{
+    FUZZ_CHECK(m->n_frames <= WIRE_BATCH_MAX);
+    FUZZ_CHECK(fuzz_inside(m->frames.p, m->frames.len, frame, len));
+    struct wire_batch again = {0};
+    struct wire_bytes f;
+    uint32_t n = 0;
+    for (size_t pos = 0; wire_batch_next(m, &pos, &f); n++) {
+        FUZZ_CHECK(fuzz_inside(f.p, f.len, m->frames.p, m->frames.len));
+        FUZZ_CHECK(wire_batch_add(&again, f.p, f.len) == RKV_OK);
+        struct wire_msg one;
+        if (depth == 0 && wire_decode(f.p, f.len, &one) == RKV_OK)
+            check_msg(f.p, f.len, &one, depth + 1);
+    }
+    FUZZ_CHECK(n == m->n_frames);
+    if (n >= 2) { /* a batch of one is sent as its message */
+        const uint8_t *sealed;
+        size_t sealed_len;
+        wire_batch_seal(&again, m->epoch, &sealed, &sealed_len);
+        struct wire_msg m2;
+        FUZZ_CHECK(wire_decode(sealed, sealed_len, &m2) == RKV_OK);
+        FUZZ_CHECK(m2.type == WIRE_BATCH && m2.n_frames == n && m2.epoch == m->epoch);
+        struct wire_bytes g;
+        size_t p1 = 0, p2 = 0;
+        while (wire_batch_next(m, &p1, &f)) {
+            FUZZ_CHECK(wire_batch_next(&m2, &p2, &g));
+            FUZZ_CHECK(bytes_eq(&f, &g));
+        }
+    }
+    wire_batch_free(&again);
+}
 
 static void check_msg(const uint8_t *frame, size_t len, const struct wire_msg *m, int depth)
 {
@@ -274,6 +315,9 @@ static void check_msg(const uint8_t *frame, size_t len, const struct wire_msg *m
     case WIRE_PUT:
     case WIRE_DEL:
         check_context(&m->context);
+        break;
+    case WIRE_BATCH:
+        check_batch(frame, len, m, depth);
         break;
     case WIRE_REPLY:
         FUZZ_CHECK(m->payload.len > 0); /* a payload is one whole value, nil at least */

@@ -283,6 +283,28 @@ static void seeds_wire_traps(const struct rkv_buf *put_frame)
     rkv_buf_free(&b);
 }
 
+/* BATCH frames as nodes send them: replica puts and replies together. */
+static void seeds_wire_batch(const struct rkv_buf *objb)
+{
+    struct rkv_buf one = {0};
+    struct wire_batch batch = {0};
+    for (uint32_t i = 0; i < 3; i++) {
+        one.len = 0;
+        check(wire_encode_replica_put(&one, 20 + i, 7, 17, "user:42", 7, objb->data, objb->len),
+              "replica_put");
+        check(wire_batch_add(&batch, one.data, one.len), "batch_add");
+        one.len = 0;
+        check(wire_encode_replica_reply(&one, 30 + i, 7, RKV_OK, NULL, 0), "replica_reply");
+        check(wire_batch_add(&batch, one.data, one.len), "batch_add");
+    }
+    const uint8_t *frame;
+    size_t len;
+    wire_batch_seal(&batch, 7, &frame, &len);
+    put_file("wire", "batch", frame, len);
+    wire_batch_free(&batch);
+    rkv_buf_free(&one);
+}
+
 static void seeds_wire(void)
 {
     struct rkv_buf b = {0}, ctx = {0}, objb = {0}, inner = {0};
@@ -320,6 +342,7 @@ static void seeds_wire(void)
     check(rkv_buf_append(&inner, b.data, b.len), "append");
     FRAME("forward-nested", wire_encode_wrapped(&b, WIRE_FORWARD, 11, 7, inner.data, inner.len));
 #undef FRAME
+    seeds_wire_batch(&objb);
     seeds_wire_replies(&ctx);
     rkv_buf_free(&b);
     rkv_buf_free(&ctx);
