@@ -114,7 +114,10 @@ struct store_options {
     uint32_t sync_interval_ms;     /* STORE_SYNC_INTERVAL only; default 1000 */
     uint64_t file_bytes_max;       /* rotate the active log past this; default 128 MiB */
     uint32_t write_buffer_bytes;   /* appends are gathered here; default 256 KiB */
-    uint32_t batch_ops_max;        /* a put past this many commits first; default 65536 */
+    /* A put or delete past this many ops commits the batch first; if that
+     * commit fails, the batch is rolled back as after a failed write (see
+     * above). Default 65536. */
+    uint32_t batch_ops_max;
     uint32_t key_bytes_max;        /* default and ceiling RKV_KEY_BYTES_MAX */
     uint32_t value_bytes_max;      /* default and ceiling RKV_VALUE_BYTES_MAX */
     /* Merge triggers, checked at every commit. */

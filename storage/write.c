@@ -449,8 +449,16 @@ static int write_begin(struct store *s, size_t key_len, size_t value_len)
         return store_fail(s, RKV_ERR_TOOBIG,
                           "storage: value of %zu bytes exceeds the limit of %u", value_len,
                           s->opt.value_bytes_max);
-    if (s->batch.n_ops >= s->opt.batch_ops_max)
-        return store_commit(s);
+    if (s->batch.n_ops >= s->opt.batch_ops_max) {
+        /* The caller did not ask for this commit, so it cannot be where the
+         * caller learns that the batch failed: a failure here rolled back
+         * the caller's earlier writes, and like a failed write it must fail
+         * later writes and be reported by the next store_commit. */
+        int rc = store_commit(s);
+        if (rc != RKV_OK)
+            s->batch.error = rc;
+        return rc;
+    }
     return RKV_OK;
 }
 

@@ -504,6 +504,54 @@ START_TEST(enospc_rolls_back_the_batch)
 }
 END_TEST
 
+/* A put past batch_ops_max commits the open batch first. If that commit
+ * fails, the batch is rolled back as a whole, just as when a put's own write
+ * fails: later writes are refused and the next store_commit reports it.
+ * Before the fix the rollback was silent there: the next put went into a
+ * fresh batch and the next commit said OK although the earlier puts of the
+ * caller's batch were gone. */
+START_TEST(failed_auto_commit_is_reported)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    o.batch_ops_max = 2;
+    struct store *s = open_ok(DB, &o, "auto commit");
+    struct model m;
+    model_init(&m);
+    put_ver(s, &m, 0, 1, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    model_commit(&m);
+
+    struct model doomed = m;
+    put_ver(s, &doomed, 1, 2, RKV_OK); /* a */
+    put_ver(s, &doomed, 2, 3, RKV_OK); /* b: the batch is full */
+    memvfs_fail_writes(v, 0, ENOSPC);
+    put_ver(s, &doomed, 3, 4, RKV_ERR_NOSPC); /* c: its commit of a and b fails */
+    ck_assert_int_eq(read_state(s, 1, "rolled back"), ABSENT);
+    ck_assert_int_eq(read_state(s, 2, "rolled back"), ABSENT);
+    memvfs_clear_faults(v); /* even with space back, the failure is reported */
+    put_ver(s, &doomed, 4, 5, RKV_ERR_ABORTED); /* d */
+    ck_assert_int_eq(store_del(s, key_part(0), "key00", 5), RKV_ERR_ABORTED);
+    ck_assert_int_eq(store_commit(s), RKV_ERR_NOSPC); /* a and b are not durable */
+    ck_assert_int_eq(read_state(s, 1, "after report"), ABSENT);
+    check_exact(s, &m, "after report");
+
+    /* reported once; then the store goes on */
+    put_ver(s, &m, 5, 6, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    model_commit(&m);
+    check_exact(s, &m, "after recovery");
+    store_close(s);
+    struct memvfs *img = memvfs_image(v, 4, MEMVFS_TEAR_NONE);
+    o.fileops = memvfs_ops(img);
+    s = open_ok(DB, &o, "auto commit reopen");
+    check_exact(s, &m, "auto commit reopen");
+    store_close(s);
+    memvfs_free(img);
+    memvfs_free(v);
+}
+END_TEST
+
 START_TEST(short_writes_are_completed)
 {
     struct memvfs *v = memvfs_new();
@@ -1159,6 +1207,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, hint_corruption_at_every_offset);
     tcase_add_test(tc, fsync_failure_is_sticky);
     tcase_add_test(tc, enospc_rolls_back_the_batch);
+    tcase_add_test(tc, failed_auto_commit_is_reported);
     tcase_add_test(tc, short_writes_are_completed);
     tcase_add_test(tc, merge_crash_at_every_step);
     tcase_add_test(tc, damaged_merge_marker_refuses_open);
