@@ -132,7 +132,10 @@ struct store_options {
     bool ignore_hints;
     /* NULL means store_fileops_posix(). Borrowed: must outlive the store. */
     const struct store_fileops *fileops;
-    /* Wall clock in ms since the epoch, for expiry. NULL: the real clock. */
+    /* Wall clock in ms since the epoch, for expiry; when set, it also times
+     * STORE_SYNC_INTERVAL (only its differences count), so that tests can
+     * move time by hand. NULL: the real clocks (CLOCK_REALTIME for expiry,
+     * the monotonic clock for sync intervals). */
     uint64_t (*now_ms)(void *ctx);
     void *now_ctx;
 };

@@ -289,7 +289,7 @@ struct store {
     struct rkv_buf scratch;  /* pread target, oversized records */
     struct rkv_buf listkey;  /* store_list's copy of the current key */
     uint64_t unsynced_bytes;
-    uint64_t last_sync_mono_ms;
+    uint64_t last_sync_ms;    /* STORE_SYNC_INTERVAL: when (write.c's sync clock) */
 
     /* Merge thread. */
     pthread_t merge_thread;

@@ -286,6 +286,15 @@ static void rollback(struct store *s, int code)
                   s->dir);
 }
 
+/* The clock that times STORE_SYNC_INTERVAL: the injected one if the options
+ * have it (so a test moves time by hand), else the monotonic clock. Only
+ * differences are used; a clock that went back counts as a whole interval
+ * passed, so a wall clock set back can bring a sync forward, never delay it. */
+static uint64_t sync_clock_ms(const struct store *s)
+{
+    return s->opt.now_ms ? s->opt.now_ms(s->opt.now_ctx) : rkv_clock_mono_ms();
+}
+
 /* fdatasyncs every dirty file. On failure the store is failed: after a
  * failed fdatasync nothing is known about what reached the disk. */
 static int sync_dirty(struct store *s)
@@ -319,7 +328,8 @@ static int sync_dirty(struct store *s)
         }
     }
     s->unsynced_bytes = 0;
-    s->last_sync_mono_ms = rkv_clock_mono_ms();
+    if (s->opt.sync == STORE_SYNC_INTERVAL)
+        s->last_sync_ms = sync_clock_ms(s);
     return RKV_OK;
 }
 
@@ -369,8 +379,10 @@ static int batch_apply(struct store *s)
 
 static bool sync_due(const struct store *s)
 {
-    return s->opt.sync == STORE_SYNC_INTERVAL && s->unsynced_bytes > 0 &&
-           rkv_clock_mono_ms() - s->last_sync_mono_ms >= s->opt.sync_interval_ms;
+    if (s->opt.sync != STORE_SYNC_INTERVAL || s->unsynced_bytes == 0)
+        return false;
+    uint64_t now = sync_clock_ms(s);
+    return now < s->last_sync_ms || now - s->last_sync_ms >= s->opt.sync_interval_ms;
 }
 
 int store_commit(struct store *s)

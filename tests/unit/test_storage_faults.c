@@ -552,6 +552,77 @@ START_TEST(failed_auto_commit_is_reported)
 }
 END_TEST
 
+/* What a power loss now would leave of key k. */
+static int durable_state(struct memvfs *v, int k, const char *ctx)
+{
+    struct memvfs *img = memvfs_image(v, 5, MEMVFS_TEAR_NONE);
+    struct store_options o = mem_opts(img);
+    struct store *s = open_ok(DB, &o, ctx);
+    int got = read_state(s, k, ctx);
+    store_close(s);
+    memvfs_free(img);
+    return got;
+}
+
+static uint64_t unsynced(struct store *s)
+{
+    struct store_stats st;
+    store_stats(s, &st);
+    return st.unsynced_bytes;
+}
+
+/* sync = interval is timed by the injected clock: no sleeping, and the
+ * exact edges of the interval are checked. */
+START_TEST(interval_sync_follows_the_injected_clock)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    o.sync = STORE_SYNC_INTERVAL;
+    o.sync_interval_ms = 1000;
+    struct store *s = open_ok(DB, &o, "interval");
+    struct model m;
+    model_init(&m);
+    uint64_t t0 = fake_now;
+    put_ver(s, &m, 1, 1, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK); /* the first commit syncs */
+    ck_assert_uint_eq(unsynced(s), 0);
+    ck_assert_int_eq(durable_state(v, 1, "first commit"), 1);
+
+    fake_now = t0 + 10;
+    put_ver(s, &m, 2, 2, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    ck_assert_uint_gt(unsynced(s), 0);
+    fake_now = t0 + 999; /* one ms short of the interval */
+    ck_assert_int_eq(store_tick(s), RKV_OK);
+    ck_assert_uint_gt(unsynced(s), 0);
+    ck_assert_int_eq(durable_state(v, 2, "before the interval"), ABSENT);
+    fake_now = t0 + 1000;
+    ck_assert_int_eq(store_tick(s), RKV_OK);
+    ck_assert_uint_eq(unsynced(s), 0);
+    ck_assert_int_eq(durable_state(v, 2, "at the interval"), 2);
+
+    /* a commit a whole interval after the last sync syncs by itself */
+    fake_now = t0 + 1500;
+    put_ver(s, &m, 3, 3, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    ck_assert_uint_gt(unsynced(s), 0);
+    fake_now = t0 + 2000;
+    put_ver(s, &m, 4, 4, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    ck_assert_uint_eq(unsynced(s), 0);
+    ck_assert_int_eq(durable_state(v, 3, "commit at the interval"), 3);
+
+    /* a clock set back does not postpone the next sync */
+    fake_now = t0 + 100;
+    put_ver(s, &m, 5, 5, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    ck_assert_uint_eq(unsynced(s), 0);
+    ck_assert_int_eq(durable_state(v, 5, "clock set back"), 5);
+    store_close(s);
+    memvfs_free(v);
+}
+END_TEST
+
 START_TEST(short_writes_are_completed)
 {
     struct memvfs *v = memvfs_new();
@@ -1208,6 +1279,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, fsync_failure_is_sticky);
     tcase_add_test(tc, enospc_rolls_back_the_batch);
     tcase_add_test(tc, failed_auto_commit_is_reported);
+    tcase_add_test(tc, interval_sync_follows_the_injected_clock);
     tcase_add_test(tc, short_writes_are_completed);
     tcase_add_test(tc, merge_crash_at_every_step);
     tcase_add_test(tc, damaged_merge_marker_refuses_open);
