@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zmq.h>
 
 #include "common/alloc.h"
@@ -86,11 +87,14 @@ struct ringkv_client {
     struct rkv_buf req, rep;
 };
 
-/* Memory of a result. */
+/* Memory of a result: everything a struct ringkv_result points to lives
+ * here, never in the client, so that a result outlives a ring refresh (which
+ * frees c->nodes), the next request (which reuses c->rep) and ringkv_close. */
 struct result_mem {
-    struct rkv_buf data;
+    struct rkv_buf data;        /* answered ids, sibling values, context */
     struct ringkv_sibling *sibs;
     const char **answered;
+    char node[RKV_NODE_ID_BYTES_MAX + 1];
 };
 
 const char *ringkv_version(int *major, int *minor, int *patch)
@@ -124,6 +128,19 @@ static int fail(struct ringkv_client *c, int code, const char *fmt, ...)
     vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
     va_end(ap);
     return code;
+}
+
+/* The error of a reply with a status other than RKV_OK: "PREFIX: " and
+ * the node's message, else the status's name. The message is not
+ * NUL-terminated and its length comes from the network: it is clamped. */
+static int fail_reply(struct ringkv_client *c, int code, const char *prefix,
+                      const struct wire_msg *m)
+{
+    const char *sep = prefix[0] ? ": " : "";
+    if (m->message.len == 0)
+        return fail(c, code, "%s%s%s", prefix, sep, rkv_strerror(code));
+    int len = m->message.len < sizeof c->errmsg ? (int)m->message.len : (int)sizeof c->errmsg;
+    return fail(c, code, "%s%s%.*s", prefix, sep, len, (const char *)m->message.p);
 }
 
 void ringkv_options_default(struct ringkv_options *o)
@@ -347,17 +364,24 @@ static int fetch_ring(struct ringkv_client *c, const char *host, uint16_t port, 
     return rc;
 }
 
-static int refresh_ring(struct ringkv_client *c)
+/* Fetches the ring again after a reply carried another epoch. It frees
+ * c->nodes and reuses c->rep, so it runs after the reply has been copied
+ * out. The request it follows has its outcome already: its message in
+ * c->errmsg is kept, and if no node gives a ring, c->refresh stays set and
+ * the next request tries again. */
+static void refresh_ring(struct ringkv_client *c)
 {
+    char errmsg[sizeof c->errmsg];
+    memcpy(errmsg, c->errmsg, sizeof errmsg);
     uint64_t deadline = rkv_clock_mono_ms() + c->opt.connect_timeout_ms;
     for (size_t i = 0; i < c->n_nodes; i++) {
         if (c->nodes[i].down_until_ms > rkv_clock_mono_ms())
             continue;
         struct cnode n = c->nodes[i]; /* fetch_ring replaces c->nodes */
         if (fetch_ring(c, n.host, n.client_port, n.server_key, deadline) == RKV_OK)
-            return RKV_OK;
+            break;
     }
-    return RKV_ERR_UNAVAILABLE;
+    memcpy(c->errmsg, errmsg, sizeof errmsg);
 }
 
 /* Parses "[ID@]HOST:PORT" into seed. */
@@ -604,7 +628,8 @@ static int fill_result(struct ringkv_client *c, const struct wire_msg *m, uint32
     res->priv_ = mem;
     res->status = (int)m->status;
     res->repaired = m->repaired;
-    res->node = c->nodes[from].id;
+    snprintf(mem->node, sizeof mem->node, "%s", c->nodes[from].id);
+    res->node = mem->node;
     /* offsets first: the data buffer moves while it grows */
     size_t ans_off[WIRE_ANSWERED_MAX];
     int rc = RKV_OK;
@@ -716,14 +741,15 @@ static int key_request(struct ringkv_client *c, const void *key, size_t key_len,
     struct ringkv_result tmp = {0};
     struct ringkv_result *r = res ? res : &tmp;
     rc = fill_result(c, &m, from, type, r);
-    if (rc == RKV_OK)
-        rc = (int)m.status;
     if (rc != RKV_OK)
-        fail(c, rc, "%s: %.*s", c->nodes[from].id, (int)m.message.len,
-             m.message.p ? (const char *)m.message.p : rkv_strerror(rc));
+        fail(c, rc, "%s: unusable reply: %s", c->nodes[from].id, rkv_strerror(rc));
+    else if ((rc = (int)m.status) != RKV_OK)
+        fail_reply(c, rc, c->nodes[from].id, &m);
     else
         c->errmsg[0] = '\0';
+    r->status = rc;
     ringkv_result_free(&tmp);
+    /* last: it frees c->nodes and reuses c->rep, where m points */
     if (c->refresh)
         refresh_ring(c);
     return rc;
@@ -873,7 +899,7 @@ static int admin(struct ringkv_client *c, const char *id, uint32_t type, struct 
         return fail(c, RKV_ERR_NOMEM, "out of memory");
     int rc = exchange(c, order, n, rid, 0, m, from);
     if (rc == RKV_OK && m->status != RKV_OK)
-        rc = fail(c, (int)m->status, "%.*s", (int)m->message.len, (const char *)m->message.p);
+        rc = fail_reply(c, (int)m->status, "", m);
     return rc;
 }
 

@@ -53,6 +53,25 @@
  * A client without a key, or whose key is not allowed, cannot connect:
  * ringkv_connect fails with RINGKV_EUNAVAILABLE after connect_timeout_ms.
  *
+ * ## Memory
+ *
+ * Everything the library hands out is either owned by a result or borrowed
+ * from the client, and says which:
+ *  - A struct ringkv_result owns all it points to (siblings and their
+ *    values, context, answered ids, node): nothing in it points into the
+ *    client, so it stays valid, unchanged, until ringkv_result_free, even
+ *    after later requests, a new ring fetched by the client, or
+ *    ringkv_close.
+ *  - ringkv_errmsg's string, ringkv_ring's struct ringkv_ring_info (name,
+ *    nodes, and their id and host) and ringkv_preflist's ids are owned by
+ *    the client and valid until the next call on it (a get, put or delete
+ *    may fetch a new ring, which frees them; ringkv_close frees them).
+ *  - ringkv_stats' callback gets a name valid during that callback only.
+ *  - What the caller passes in is borrowed for the call only: keys, values,
+ *    contexts, node ids, and the strings of struct ringkv_options, which
+ *    ringkv_connect reads before it returns (except zmq_context, which must
+ *    outlive the client).
+ *
  * ## Caveats
  *
  * - A struct ringkv_client is not thread-safe: use one per thread.
@@ -114,14 +133,15 @@ struct ringkv_client;
 struct ringkv_options {
     /* Where to find the ring: a cluster.toml (its nodes' client ports are
      * the seeds), or "host:port[,host:port...]" client addresses. One of
-     * the two is required; seeds wins if both are set. Borrowed. */
+     * the two is required; seeds wins if both are set. Borrowed during
+     * ringkv_connect. */
     const char *config_path;
     const char *seeds;             /* "[ID@]HOST:PORT[,...]" client ports */
     uint32_t timeout_ms;          /* default request deadline; 0: the ring's + 500 ms */
     uint32_t connect_timeout_ms;  /* to fetch the ring; default 5000 */
     /* CurveZMQ (see "Security" above). With config_path, its [security]
      * section says whether the ring uses it and where keys_dir is; without
-     * one, setting keys_dir turns it on. Borrowed. */
+     * one, setting keys_dir turns it on. Borrowed during ringkv_connect. */
     const char *keys_dir;         /* holds the seeds' public certificates ID.key */
     const char *client_key;       /* this client's secret certificate; see the search path */
     /* A ZeroMQ context to use instead of one of the client's own (each
@@ -154,14 +174,16 @@ struct ringkv_request_options {
     uint32_t w;                /* acknowledgements a put/delete waits for (1..N) */
     uint32_t timeout_ms;
     uint64_t ttl_ms;           /* put: the value expires after this */
-    const void *context;       /* put/delete: from an earlier result; borrowed */
+    const void *context;       /* put/delete: from an earlier result; borrowed for the call */
     size_t context_len;
     /* Send the request to this node (its id) instead of routing by key. A
      * node outside the key's preference list forwards a write to the first
-     * node of the list. For tests and debugging. Borrowed. */
+     * node of the list. For tests and debugging. Borrowed for the call. */
     const char *coordinator;
 };
 
+/* Every pointer in a result is owned by the result: valid until
+ * ringkv_result_free, whatever happens to the client meanwhile. */
 struct ringkv_sibling {
     const void *value;         /* owned by the result */
     size_t value_len;
@@ -173,19 +195,19 @@ struct ringkv_result {
     int status;                      /* as returned */
     struct ringkv_sibling *siblings; /* get: live siblings, n_siblings of them */
     size_t n_siblings;
-    const void *context;             /* get (also on NOTFOUND), put, delete */
+    const void *context;             /* get (also on NOTFOUND), put, delete; NULL if none */
     size_t context_len;
     const char *const *answered;     /* node ids whose replies counted */
     size_t n_answered;
     bool repaired;                   /* get: read repair was sent */
-    const char *node;                /* the node that coordinated */
-    void *priv_;                     /* owned memory; free with ringkv_result_free */
+    const char *node;                /* the node that answered (a copy); NULL if none did */
+    void *priv_;                     /* the memory all of the above points into */
 };
 
 /*
  * Reads key. Overwrites *res without freeing what it held (free an earlier
  * result first), and always fills it: free it with ringkv_result_free,
- * whatever the return. RINGKV_OK: one or more siblings. RINGKV_ENOTFOUND: none
+ * whatever the return. The result owns its memory (see "Memory"). RINGKV_OK: one or more siblings. RINGKV_ENOTFOUND: none
  * (res->context may still be set: a put with it supersedes a delete).
  * Other errors as listed above.
  */
@@ -198,11 +220,13 @@ int ringkv_put(struct ringkv_client *c, const void *key, size_t key_len, const v
 /* Deletes key (see "Siblings and contexts"). res may be NULL. */
 int ringkv_del(struct ringkv_client *c, const void *key, size_t key_len,
                const struct ringkv_request_options *opt, struct ringkv_result *res);
-/* Frees what a result owns and zeroes it; safe on a zeroed result. */
+/* Frees what a result owns and zeroes it; safe on a zeroed result. The
+ * client that made it may be closed already. */
 void ringkv_result_free(struct ringkv_result *res);
 
 /* ---- the ring and its nodes ---- */
 
+/* Owned by the client, valid until the next call on it (see "Memory"). */
 struct ringkv_node_info {
     const char *id;
     const char *host;
@@ -213,7 +237,7 @@ struct ringkv_node_info {
 };
 
 struct ringkv_ring_info {
-    const char *name;
+    const char *name;                     /* owned by c; valid until the next call */
     uint32_t partitions, replicas, read_quorum, write_quorum;
     uint64_t epoch;
     size_t n_nodes;
@@ -223,7 +247,8 @@ struct ringkv_ring_info {
 /* The ring the client routes by. */
 int ringkv_ring(struct ringkv_client *c, struct ringkv_ring_info *info);
 /* The preference list of partition p as node ids (owner first): writes up
- * to max pointers (owned by c) and returns how many. */
+ * to max pointers (owned by c, valid until the next call on c) and returns
+ * how many. */
 size_t ringkv_preflist(struct ringkv_client *c, uint32_t partition, const char **ids, size_t max);
 /* The partition of a key. */
 uint32_t ringkv_partition(struct ringkv_client *c, const void *key, size_t key_len);
@@ -231,7 +256,8 @@ uint32_t ringkv_partition(struct ringkv_client *c, const void *key, size_t key_l
 /* Pings node `id` (NULL: any); *rtt_us receives the round trip. */
 int ringkv_ping(struct ringkv_client *c, const char *id, uint64_t *rtt_us);
 
-/* Calls fn(ctx, name, value) for each statistic of node `id`. */
+/* Calls fn(ctx, name, value) for each statistic of node `id`; name is
+ * valid during that call of fn only. */
 typedef void ringkv_stat_fn(void *ctx, const char *name, uint64_t value);
 int ringkv_stats(struct ringkv_client *c, const char *id, ringkv_stat_fn *fn, void *ctx);
 
