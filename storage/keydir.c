@@ -378,6 +378,28 @@ struct kd_entry *keydir_next(struct keydir *kd, uint16_t part, uint32_t *pos)
     return NULL;
 }
 
+uint64_t keydir_remove_if(struct keydir *kd, keydir_pred *pred, void *ctx)
+{
+    uint64_t removed = 0;
+    for (uint32_t part = 0; part < RKV_PARTITIONS_MAX; part++) {
+        if (kd->pages[part >> KD_PAGE_BITS] == NULL) {
+            part |= KD_PAGE_SIZE - 1; /* a whole page of partitions is empty */
+            continue;
+        }
+        /* Removing frees the entry in place (no entry moves), so the walk
+         * goes on from the same index. */
+        uint32_t pos = 0;
+        struct kd_entry *e;
+        while ((e = keydir_next(kd, (uint16_t)part, &pos)) != NULL) {
+            if (pred(ctx, e)) {
+                keydir_remove(kd, (uint16_t)part, e);
+                removed++;
+            }
+        }
+    }
+    return removed;
+}
+
 static bool part_invariants_ok(struct keydir *kd, uint16_t part, uint64_t *live)
 {
     struct kd_part *p = part_get(kd, part);

@@ -42,7 +42,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
@@ -74,13 +73,6 @@ struct merge {
     uint64_t seen;
     bool stop;
 };
-
-static void out_path(struct store *s, char *path, uint32_t id, const char *suffix)
-{
-    char name[STORE_FILE_NAME_BYTES];
-    store_log_name(name, id, suffix);
-    store_path(s, path, name);
-}
 
 static int merge_err(struct merge *m, int rc, const char *what, int sys)
 {
@@ -135,13 +127,13 @@ static int out_start(struct merge *m)
     if (rc != RKV_OK)
         return merge_err(m, rc, "log file ids are used up", 0);
     char path[STORE_PATH_BYTES];
-    out_path(s, path, id, ".log.merging");
+    store_log_path(s, path, id, ".log.merging");
     int fd = s->ops->open(s->ops->ctx, path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     if (fd < 0)
         return merge_err(m, rkv_err_from_errno(-fd), "create output", fd);
     m->cur = &m->outs[m->n_outs++];
     *m->cur = (struct merge_out){.id = id, .fd = fd};
-    out_path(s, path, id, ".hint.merging");
+    store_log_path(s, path, id, ".hint.merging");
     rc = hint_writer_open(&m->hw, s, path);
     m->hw_open = true;
     if (rc != RKV_OK)
@@ -308,26 +300,17 @@ static int relocate_record(void *arg, const struct record *r, uint32_t offset)
     return RKV_OK;
 }
 
+static bool in_input(void *ctx, const struct kd_entry *e)
+{
+    return is_input(ctx, e->file_id);
+}
+
 /* Drops keydir entries that still point into inputs: their records were
  * damaged and not copied. Caller holds mu. */
 static void drop_orphans(struct merge *m)
 {
     struct store *s = m->s;
-    uint64_t dropped = 0;
-    for (uint32_t part = 0; part < 65536; part++) {
-        if (s->kd.pages[part >> 8] == NULL) {
-            part |= 255;
-            continue;
-        }
-        uint32_t pos = 0;
-        struct kd_entry *e;
-        while ((e = keydir_next(&s->kd, (uint16_t)part, &pos)) != NULL) {
-            if (is_input(m, e->file_id)) {
-                keydir_remove(&s->kd, (uint16_t)part, e);
-                dropped++;
-            }
-        }
-    }
+    uint64_t dropped = keydir_remove_if(&s->kd, in_input, m);
     if (dropped)
         RKV_WARN("storage", "%s: merge: %llu keys had damaged records and were dropped", s->dir,
                  (unsigned long long)dropped);
@@ -403,11 +386,11 @@ static int apply_marker(struct store *s, const uint32_t *inputs, size_t n_in,
 {
     char from[STORE_PATH_BYTES], to[STORE_PATH_BYTES];
     for (size_t i = 0; i < n_in; i++) {
-        out_path(s, from, inputs[i], ".log");
+        store_log_path(s, from, inputs[i], ".log");
         int sys = s->ops->unlink(s->ops->ctx, from);
         if (sys < 0 && sys != -ENOENT)
             return sys;
-        out_path(s, from, inputs[i], ".hint");
+        store_log_path(s, from, inputs[i], ".hint");
         sys = s->ops->unlink(s->ops->ctx, from);
         if (sys < 0 && sys != -ENOENT)
             return sys;
@@ -416,8 +399,8 @@ static int apply_marker(struct store *s, const uint32_t *inputs, size_t n_in,
         static const char *const sfx[2][2] = {{".log.merging", ".log"},
                                               {".hint.merging", ".hint"}};
         for (int k = 0; k < 2; k++) {
-            out_path(s, from, outputs[i], sfx[k][0]);
-            out_path(s, to, outputs[i], sfx[k][1]);
+            store_log_path(s, from, outputs[i], sfx[k][0]);
+            store_log_path(s, to, outputs[i], sfx[k][1]);
             int sys = s->ops->rename(s->ops->ctx, from, to);
             if (sys < 0 && sys != -ENOENT)
                 return sys;
@@ -442,17 +425,11 @@ static void merge_abandon(struct merge *m)
     for (size_t i = 0; i < m->n_outs; i++) {
         if (m->outs[i].fd >= 0)
             m->s->ops->close(m->s->ops->ctx, m->outs[i].fd);
-        out_path(m->s, path, m->outs[i].id, ".log.merging");
+        store_log_path(m->s, path, m->outs[i].id, ".log.merging");
         m->s->ops->unlink(m->s->ops->ctx, path);
-        out_path(m->s, path, m->outs[i].id, ".hint.merging");
+        store_log_path(m->s, path, m->outs[i].id, ".hint.merging");
         m->s->ops->unlink(m->s->ops->ctx, path);
     }
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
 }
 
 static int merge_run(struct store *s)
@@ -472,7 +449,7 @@ static int merge_run(struct store *s)
         return RKV_ERR_NOMEM;
     if (m.n_inputs == 0 || m.n_inputs > MARKER_IDS_MAX / 2)
         goto out;
-    qsort(m.inputs, m.n_inputs, sizeof *m.inputs, cmp_u32);
+    store_ids_sort(m.inputs, m.n_inputs);
 
     for (size_t i = 0; rc == RKV_OK && i < m.n_inputs; i++)
         rc = merge_scan_input(&m, m.inputs[i]);

@@ -238,12 +238,6 @@ static int remove_leftover(void *arg, const char *name)
     return 0;
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* ---- loading records into the keydir ---- */
 
 struct load_ctx {
@@ -331,9 +325,8 @@ static int scan_log(struct store *s, struct load_ctx *c, struct store_file *fp,
 
 static int load_log(struct store *s, uint32_t id, struct load_ctx *c, struct rkv_error *err)
 {
-    char name[STORE_FILE_NAME_BYTES], path[STORE_PATH_BYTES];
-    store_log_name(name, id, ".log");
-    store_path(s, path, name);
+    char path[STORE_PATH_BYTES];
+    store_log_path(s, path, id, ".log");
     int fd = s->ops->open(s->ops->ctx, path, O_RDWR, 0);
     if (fd < 0)
         return rkv_error_set(err, rkv_err_from_errno(-fd), "storage: open %s: %s", path,
@@ -359,8 +352,7 @@ static int load_log(struct store *s, uint32_t id, struct load_ctx *c, struct rkv
     c->file_id = id;
     s->report.log_files++;
 
-    store_log_name(name, id, ".hint");
-    store_path(s, path, name);
+    store_log_path(s, path, id, ".hint");
     if (!s->opt.ignore_hints) {
         uint64_t entries = 0;
         int rc = hint_load(s, path, f.size, load_record, c, &entries);
@@ -373,8 +365,7 @@ static int load_log(struct store *s, uint32_t id, struct load_ctx *c, struct rkv
             return rkv_error_set(err, rc, "storage: out of memory");
         if (rc != RKV_ERR_NOTFOUND) {
             s->report.hint_files_rejected++;
-            RKV_WARN("storage", "%s: %s is invalid or stale; scanning the log instead", s->dir,
-                     name);
+            RKV_WARN("storage", "%s is invalid or stale; scanning the log instead", path);
         }
         /* hint_load calls back only after verifying the whole file, so a
          * rejected hint added nothing to the keydir. */
@@ -382,19 +373,10 @@ static int load_log(struct store *s, uint32_t id, struct load_ctx *c, struct rkv
     return scan_log(s, c, store_file_find(s, id), err);
 }
 
-static void purge_tombstones(struct store *s)
+static bool is_tombstone(void *ctx, const struct kd_entry *e)
 {
-    for (uint32_t part = 0; part < 65536; part++) {
-        if (s->kd.pages[part >> 8] == NULL) {
-            part |= 255;
-            continue;
-        }
-        uint32_t pos = 0;
-        struct kd_entry *e;
-        while ((e = keydir_next(&s->kd, (uint16_t)part, &pos)) != NULL)
-            if (e->seq & KD_TOMB)
-                keydir_remove(&s->kd, (uint16_t)part, e);
-    }
+    (void)ctx;
+    return (e->seq & KD_TOMB) != 0;
 }
 
 int store_recover(struct store *s, struct rkv_error *err)
@@ -417,8 +399,7 @@ int store_recover(struct store *s, struct rkv_error *err)
                        : rkv_error_set(err, RKV_ERR_IO, "storage: list %s: %s", s->dir,
                                        strerror(-sys));
     }
-    if (d.n_logs > 1)
-        qsort(d.logs, d.n_logs, sizeof *d.logs, cmp_u32);
+    store_ids_sort(d.logs, d.n_logs);
     struct load_ctx c = {.s = s};
     for (size_t i = 0; i < d.n_logs; i++) {
         rc = load_log(s, d.logs[i], &c, err);
@@ -428,7 +409,7 @@ int store_recover(struct store *s, struct rkv_error *err)
         }
     }
     rkv_free(d.logs);
-    purge_tombstones(s);
+    keydir_remove_if(&s->kd, is_tombstone, NULL); /* they only had to win over older records */
     s->report.keys = s->kd.n_live;
     s->next_seq = c.max_seq + 1;
     s->next_file_id = d.max_id + 1;

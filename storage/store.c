@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -68,9 +69,23 @@ void store_path(const struct store *s, char *out, const char *name)
     snprintf(out, STORE_PATH_BYTES, "%s/%s", s->dir, name);
 }
 
-void store_log_name(char *out, uint32_t id, const char *suffix)
+void store_log_path(const struct store *s, char *out, uint32_t id, const char *suffix)
 {
-    snprintf(out, STORE_FILE_NAME_BYTES, "%010u%s", id, suffix);
+    char name[STORE_FILE_NAME_BYTES];
+    snprintf(name, sizeof name, "%010u%s", id, suffix);
+    store_path(s, out, name);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void store_ids_sort(uint32_t *ids, size_t n)
+{
+    if (n > 1)
+        qsort(ids, n, sizeof *ids, cmp_u32);
 }
 
 uint64_t store_now_ms(const struct store *s)

@@ -215,6 +215,10 @@ const uint8_t *keydir_key(const struct keydir *kd, uint16_t part, const struct k
                           uint16_t *key_len);
 /* The live entry at index >= *pos in part, advancing *pos past it; NULL at end. */
 struct kd_entry *keydir_next(struct keydir *kd, uint16_t part, uint32_t *pos);
+/* Removes every live entry for which pred(ctx, e) is true, in every
+ * partition; returns how many. pred must not change the keydir. */
+typedef bool keydir_pred(void *ctx, const struct kd_entry *e);
+uint64_t keydir_remove_if(struct keydir *kd, keydir_pred *pred, void *ctx);
 /* Checks every structural invariant; for tests. */
 bool keydir_invariants_ok(const struct keydir *kd);
 
@@ -308,7 +312,11 @@ int store_fail(struct store *s, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Builds dir/name into out (STORE_PATH_BYTES). */
 void store_path(const struct store *s, char *out, const char *name);
-void store_log_name(char *out, uint32_t id, const char *suffix);
+/* Builds the path of log id's file with suffix (".log", ".hint",
+ * ".log.merging", ...) into out (STORE_PATH_BYTES): dir/0000000007.log. */
+void store_log_path(const struct store *s, char *out, uint32_t id, const char *suffix);
+/* Sorts n log file ids ascending. */
+void store_ids_sort(uint32_t *ids, size_t n);
 /* The file with this id, or NULL. Caller holds mu (or is the owner thread
  * and only reads). */
 struct store_file *store_file_find(struct store *s, uint32_t id);

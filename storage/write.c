@@ -153,9 +153,8 @@ static int wbuf_flush(struct store *s)
  * (unsealed, mapped for reads). */
 int store_create_log(struct store *s, uint32_t id, int *fd_out)
 {
-    char name[STORE_FILE_NAME_BYTES], path[STORE_PATH_BYTES];
-    store_log_name(name, id, ".log");
-    store_path(s, path, name);
+    char path[STORE_PATH_BYTES];
+    store_log_path(s, path, id, ".log");
     int fd = s->ops->open(s->ops->ctx, path, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd < 0)
         return store_fail(s, rkv_err_from_errno(-fd), "storage: create %s: %s", path,
@@ -262,9 +261,8 @@ static void rollback(struct store *s, int code)
             i++;
             continue;
         }
-        char name[STORE_FILE_NAME_BYTES], path[STORE_PATH_BYTES];
-        store_log_name(name, f->id, ".log");
-        store_path(s, path, name);
+        char path[STORE_PATH_BYTES];
+        store_log_path(s, path, f->id, ".log");
         store_file_release(s, f);
         if (s->ops->unlink(s->ops->ctx, path) < 0)
             s->failed = code;

@@ -462,6 +462,52 @@ START_TEST(batch_auto_commit_at_limit)
 }
 END_TEST
 
+/* keydir_remove_if, the walk recovery (tombstones) and merge (orphans) share:
+ * partitions at both ends of pages, far apart, and entries removed while
+ * the walk goes on. */
+static bool odd_seq(void *ctx, const struct kd_entry *e)
+{
+    (*(int *)ctx)++;
+    return e->seq % 2 == 1;
+}
+
+START_TEST(keydir_remove_if_walks_every_partition)
+{
+    static const uint16_t parts[] = {0, 1, 255, 256, 4097, 65535};
+    struct keydir kd;
+    ck_assert_int_eq(keydir_init(&kd), RKV_OK);
+    char k[32];
+    uint64_t seq = 0;
+    for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+        for (int i = 0; i < 300; i++) {
+            int n = snprintf(k, sizeof k, "k%d", i);
+            bool created;
+            struct kd_entry *e =
+                keydir_upsert(&kd, parts[p], k, (size_t)n, keydir_hash(k, (size_t)n), &created);
+            ck_assert(e != NULL && created);
+            e->seq = ++seq;
+            e->file_id = 1;
+        }
+    }
+    int asked = 0;
+    ck_assert_uint_eq(keydir_remove_if(&kd, odd_seq, &asked), seq / 2);
+    ck_assert_int_eq(asked, (int)seq); /* every entry was offered once */
+    ck_assert_uint_eq(kd.n_live, seq / 2);
+    ck_assert(keydir_invariants_ok(&kd));
+    for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+        ck_assert_uint_eq(keydir_part_count(&kd, parts[p]), 150);
+        uint32_t pos = 0;
+        struct kd_entry *e;
+        while ((e = keydir_next(&kd, parts[p], &pos)) != NULL)
+            ck_assert_uint_eq(e->seq % 2, 0);
+    }
+    asked = 0;
+    ck_assert_uint_eq(keydir_remove_if(&kd, odd_seq, &asked), 0);
+    ck_assert_int_eq(asked, (int)seq / 2);
+    keydir_free(&kd);
+}
+END_TEST
+
 /* ---- merge and hints ---- */
 
 struct kd_row {
@@ -638,6 +684,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, stale_lock_reported_not_stolen);
     tcase_add_test(tc, sync_policies);
     tcase_add_test(tc, batch_auto_commit_at_limit);
+    tcase_add_test(tc, keydir_remove_if_walks_every_partition);
     suite_add_tcase(s, tc);
     tc = tcase_create("merge");
     tcase_add_checked_fixture(tc, setup, teardown);

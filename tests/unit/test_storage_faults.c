@@ -730,6 +730,50 @@ START_TEST(merge_crash_at_every_step)
 }
 END_TEST
 
+/* A record that rots in a sealed file after open cannot be copied by a
+ * merge: its key leaves the keydir (drop_orphans) instead of pointing into
+ * a file the merge deleted. */
+START_TEST(merge_drops_keys_whose_records_rotted)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "rot");
+    struct model m;
+    model_init(&m);
+    for (int k = 0; k < NKEYS; k++)
+        put_ver(s, &m, k, k + 1, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    model_commit(&m);
+    /* key 5's record, in a file that is sealed by now */
+    struct kd_entry *e = keydir_find(&s->kd, key_part(5), "key05", 5, keydir_hash("key05", 5));
+    ck_assert_ptr_nonnull(e);
+    uint32_t file_id = e->file_id, offset = e->offset;
+    ck_assert_uint_ne(file_id, s->active_id);
+    char path[STORE_PATH_BYTES];
+    store_log_path(s, path, file_id, ".log");
+    struct rkv_buf b = {0};
+    ck_assert_int_eq(memvfs_read_file(v, path, &b), 0);
+    b.data[offset + RECORD_HDR_BYTES + 6] ^= 0x40; /* in the value */
+    memvfs_write_file(v, path, b.data, b.len);
+    ck_assert_int_eq(store_get(s, key_part(5), "key05", 5, &b, NULL), RKV_ERR_CORRUPT);
+
+    ck_assert_int_eq(store_merge(s), RKV_OK);
+    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    ck_assert(keydir_invariants_ok(&s->kd));
+    m.committed[5] = ABSENT;
+    check_exact(s, &m, "after merge");
+    struct store_stats st;
+    store_stats(s, &st);
+    ck_assert_uint_eq(st.keys, NKEYS - 1);
+    store_close(s);
+    s = open_ok(DB, &o, "rot reopen");
+    check_exact(s, &m, "rot reopen");
+    store_close(s);
+    rkv_buf_free(&b);
+    memvfs_free(v);
+}
+END_TEST
+
 START_TEST(damaged_merge_marker_refuses_open)
 {
     struct memvfs *v = memvfs_new();
@@ -1282,6 +1326,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, interval_sync_follows_the_injected_clock);
     tcase_add_test(tc, short_writes_are_completed);
     tcase_add_test(tc, merge_crash_at_every_step);
+    tcase_add_test(tc, merge_drops_keys_whose_records_rotted);
     tcase_add_test(tc, damaged_merge_marker_refuses_open);
     tcase_add_test(tc, file_ids_used_up_fail_cleanly);
     tcase_add_test(tc, seq_past_2_63_is_refused);
