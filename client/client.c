@@ -17,6 +17,7 @@
  */
 #include "client/ringkv.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +40,10 @@
 #define DOWN_FOR_MS 2000       /* a member that did not answer is skipped this long */
 #define SEEDS_MAX 64
 #define SOCK_HWM 10000
+/* Replies a node may have queued for this client: one is awaited, the rest
+ * are late answers to attempts given up on. With ZMQ_MAXMSGSIZE at
+ * RKV_MESSAGE_BYTES_MAX this bounds what a node can make the client hold. */
+#define REPLIES_QUEUED_MAX 4
 
 #define SAME_CODE(a, b) ((int)(a) == (int)(b))
 _Static_assert(SAME_CODE(RINGKV_ENOTFOUND, RKV_ERR_NOTFOUND) &&
@@ -166,13 +171,18 @@ static void *dealer(struct ringkv_client *c, const char *host, uint16_t port,
     void *s = zmq_socket(c->zctx, ZMQ_DEALER);
     if (s == NULL)
         return NULL;
-    int zero = 0, one = 1, hwm = SOCK_HWM;
+    int zero = 0, one = 1, hwm = SOCK_HWM, rcvhwm = REPLIES_QUEUED_MAX;
+    int64_t maxmsg = RKV_MESSAGE_BYTES_MAX;
     char ep[CONFIG_HOST_BYTES + 32];
     snprintf(ep, sizeof ep, "tcp://%s:%u", host, port);
     /* IMMEDIATE: nothing queues for a node that is not connected, so a
-     * dead node is noticed at the send, not after a timeout */
+     * dead node is noticed at the send, not after a timeout. MAXMSGSIZE:
+     * a frame's length is read from the network, and ZeroMQ allocates it
+     * before the bytes arrive; a longer one closes the connection. */
     if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) ||
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
+        zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
         zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one) ||
         (c->curve &&
          (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key, CERT_Z85_BYTES + 1) ||
@@ -263,7 +273,10 @@ static bool read_str(struct mp_reader *r, char *out, size_t cap)
     return true;
 }
 
-/* Parses a RING payload and rebuilds nodes and ring. */
+/* Parses a RING payload and rebuilds nodes and ring. The payload comes
+ * from the network: the member count is bounded before the tables are
+ * sized by it, ring_new bounds Q, N and each member's vnodes, and the
+ * quorums and timeout must be what a cluster file may set. */
 static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
 {
     struct mp_reader r;
@@ -274,7 +287,8 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
     if (!mp_read_array(&r, &n) || n != 7 || !read_str(&r, name, sizeof name) ||
         !mp_read_u32(&r, &q) || !mp_read_u32(&r, &nrep) || !mp_read_u32(&r, &rq) ||
         !mp_read_u32(&r, &wq) || !mp_read_u32(&r, &tmo) || !mp_read_array(&r, &members) ||
-        members == 0 || members > RKV_NODES_MAX)
+        members == 0 || members > RKV_NODES_MAX || rq < 1 || rq > RKV_REPLICAS_MAX || wq < 1 ||
+        wq > RKV_REPLICAS_MAX || tmo < 1 || tmo > CONFIG_INTERVAL_MS_MAX)
         return fail(c, RKV_ERR_PROTO, "malformed ring description");
     struct cnode *nodes = rkv_calloc(members, sizeof *nodes);
     struct ring_member *rm = rkv_calloc(members, sizeof *rm);
@@ -632,6 +646,7 @@ static int fill_result(struct ringkv_client *c, const struct wire_msg *m, uint32
     res->node = mem->node;
     /* offsets first: the data buffer moves while it grows */
     size_t ans_off[WIRE_ANSWERED_MAX];
+    assert(m->n_answered <= WIRE_ANSWERED_MAX); /* wire_decode refuses more */
     int rc = RKV_OK;
     for (uint32_t i = 0; rc == RKV_OK && i < m->n_answered; i++) {
         ans_off[i] = mem->data.len;
@@ -650,7 +665,10 @@ static int fill_result(struct ringkv_client *c, const struct wire_msg *m, uint32
         const uint8_t *p;
         uint32_t len;
         if (type == WIRE_GET) {
-            if (!mp_read_array(&r, &fields) || fields != 2 || !mp_read_array(&r, &n_sibs))
+            /* no object holds more siblings: refuse a count that would
+             * size the tables below before the siblings are read */
+            if (!mp_read_array(&r, &fields) || fields != 2 || !mp_read_array(&r, &n_sibs) ||
+                n_sibs > RKV_SIBLINGS_MAX)
                 rc = RKV_ERR_PROTO;
             sibs = rc == RKV_OK ? rkv_calloc(n_sibs + 1, sizeof *sibs) : NULL;
             val_off = rc == RKV_OK ? rkv_calloc(n_sibs + 1, sizeof *val_off) : NULL;

@@ -86,7 +86,7 @@ static void scribble_install(void)
 
 struct step {
     uint32_t type;          /* the request it expects */
-    uint64_t epoch;         /* of the reply */
+    uint64_t epoch;         /* of the reply; 0: the request's (the same ring) */
     int status;
     const char *answered;   /* one node id, or NULL */
     struct rkv_buf payload; /* msgpack; empty: nil */
@@ -135,7 +135,7 @@ static void *fake_run(void *arg)
             atomic_store(&f->unexpected, true);
         out.len = 0;
         const char *ans[1] = {s->answered};
-        wire_encode_reply(&out, req.id, s->epoch, s->status, "", ans, s->answered ? 1 : 0, false,
+        wire_encode_reply(&out, req.id, s->epoch ? s->epoch : req.epoch, s->status, "", ans, s->answered ? 1 : 0, false,
                           s->payload.len ? s->payload.data : NULL, s->payload.len);
         zmq_msg_send(&rid, f->sock, ZMQ_SNDMORE);
         zmq_msg_close(&rid);
@@ -186,6 +186,7 @@ static void fake_stop(void)
     zmq_ctx_term(fk.zctx);
     for (size_t i = 0; i < fk.n_steps; i++)
         rkv_buf_free(&fk.steps[i].payload);
+    ck_assert_msg(!atomic_load(&fk.unexpected), "the client sent a request off the script");
 }
 
 /* ---- payloads ---- */
@@ -295,7 +296,6 @@ START_TEST(result_outlives_ring_refresh_and_close)
             ringkv_close(c);
     }
     ringkv_result_free(&r);
-    ck_assert(!atomic_load(&fk.unexpected));
     fake_stop();
 }
 END_TEST
@@ -325,6 +325,120 @@ START_TEST(failed_refresh_keeps_the_outcome)
 }
 END_TEST
 
+/* A reply with one sibling more than any object holds is refused; one
+ * with exactly as many is taken. */
+START_TEST(sibling_count_bounded)
+{
+    scribble_install();
+    fake_bind();
+    ring_payload(&fake_step(WIRE_RING, 0, RKV_OK, NULL)->payload, RING_OK);
+    get_payload(&fake_step(WIRE_GET, 0, RKV_OK, "n1")->payload, RKV_SIBLINGS_MAX);
+    get_payload(&fake_step(WIRE_GET, 0, RKV_OK, "n1")->payload, RKV_SIBLINGS_MAX + 1);
+    fake_start();
+    struct ringkv_client *c = connect_fake();
+    struct ringkv_result r;
+    ck_assert_int_eq(ringkv_get(c, "k", 1, NULL, &r), RINGKV_OK);
+    ck_assert_uint_eq(r.n_siblings, RKV_SIBLINGS_MAX);
+    ringkv_result_free(&r);
+    ck_assert_int_eq(ringkv_get(c, "k", 1, NULL, &r), RINGKV_EPROTO);
+    ck_assert_int_eq(r.status, RINGKV_EPROTO);
+    ck_assert_uint_eq(r.n_siblings, 0);
+    ck_assert_ptr_nonnull(strstr(ringkv_errmsg(c), "n1: unusable reply"));
+    ringkv_result_free(&r);
+    ringkv_close(c);
+    fake_stop();
+}
+END_TEST
+
+/* A 1 MiB frame whose sibling array claims a million entries (nils, so
+ * the reader's one-byte-per-element check passes): the count must be
+ * refused before anything is sized by it. Sized by it, the sibling table
+ * alone would take 32 MiB. */
+START_TEST(claimed_sibling_count_allocates_nothing)
+{
+    enum { CLAIMED = 1000000 };
+    scribble_install();
+    fake_bind();
+    ring_payload(&fake_step(WIRE_RING, 0, RKV_OK, NULL)->payload, RING_OK);
+    struct rkv_buf *b = &fake_step(WIRE_GET, 0, RKV_OK, "n1")->payload;
+    struct mp_writer w;
+    mp_writer_init(&w, b);
+    mp_write_array(&w, 2);
+    mp_write_array(&w, CLAIMED);
+    ck_assert(!w.failed);
+    ck_assert_int_eq(rkv_buf_reserve(b, CLAIMED), RKV_OK);
+    memset(b->data + b->len, 0xc0, CLAIMED); /* nil */
+    b->len += CLAIMED;
+    mp_write_bin(&w, "ctx", 3);
+    ck_assert(!w.failed);
+    fake_start();
+    struct ringkv_client *c = connect_fake();
+    atomic_store(&alloc_max_bytes, 0);
+    struct ringkv_result r;
+    ck_assert_int_eq(ringkv_get(c, "k", 1, NULL, &r), RINGKV_EPROTO);
+    size_t most = atomic_load(&alloc_max_bytes);
+    ck_assert_msg(most <= 2 * (CLAIMED + 1024), "an allocation of %zu bytes", most);
+    ringkv_result_free(&r);
+    ringkv_close(c);
+    fake_stop();
+}
+END_TEST
+
+/* Ring descriptions no cluster file can produce are refused at connect. */
+START_TEST(hostile_rings_refused)
+{
+    static const struct ring_desc bad[] = {
+        {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 0},
+        {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = CONFIG_INTERVAL_MS_MAX + 1},
+        {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = UINT32_MAX},
+        {.q = 0, .n = 3, .vnodes = 8, .timeout_ms = 1000},
+        {.q = 24, .n = 3, .vnodes = 8, .timeout_ms = 1000},
+        {.q = 2 * RKV_PARTITIONS_MAX, .n = 3, .vnodes = 8, .timeout_ms = 1000},
+        {.q = 16, .n = 0, .vnodes = 8, .timeout_ms = 1000},
+        {.q = 16, .n = RKV_REPLICAS_MAX + 1, .vnodes = 8, .timeout_ms = 1000},
+        {.q = 16, .n = 3, .vnodes = 0, .timeout_ms = 1000},
+        {.q = 16, .n = 3, .vnodes = RKV_VNODES_MAX + 1, .timeout_ms = 1000},
+    };
+    scribble_install();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fake_bind();
+        ring_payload(&fake_step(WIRE_RING, 0, RKV_OK, NULL)->payload, bad[i]);
+        fake_start();
+        struct ringkv_options o;
+        ringkv_options_default(&o);
+        char seeds[64];
+        snprintf(seeds, sizeof seeds, "127.0.0.1:%u", fk.port);
+        o.seeds = seeds;
+        o.connect_timeout_ms = 3000;
+        struct ringkv_client *c;
+        int rc = ringkv_connect(&o, &c);
+        ck_assert_msg(rc != RINGKV_OK, "ring %zu accepted", i);
+        ck_assert_uint_eq(atomic_load(&fk.served), 1);
+        ringkv_close(c);
+        fake_stop();
+    }
+}
+END_TEST
+
+/* The client's sockets bound what a node can make it receive. */
+START_TEST(sockets_bound_replies)
+{
+    struct ringkv_client c = {.zctx = zmq_ctx_new()};
+    void *s = dealer(&c, "127.0.0.1", 1, "");
+    ck_assert_ptr_nonnull(s);
+    int64_t maxmsg = 0;
+    int hwm = 0;
+    size_t len = sizeof maxmsg;
+    ck_assert_int_eq(zmq_getsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, &len), 0);
+    ck_assert_int_eq(maxmsg, RKV_MESSAGE_BYTES_MAX);
+    len = sizeof hwm;
+    ck_assert_int_eq(zmq_getsockopt(s, ZMQ_RCVHWM, &hwm, &len), 0);
+    ck_assert_int_eq(hwm, REPLIES_QUEUED_MAX);
+    zmq_close(s);
+    zmq_ctx_term(c.zctx);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("client");
@@ -332,6 +446,10 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, result_outlives_ring_refresh_and_close);
     tcase_add_test(tc, failed_refresh_keeps_the_outcome);
+    tcase_add_test(tc, sibling_count_bounded);
+    tcase_add_test(tc, claimed_sibling_count_allocates_nothing);
+    tcase_add_test(tc, hostile_rings_refused);
+    tcase_add_test(tc, sockets_bound_replies);
     suite_add_tcase(su, tc);
     return test_run(su);
 }
