@@ -571,6 +571,23 @@ static uint64_t unsynced(struct store *s)
     return st.unsynced_bytes;
 }
 
+/* Moves the clock to now, puts a new version of k and commits; returns the
+ * bytes left unsynced. */
+static uint64_t put_commit_at(struct store *s, struct model *m, uint64_t now, int k, int version)
+{
+    fake_now = now;
+    put_ver(s, m, k, version, RKV_OK);
+    ck_assert_int_eq(store_commit(s), RKV_OK);
+    return unsynced(s);
+}
+
+static uint64_t tick_at(struct store *s, uint64_t now)
+{
+    fake_now = now;
+    ck_assert_int_eq(store_tick(s), RKV_OK);
+    return unsynced(s);
+}
+
 /* sync = interval is timed by the injected clock: no sleeping, and the
  * exact edges of the interval are checked. */
 START_TEST(interval_sync_follows_the_injected_clock)
@@ -583,40 +600,22 @@ START_TEST(interval_sync_follows_the_injected_clock)
     struct model m;
     model_init(&m);
     uint64_t t0 = fake_now;
-    put_ver(s, &m, 1, 1, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK); /* the first commit syncs */
-    ck_assert_uint_eq(unsynced(s), 0);
+    ck_assert_uint_eq(put_commit_at(s, &m, t0, 1, 1), 0); /* the first commit syncs */
     ck_assert_int_eq(durable_state(v, 1, "first commit"), 1);
 
-    fake_now = t0 + 10;
-    put_ver(s, &m, 2, 2, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    ck_assert_uint_gt(unsynced(s), 0);
-    fake_now = t0 + 999; /* one ms short of the interval */
-    ck_assert_int_eq(store_tick(s), RKV_OK);
-    ck_assert_uint_gt(unsynced(s), 0);
+    ck_assert_uint_gt(put_commit_at(s, &m, t0 + 10, 2, 2), 0);
+    ck_assert_uint_gt(tick_at(s, t0 + 999), 0); /* one ms short of the interval */
     ck_assert_int_eq(durable_state(v, 2, "before the interval"), ABSENT);
-    fake_now = t0 + 1000;
-    ck_assert_int_eq(store_tick(s), RKV_OK);
-    ck_assert_uint_eq(unsynced(s), 0);
+    ck_assert_uint_eq(tick_at(s, t0 + 1000), 0);
     ck_assert_int_eq(durable_state(v, 2, "at the interval"), 2);
 
     /* a commit a whole interval after the last sync syncs by itself */
-    fake_now = t0 + 1500;
-    put_ver(s, &m, 3, 3, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    ck_assert_uint_gt(unsynced(s), 0);
-    fake_now = t0 + 2000;
-    put_ver(s, &m, 4, 4, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    ck_assert_uint_eq(unsynced(s), 0);
+    ck_assert_uint_gt(put_commit_at(s, &m, t0 + 1500, 3, 3), 0);
+    ck_assert_uint_eq(put_commit_at(s, &m, t0 + 2000, 4, 4), 0);
     ck_assert_int_eq(durable_state(v, 3, "commit at the interval"), 3);
 
     /* a clock set back does not postpone the next sync */
-    fake_now = t0 + 100;
-    put_ver(s, &m, 5, 5, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    ck_assert_uint_eq(unsynced(s), 0);
+    ck_assert_uint_eq(put_commit_at(s, &m, t0 + 100, 5, 5), 0);
     ck_assert_int_eq(durable_state(v, 5, "clock set back"), 5);
     store_close(s);
     memvfs_free(v);
