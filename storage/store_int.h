@@ -6,7 +6,9 @@
  *   LOCK                 pid of the owner; flock'ed while open, empty after
  *                        a clean close
  *   IDENT                the store's secret, which keys the record checksums
- *   0000000007.log       log file 7 (ids grow; the highest is usually active)
+ *   0000000007.log       log file 7 (ids grow and are never reused; merge
+ *                        outputs take ids after the active log's, so the
+ *                        active log is the highest only until a merge)
  *   0000000007.hint      hint file of log 7 (merge outputs only)
  *   0000000009.log.merging, .hint.merging   merge outputs not yet committed
  *   MERGE                merge commit marker (present only mid-switch)

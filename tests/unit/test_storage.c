@@ -597,6 +597,9 @@ START_TEST(merge_reclaims_and_hints_match_scan)
     ck_assert_uint_lt(after.files, before.files);
     ck_assert(keydir_invariants_ok(&s->kd));
     expect_churned(s, 20, 300);
+    /* the outputs took ids after the active log's (docs/storage.md) */
+    ck_assert_uint_gt(s->files[s->n_files - 1].id, s->active_id);
+    ck_assert(s->files[s->n_files - 1].sealed);
     store_close(s);
 
     s = open_store(&o);
