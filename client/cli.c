@@ -6,14 +6,18 @@
  * escaped), including the context to pass back with -x. Exit codes are in
  * usage().
  */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client/ringkv.h"
+#include "common/alloc.h"
 #include "common/cert.h"
 #include "common/config.h"
+#include "common/limits.h"
 
 enum exit_code {
     EXIT_OK = 0,
@@ -99,20 +103,29 @@ static void print_hex(const void *p, size_t len)
         printf("%02x", ((const unsigned char *)p)[i]);
 }
 
+static int hex_digit(char c)
+{
+    return c <= '9' ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
+}
+
+/* Decodes --context HEX into *out (rkv_malloc'd): 0, else an exit status
+ * after saying why on stderr. */
 static int parse_hex(const char *s, unsigned char **out, size_t *len)
 {
     size_t n = strlen(s);
-    if (n % 2)
-        return -1;
-    *out = malloc(n / 2 + 1);
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1) {
-            free(*out);
-            return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (n % 2 || !isxdigit((unsigned char)s[i])) {
+            fprintf(stderr, "ringkv: --context wants hex digits\n");
+            return EXIT_USAGE;
         }
-        (*out)[i] = (unsigned char)v;
     }
+    *out = rkv_malloc(n / 2 + 1);
+    if (*out == NULL) {
+        fprintf(stderr, "ringkv: out of memory for a --context of %zu bytes\n", n / 2);
+        return EXIT_ERROR;
+    }
+    for (size_t i = 0; i < n / 2; i++)
+        (*out)[i] = (unsigned char)(hex_digit(s[2 * i]) << 4 | hex_digit(s[2 * i + 1]));
     *len = n / 2;
     return 0;
 }
@@ -147,15 +160,38 @@ static void print_result(const struct ringkv_result *r, int rc, bool verbose)
         printf("coordinator\t%s\n", r->node);
 }
 
+/* Reads the value of `put KEY -` (rkv_malloc'd), at most one byte more
+ * than a value may hold; NULL after saying why on stderr. */
 static char *read_stdin(size_t *len)
 {
+    const size_t cap_max = (size_t)RKV_VALUE_BYTES_MAX + 1;
     size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n, stdin)) > 0) {
+    char *buf = rkv_malloc(cap);
+    while (buf != NULL && n < cap_max) {
+        if (n == cap) {
+            cap = cap * 2 < cap_max ? cap * 2 : cap_max;
+            char *more = rkv_realloc(buf, cap);
+            if (more == NULL)
+                rkv_free(buf);
+            buf = more;
+            continue;
+        }
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        if (got == 0)
+            break;
         n += got;
-        if (n == cap)
-            buf = realloc(buf, cap *= 2);
+    }
+    if (buf == NULL) {
+        fprintf(stderr, "ringkv: out of memory reading the value from stdin (%zu bytes read)\n", n);
+        return NULL;
+    }
+    if (ferror(stdin))
+        fprintf(stderr, "ringkv: reading the value from stdin: %s\n", strerror(errno));
+    else if (n > RKV_VALUE_BYTES_MAX)
+        fprintf(stderr, "ringkv: the value on stdin is over %u bytes\n", RKV_VALUE_BYTES_MAX);
+    if (ferror(stdin) || n > RKV_VALUE_BYTES_MAX) {
+        rkv_free(buf);
+        return NULL;
     }
     *len = n;
     return buf;
@@ -311,7 +347,7 @@ int main(int argc, char **argv)
     struct ringkv_request_options ro = {0};
     bool verbose = false;
     unsigned char *ctx = NULL;
-    int opt;
+    int opt, rc;
     while ((opt = getopt_long(argc, argv, "+c:s:k:r:w:t:x:vh", longopts, NULL)) != -1) {
         char *end = NULL;
         switch (opt) {
@@ -324,10 +360,10 @@ int main(int argc, char **argv)
         case 't': ro.timeout_ms = (uint32_t)strtoul(optarg, &end, 10); break;
         case OPT_TTL: ro.ttl_ms = strtoull(optarg, &end, 10); break;
         case 'x':
-            if (parse_hex(optarg, &ctx, &ro.context_len) != 0) {
-                fprintf(stderr, "ringkv: --context wants hex digits\n");
-                return EXIT_USAGE;
-            }
+            rkv_free(ctx);
+            ctx = NULL;
+            if ((rc = parse_hex(optarg, &ctx, &ro.context_len)) != 0)
+                return rc;
             ro.context = ctx;
             break;
         case 'v': verbose = true; break;
@@ -349,7 +385,7 @@ int main(int argc, char **argv)
     if (o.seeds == NULL && o.config_path == NULL)
         o.config_path = getenv("RINGKV_CONFIG") ? getenv("RINGKV_CONFIG") : "cluster.toml";
     if (strcmp(cmd, "keygen") == 0) {
-        free(ctx);
+        rkv_free(ctx);
         return cmd_keygen(o.config_path ? o.config_path : "cluster.toml", nargs, args);
     }
     bool key_cmd = strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0;
@@ -363,11 +399,11 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     struct ringkv_client *c;
-    int rc = ringkv_connect(&o, &c);
+    rc = ringkv_connect(&o, &c);
     if (rc != RINGKV_OK) {
         fprintf(stderr, "ringkv: %s\n", ringkv_errmsg(c));
         ringkv_close(c);
-        free(ctx);
+        rkv_free(ctx);
         return exit_for(rc);
     }
     struct ringkv_result res = {0};
@@ -378,11 +414,14 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "put") == 0) {
         size_t vlen = strlen(args[1]);
         char *value = args[1];
-        if (strcmp(value, "-") == 0)
-            value = read_stdin(&vlen);
+        if (strcmp(value, "-") == 0 && (value = read_stdin(&vlen)) == NULL) {
+            ringkv_close(c);
+            rkv_free(ctx);
+            return EXIT_ERROR;
+        }
         rc = ringkv_put(c, args[0], strlen(args[0]), value, vlen, &ro, &res);
         if (value != args[1])
-            free(value);
+            rkv_free(value);
         if (verbose)
             print_result(&res, rc, true);
     } else if (strcmp(cmd, "del") == 0) {
@@ -400,6 +439,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "ringkv: not found\n");
     ringkv_result_free(&res);
     ringkv_close(c);
-    free(ctx);
+    rkv_free(ctx);
     return exit_for(rc);
 }
