@@ -269,12 +269,76 @@ static int cmd_keygen(const char *config_path, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int cmd_ring(struct ringkv_client *c)
+/* ---- commands that talk to the ring ---- */
+
+/* What the options said. */
+struct cli {
+    struct ringkv_options o;
+    struct ringkv_request_options ro;
+    bool verbose;
+    unsigned char *ctx; /* --context's bytes, which ro.context points to; owned */
+};
+
+/* Says on stderr what went wrong in a command on c, and turns its code
+ * into the exit status. */
+static int report(struct ringkv_client *c, int rc, bool verbose)
 {
+    if (rc != RINGKV_OK && rc != RINGKV_ENOTFOUND)
+        fprintf(stderr, "ringkv: %s\n", ringkv_errmsg(c));
+    else if (rc == RINGKV_ENOTFOUND && !verbose)
+        fprintf(stderr, "ringkv: not found\n");
+    return exit_for(rc);
+}
+
+/* Each command returns the exit status. */
+static int cmd_get(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
+{
+    (void)nargs;
+    struct ringkv_result res;
+    int rc = ringkv_get(c, args[0], strlen(args[0]), &cli->ro, &res);
+    if (rc == RINGKV_OK || cli->verbose)
+        print_result(&res, rc, cli->verbose);
+    ringkv_result_free(&res);
+    return report(c, rc, cli->verbose);
+}
+
+static int cmd_put(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
+{
+    (void)nargs;
+    char *value = args[1];
+    size_t vlen = strlen(value);
+    bool from_stdin = strcmp(value, "-") == 0;
+    if (from_stdin && (value = read_stdin(&vlen)) == NULL)
+        return EXIT_ERROR;
+    struct ringkv_result res;
+    int rc = ringkv_put(c, args[0], strlen(args[0]), value, vlen, &cli->ro, &res);
+    if (from_stdin)
+        rkv_free(value);
+    if (cli->verbose)
+        print_result(&res, rc, true);
+    ringkv_result_free(&res);
+    return report(c, rc, cli->verbose);
+}
+
+static int cmd_del(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
+{
+    (void)nargs;
+    struct ringkv_result res;
+    int rc = ringkv_del(c, args[0], strlen(args[0]), &cli->ro, &res);
+    if (cli->verbose)
+        print_result(&res, rc, true);
+    ringkv_result_free(&res);
+    return report(c, rc, cli->verbose);
+}
+
+static int cmd_ring(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
+{
+    (void)nargs;
+    (void)args;
     struct ringkv_ring_info info;
     int rc = ringkv_ring(c, &info);
     if (rc != RINGKV_OK)
-        return rc;
+        return report(c, rc, cli->verbose);
     printf("ring\t%s\tepoch %016llx\tpartitions %u\treplicas %u\tr %u\tw %u\n", info.name,
            (unsigned long long)info.epoch, info.partitions, info.replicas, info.read_quorum,
            info.write_quorum);
@@ -284,18 +348,18 @@ static int cmd_ring(struct ringkv_client *c)
                n->client_port, n->cluster_port, n->vnodes, n->partitions_owned);
     }
     for (uint32_t p = 0; p < info.partitions; p++) {
-        const char *ids[16];
-        size_t n = ringkv_preflist(c, p, ids, 16);
+        const char *ids[RKV_REPLICAS_MAX];
+        size_t n = ringkv_preflist(c, p, ids, RKV_REPLICAS_MAX);
         printf("partition\t%u\t", p);
         for (size_t i = 0; i < n; i++)
             printf("%s%s", i ? "," : "", ids[i]);
         putchar('\n');
     }
-    return RINGKV_OK;
+    return EXIT_OK;
 }
 
-/* ping or stats on one node, or on each. */
-static int cmd_nodes(struct ringkv_client *c, const char *cmd, const char *node)
+/* ping or stats on one node, or on each: the worst code. */
+static int on_nodes(struct ringkv_client *c, bool ping, const char *node)
 {
     struct ringkv_ring_info info;
     int rc = ringkv_ring(c, &info), worst = RINGKV_OK;
@@ -308,11 +372,14 @@ static int cmd_nodes(struct ringkv_client *c, const char *cmd, const char *node)
         fprintf(stderr, "ringkv: no node \"%s\" in the ring\n", node);
         return RINGKV_EINVAL;
     }
-    for (size_t i = 0; i < info.n_nodes; i++) {
-        const char *id = info.nodes[i].id;
+    /* info is lent by c until the next call on it: each round takes it
+     * afresh and copies the id it uses */
+    for (size_t i = 0; ringkv_ring(c, &info) == RINGKV_OK && i < info.n_nodes; i++) {
+        char id[RKV_NODE_ID_BYTES_MAX + 1];
+        snprintf(id, sizeof id, "%s", info.nodes[i].id);
         if (node && strcmp(node, id) != 0)
             continue;
-        if (strcmp(cmd, "ping") == 0) {
+        if (ping) {
             uint64_t rtt = 0;
             rc = ringkv_ping(c, id, &rtt);
             if (rc == RINGKV_OK)
@@ -320,125 +387,153 @@ static int cmd_nodes(struct ringkv_client *c, const char *cmd, const char *node)
             else
                 printf("%s\t%s\t%s\n", id, ringkv_strerror(rc), ringkv_errmsg(c));
         } else {
-            rc = ringkv_stats(c, id, print_stat, (void *)id);
+            rc = ringkv_stats(c, id, print_stat, id);
             if (rc != RINGKV_OK)
                 printf("%s\terror\t%s\n", id, ringkv_errmsg(c));
         }
         if (rc != RINGKV_OK)
             worst = rc;
-        /* ringkv_ring's node array is valid until the next call: refresh */
-        ringkv_ring(c, &info);
     }
     return worst;
 }
 
-int main(int argc, char **argv)
+static int cmd_ping(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
 {
-    enum { OPT_TTL = 256, OPT_KEY };
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},  {"seed", required_argument, NULL, 's'},
-        {"keys-dir", required_argument, NULL, 'k'}, {"key", required_argument, NULL, OPT_KEY},
-        {"timeout", required_argument, NULL, 't'}, {"ttl", required_argument, NULL, OPT_TTL},
-        {"context", required_argument, NULL, 'x'}, {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
-    };
-    struct ringkv_options o;
-    ringkv_options_default(&o);
-    struct ringkv_request_options ro = {0};
-    bool verbose = false;
-    unsigned char *ctx = NULL;
-    int opt, rc;
-    while ((opt = getopt_long(argc, argv, "+c:s:k:r:w:t:x:vh", longopts, NULL)) != -1) {
-        char *end = NULL;
-        switch (opt) {
-        case 'c': o.config_path = optarg; break;
-        case 's': o.seeds = optarg; break;
-        case 'k': o.keys_dir = optarg; break;
-        case OPT_KEY: o.client_key = optarg; break;
-        case 'r': ro.r = (uint32_t)strtoul(optarg, &end, 10); break;
-        case 'w': ro.w = (uint32_t)strtoul(optarg, &end, 10); break;
-        case 't': ro.timeout_ms = (uint32_t)strtoul(optarg, &end, 10); break;
-        case OPT_TTL: ro.ttl_ms = strtoull(optarg, &end, 10); break;
-        case 'x':
-            rkv_free(ctx);
-            ctx = NULL;
-            if ((rc = parse_hex(optarg, &ctx, &ro.context_len)) != 0)
-                return rc;
-            ro.context = ctx;
-            break;
-        case 'v': verbose = true; break;
-        case 'h': usage(stdout); return EXIT_OK;
-        default: usage(stderr); return EXIT_USAGE;
-        }
-        if (end && *end) {
-            fprintf(stderr, "ringkv: -%c wants a number, not \"%s\"\n", opt, optarg);
-            return EXIT_USAGE;
-        }
+    return report(c, on_nodes(c, true, nargs ? args[0] : NULL), cli->verbose);
+}
+
+static int cmd_stats(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
+{
+    return report(c, on_nodes(c, false, nargs ? args[0] : NULL), cli->verbose);
+}
+
+struct command {
+    const char *name;
+    int args_min, args_max;
+    int (*run)(const struct cli *cli, struct ringkv_client *c, int nargs, char **args);
+};
+
+static const struct command commands[] = {
+    {.name = "get", .args_min = 1, .args_max = 1, .run = cmd_get},
+    {.name = "put", .args_min = 2, .args_max = 2, .run = cmd_put},
+    {.name = "del", .args_min = 1, .args_max = 1, .run = cmd_del},
+    {.name = "ring", .args_min = 0, .args_max = 0, .run = cmd_ring},
+    {.name = "stats", .args_min = 0, .args_max = 1, .run = cmd_stats},
+    {.name = "ping", .args_min = 0, .args_max = 1, .run = cmd_ping},
+};
+
+/* The command `name` if it takes nargs arguments, else NULL. */
+static const struct command *command_find(const char *name, int nargs)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        const struct command *cmd = &commands[i];
+        if (strcmp(cmd->name, name) == 0)
+            return nargs >= cmd->args_min && nargs <= cmd->args_max ? cmd : NULL;
     }
-    if (optind >= argc) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    const char *cmd = argv[optind];
-    int nargs = argc - optind - 1;
-    char **args = argv + optind + 1;
-    if (o.seeds == NULL && o.config_path == NULL)
-        o.config_path = getenv("RINGKV_CONFIG") ? getenv("RINGKV_CONFIG") : "cluster.toml";
-    if (strcmp(cmd, "keygen") == 0) {
-        rkv_free(ctx);
-        return cmd_keygen(o.config_path ? o.config_path : "cluster.toml", nargs, args);
-    }
-    bool key_cmd = strcmp(cmd, "get") == 0 || strcmp(cmd, "del") == 0;
-    if ((key_cmd && nargs != 1) || (strcmp(cmd, "put") == 0 && nargs != 2) ||
-        ((strcmp(cmd, "ring") == 0) && nargs != 0) ||
-        ((strcmp(cmd, "stats") == 0 || strcmp(cmd, "ping") == 0) && nargs > 1) ||
-        (!key_cmd && strcmp(cmd, "put") && strcmp(cmd, "ring") && strcmp(cmd, "stats") &&
-         strcmp(cmd, "ping"))) {
-        fprintf(stderr, "ringkv: bad command or arguments: %s\n", cmd);
+    return NULL;
+}
+
+/* Runs the command `name`: keygen on its own, the others on a connection. */
+static int dispatch(const struct cli *cli, const char *name, int nargs, char **args)
+{
+    if (strcmp(name, "keygen") == 0)
+        return cmd_keygen(cli->o.config_path ? cli->o.config_path : "cluster.toml", nargs, args);
+    const struct command *cmd = command_find(name, nargs);
+    if (cmd == NULL) {
+        fprintf(stderr, "ringkv: bad command or arguments: %s\n", name);
         usage(stderr);
         return EXIT_USAGE;
     }
     struct ringkv_client *c;
-    rc = ringkv_connect(&o, &c);
+    int rc = ringkv_connect(&cli->o, &c);
     if (rc != RINGKV_OK) {
         fprintf(stderr, "ringkv: %s\n", ringkv_errmsg(c));
         ringkv_close(c);
-        rkv_free(ctx);
         return exit_for(rc);
     }
-    struct ringkv_result res = {0};
-    if (strcmp(cmd, "get") == 0) {
-        rc = ringkv_get(c, args[0], strlen(args[0]), &ro, &res);
-        if (rc == RINGKV_OK || verbose)
-            print_result(&res, rc, verbose);
-    } else if (strcmp(cmd, "put") == 0) {
-        size_t vlen = strlen(args[1]);
-        char *value = args[1];
-        if (strcmp(value, "-") == 0 && (value = read_stdin(&vlen)) == NULL) {
-            ringkv_close(c);
-            rkv_free(ctx);
-            return EXIT_ERROR;
-        }
-        rc = ringkv_put(c, args[0], strlen(args[0]), value, vlen, &ro, &res);
-        if (value != args[1])
-            rkv_free(value);
-        if (verbose)
-            print_result(&res, rc, true);
-    } else if (strcmp(cmd, "del") == 0) {
-        rc = ringkv_del(c, args[0], strlen(args[0]), &ro, &res);
-        if (verbose)
-            print_result(&res, rc, true);
-    } else if (strcmp(cmd, "ring") == 0) {
-        rc = cmd_ring(c);
-    } else {
-        rc = cmd_nodes(c, cmd, nargs ? args[0] : NULL);
-    }
-    if (rc != RINGKV_OK && rc != RINGKV_ENOTFOUND)
-        fprintf(stderr, "ringkv: %s\n", ringkv_errmsg(c));
-    else if (rc == RINGKV_ENOTFOUND && !verbose)
-        fprintf(stderr, "ringkv: not found\n");
-    ringkv_result_free(&res);
+    int status = cmd->run(cli, c, nargs, args);
     ringkv_close(c);
-    rkv_free(ctx);
-    return exit_for(rc);
+    return status;
+}
+
+/* ---- options ---- */
+
+#define CLI_GO_ON (-1) /* not an exit status: the options say to run the command */
+
+enum { OPT_TTL = 256, OPT_KEY };
+
+static const struct option longopts[] = {
+    {.name = "config", .has_arg = required_argument, .flag = NULL, .val = 'c'},
+    {.name = "seed", .has_arg = required_argument, .flag = NULL, .val = 's'},
+    {.name = "keys-dir", .has_arg = required_argument, .flag = NULL, .val = 'k'},
+    {.name = "key", .has_arg = required_argument, .flag = NULL, .val = OPT_KEY},
+    {.name = "timeout", .has_arg = required_argument, .flag = NULL, .val = 't'},
+    {.name = "ttl", .has_arg = required_argument, .flag = NULL, .val = OPT_TTL},
+    {.name = "context", .has_arg = required_argument, .flag = NULL, .val = 'x'},
+    {.name = "verbose", .has_arg = no_argument, .flag = NULL, .val = 'v'},
+    {.name = "help", .has_arg = no_argument, .flag = NULL, .val = 'h'},
+    {.name = NULL, .has_arg = 0, .flag = NULL, .val = 0},
+};
+
+/* Applies one option: CLI_GO_ON, or the exit status if it ends the run. */
+static int apply_option(struct cli *cli, int opt, const char *arg)
+{
+    char *end = NULL;
+    int rc;
+    switch (opt) {
+    case 'c': cli->o.config_path = arg; break;
+    case 's': cli->o.seeds = arg; break;
+    case 'k': cli->o.keys_dir = arg; break;
+    case OPT_KEY: cli->o.client_key = arg; break;
+    case 'r': cli->ro.r = (uint32_t)strtoul(arg, &end, 10); break;
+    case 'w': cli->ro.w = (uint32_t)strtoul(arg, &end, 10); break;
+    case 't': cli->ro.timeout_ms = (uint32_t)strtoul(arg, &end, 10); break;
+    case OPT_TTL: cli->ro.ttl_ms = strtoull(arg, &end, 10); break;
+    case 'x':
+        rkv_free(cli->ctx);
+        cli->ctx = NULL;
+        if ((rc = parse_hex(arg, &cli->ctx, &cli->ro.context_len)) != 0)
+            return rc;
+        cli->ro.context = cli->ctx;
+        break;
+    case 'v': cli->verbose = true; break;
+    case 'h': usage(stdout); return EXIT_OK;
+    default: usage(stderr); return EXIT_USAGE;
+    }
+    if (end && *end) {
+        if (opt == OPT_TTL)
+            fprintf(stderr, "ringkv: --ttl wants a number, not \"%s\"\n", arg);
+        else
+            fprintf(stderr, "ringkv: -%c wants a number, not \"%s\"\n", opt, arg);
+        return EXIT_USAGE;
+    }
+    return CLI_GO_ON;
+}
+
+/* Reads the options up to the command (argv[optind]): CLI_GO_ON, or the
+ * exit status if they end the run. */
+static int parse_options(struct cli *cli, int argc, char **argv)
+{
+    ringkv_options_default(&cli->o);
+    int opt, status = CLI_GO_ON;
+    while (status == CLI_GO_ON &&
+           (opt = getopt_long(argc, argv, "+c:s:k:r:w:t:x:vh", longopts, NULL)) != -1)
+        status = apply_option(cli, opt, optarg);
+    if (status == CLI_GO_ON && optind >= argc) {
+        usage(stderr);
+        status = EXIT_USAGE;
+    }
+    if (cli->o.seeds == NULL && cli->o.config_path == NULL)
+        cli->o.config_path = getenv("RINGKV_CONFIG") ? getenv("RINGKV_CONFIG") : "cluster.toml";
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {.verbose = false, .ctx = NULL};
+    int status = parse_options(&cli, argc, argv);
+    if (status == CLI_GO_ON)
+        status = dispatch(&cli, argv[optind], argc - optind - 1, argv + optind + 1);
+    rkv_free(cli.ctx);
+    return status;
 }
