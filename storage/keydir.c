@@ -378,9 +378,8 @@ struct kd_entry *keydir_next(struct keydir *kd, uint16_t part, uint32_t *pos)
     return NULL;
 }
 
-uint64_t keydir_remove_if(struct keydir *kd, keydir_pred *pred, void *ctx)
+int keydir_each(struct keydir *kd, keydir_visit_fn *fn, void *ctx)
 {
-    uint64_t removed = 0;
     for (uint32_t part = 0; part < RKV_PARTITIONS_MAX; part++) {
         if (kd->pages[part >> KD_PAGE_BITS] == NULL) {
             part |= KD_PAGE_SIZE - 1; /* a whole page of partitions is empty */
@@ -391,13 +390,36 @@ uint64_t keydir_remove_if(struct keydir *kd, keydir_pred *pred, void *ctx)
         uint32_t pos = 0;
         struct kd_entry *e;
         while ((e = keydir_next(kd, (uint16_t)part, &pos)) != NULL) {
-            if (pred(ctx, e)) {
-                keydir_remove(kd, (uint16_t)part, e);
-                removed++;
-            }
+            int rc = fn(ctx, (uint16_t)part, e);
+            if (rc != 0)
+                return rc;
         }
     }
-    return removed;
+    return 0;
+}
+
+struct remove_if {
+    struct keydir *kd;
+    keydir_pred *pred;
+    void *ctx;
+    uint64_t removed;
+};
+
+static int remove_if_visit(void *arg, uint16_t part, struct kd_entry *e)
+{
+    struct remove_if *r = arg;
+    if (r->pred(r->ctx, e)) {
+        keydir_remove(r->kd, part, e);
+        r->removed++;
+    }
+    return 0;
+}
+
+uint64_t keydir_remove_if(struct keydir *kd, keydir_pred *pred, void *ctx)
+{
+    struct remove_if r = {.kd = kd, .pred = pred, .ctx = ctx};
+    keydir_each(kd, remove_if_visit, &r);
+    return r.removed;
 }
 
 static bool part_invariants_ok(struct keydir *kd, uint16_t part, uint64_t *live)
@@ -441,6 +463,10 @@ bool keydir_invariants_ok(const struct keydir *kdc)
     struct keydir *kd = (struct keydir *)kdc;
     uint64_t live = 0;
     for (uint32_t part = 0; part < RKV_PARTITIONS_MAX; part++) {
+        if (kd->pages[part >> KD_PAGE_BITS] == NULL) {
+            part |= KD_PAGE_SIZE - 1;
+            continue;
+        }
         if (part_get(kd, (uint16_t)part) == NULL)
             continue;
         if (!part_invariants_ok(kd, (uint16_t)part, &live))

@@ -217,6 +217,11 @@ const uint8_t *keydir_key(const struct keydir *kd, uint16_t part, const struct k
                           uint16_t *key_len);
 /* The live entry at index >= *pos in part, advancing *pos past it; NULL at end. */
 struct kd_entry *keydir_next(struct keydir *kd, uint16_t part, uint32_t *pos);
+/* Calls fn for every live entry of every partition, in partition order; fn
+ * may remove the entry it is given (keydir_remove) and change nothing else.
+ * A non-zero return of fn stops the walk and is returned; else 0. */
+typedef int keydir_visit_fn(void *ctx, uint16_t part, struct kd_entry *e);
+int keydir_each(struct keydir *kd, keydir_visit_fn *fn, void *ctx);
 /* Removes every live entry for which pred(ctx, e) is true, in every
  * partition; returns how many. pred must not change the keydir. */
 typedef bool keydir_pred(void *ctx, const struct kd_entry *e);
@@ -337,6 +342,13 @@ uint64_t store_now_ms(const struct store *s);
 /* Takes the next log file id into *id; RKV_ERR_TOOBIG (and nothing taken)
  * once STORE_FILE_ID_MAX is used. Caller holds mu or is alone with s. */
 int store_take_file_id(struct store *s, uint32_t *id);
+
+/* invariants.c: checks the handle's invariants (file table, active log,
+ * keydir entries against the files, the open batch and its index; see the
+ * file) under mu. For tests, from the owner thread, after each step. On
+ * failure *why (if why is not NULL) names the broken invariant; on success
+ * it is set to NULL. */
+bool store_invariants_ok(struct store *s, const char **why);
 
 /* write.c: the newest op of the open batch for key, or NULL. */
 const struct batch_op *batch_find(struct store *s, uint16_t partition, const void *key,

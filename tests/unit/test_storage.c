@@ -46,19 +46,56 @@ static struct store_options opts(void)
     return o;
 }
 
+/* Asserts store_invariants_ok: every test calls it after each step, through
+ * the helpers below. */
+static void check_invariants(struct store *s)
+{
+    const char *why;
+    ck_assert_msg(store_invariants_ok(s, &why), "store invariants: %s", why);
+}
+
 static struct store *open_store(const struct store_options *o)
 {
     struct store *s = NULL;
     struct rkv_error err = {0};
     int rc = store_open(dir, o, &s, &err);
     ck_assert_msg(rc == RKV_OK, "store_open: %s", err.msg);
+    check_invariants(s);
     return s;
+}
+
+static void close_ok(struct store *s)
+{
+    check_invariants(s);
+    ck_assert_int_eq(store_close(s), RKV_OK);
+}
+
+static void commit_ok(struct store *s)
+{
+    int rc = store_commit(s);
+    ck_assert_msg(rc == RKV_OK, "commit: %s", store_errmsg(s));
+    check_invariants(s);
+}
+
+static void merge_ok(struct store *s)
+{
+    ck_assert_int_eq(store_merge(s), RKV_OK);
+    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    check_invariants(s);
 }
 
 static void put_s(struct store *s, uint16_t part, const char *k, const char *v)
 {
     int rc = store_put(s, part, k, strlen(k), v, strlen(v), 0);
     ck_assert_msg(rc == RKV_OK, "put %s: %s", k, store_errmsg(s));
+    check_invariants(s);
+}
+
+/* Deletes k, expecting want. */
+static void del_s(struct store *s, uint16_t part, const char *k, int want)
+{
+    ck_assert_int_eq(store_del(s, part, k, strlen(k)), want);
+    check_invariants(s);
 }
 
 /* Asserts that k reads as v (or is absent when v is NULL). */
@@ -74,6 +111,7 @@ static void expect(struct store *s, uint16_t part, const char *k, const char *v)
         ck_assert(memcmp(b.data, v, b.len) == 0);
     }
     rkv_buf_free(&b);
+    check_invariants(s);
 }
 
 START_TEST(roundtrip_and_reopen)
@@ -83,23 +121,23 @@ START_TEST(roundtrip_and_reopen)
     put_s(s, 1, "alpha", "one");
     put_s(s, 2, "beta", "two");
     expect(s, 1, "alpha", "one"); /* visible before commit */
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_ok(s);
     expect(s, 2, "beta", "two");
     expect(s, 2, "alpha", NULL); /* partitions are separate namespaces */
-    ck_assert_int_eq(store_close(s), RKV_OK);
+    close_ok(s);
 
     s = open_store(&o);
     ck_assert_uint_eq(store_open_report(s)->keys, 2);
     ck_assert_uint_eq(store_open_report(s)->bytes_truncated, 0);
     expect(s, 1, "alpha", "one");
     expect(s, 2, "beta", "two");
-    store_close(s);
+    close_ok(s);
     /* opening and closing without writing leaves no empty logs behind */
     for (int i = 0; i < 3; i++)
-        store_close(open_store(&o));
+        close_ok(open_store(&o));
     s = open_store(&o);
     ck_assert_uint_eq(store_open_report(s)->log_files, 1);
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -117,8 +155,8 @@ START_TEST(binary_empty_and_large)
     for (size_t i = 0; i < big; i++)
         bv[i] = (uint8_t)(i * 7);
     ck_assert_int_eq(store_put(s, 0, "big", 3, bv, big, 0), RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    store_close(s);
+    commit_ok(s);
+    close_ok(s);
     s = open_store(&o);
     struct rkv_buf b = {0};
     ck_assert_int_eq(store_get(s, 0, k, sizeof k, &b, NULL), RKV_OK);
@@ -131,7 +169,7 @@ START_TEST(binary_empty_and_large)
     ck_assert(b.len == big && memcmp(b.data, bv, big) == 0);
     rkv_buf_free(&b);
     free(bv);
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -143,19 +181,19 @@ START_TEST(overwrite_counts_dead_bytes)
         char v[16];
         snprintf(v, sizeof v, "v%d", i);
         put_s(s, 0, "k", v);
-        ck_assert_int_eq(store_commit(s), RKV_OK);
+        commit_ok(s);
     }
     expect(s, 0, "k", "v99");
     struct store_stats st;
     store_stats(s, &st);
     ck_assert_uint_eq(st.keys, 1);
     ck_assert_uint_eq(st.dead_bytes, 10 * record_bytes(1, 2) + 89 * record_bytes(1, 3));
-    store_close(s);
+    close_ok(s);
     s = open_store(&o);
     expect(s, 0, "k", "v99");
     store_stats(s, &st);
     ck_assert_uint_eq(st.keys, 1);
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -165,26 +203,26 @@ START_TEST(delete_and_reopen)
     struct store *s = open_store(&o);
     put_s(s, 3, "gone", "x");
     put_s(s, 3, "kept", "y");
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    ck_assert_int_eq(store_del(s, 3, "gone", 4), RKV_OK);
+    commit_ok(s);
+    del_s(s, 3, "gone", RKV_OK);
     expect(s, 3, "gone", NULL); /* in the batch already */
-    ck_assert_int_eq(store_del(s, 3, "gone", 4), RKV_ERR_NOTFOUND);
-    ck_assert_int_eq(store_del(s, 3, "never", 5), RKV_ERR_NOTFOUND);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    del_s(s, 3, "gone", RKV_ERR_NOTFOUND);
+    del_s(s, 3, "never", RKV_ERR_NOTFOUND);
+    commit_ok(s);
     expect(s, 3, "gone", NULL);
-    store_close(s);
+    close_ok(s);
     s = open_store(&o);
     expect(s, 3, "gone", NULL);
     expect(s, 3, "kept", "y");
     ck_assert_uint_eq(store_open_report(s)->keys, 1);
     /* put after delete within one batch, then reopen */
-    ck_assert_int_eq(store_del(s, 3, "kept", 4), RKV_OK);
+    del_s(s, 3, "kept", RKV_OK);
     put_s(s, 3, "kept", "again");
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    store_close(s);
+    commit_ok(s);
+    close_ok(s);
     s = open_store(&o);
     expect(s, 3, "kept", "again");
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -203,7 +241,7 @@ START_TEST(expiry_with_injected_clock)
     struct store *s = open_store(&o);
     ck_assert_int_eq(store_put(s, 0, "ttl", 3, "v", 1, fake_now + 100), RKV_OK);
     put_s(s, 0, "forever", "w");
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_ok(s);
     struct store_meta m;
     struct rkv_buf b = {0};
     ck_assert_int_eq(store_get(s, 0, "ttl", 3, &b, &m), RKV_OK);
@@ -215,19 +253,18 @@ START_TEST(expiry_with_injected_clock)
     uint64_t cur = 0;
     ck_assert_int_eq(store_list(s, 0, &cur, 100, count_keys, &n), RKV_OK);
     ck_assert_int_eq(n, 1);
-    store_close(s);
+    close_ok(s);
     s = open_store(&o);
     expect(s, 0, "ttl", NULL);
     /* merge drops the expired record for good */
-    ck_assert_int_eq(store_merge(s), RKV_OK);
-    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    merge_ok(s);
     struct store_stats st;
     store_stats(s, &st);
     ck_assert_uint_eq(st.keys, 1);
     fake_now -= 50; /* even if the clock goes back, it stays gone */
     expect(s, 0, "ttl", NULL);
     rkv_buf_free(&b);
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -256,21 +293,21 @@ START_TEST(rotation)
         snprintf(v, sizeof v, "value-%04d-padding-padding", i);
         put_s(s, (uint16_t)(i % 4), k, v);
         if (i % 10 == 9)
-            ck_assert_int_eq(store_commit(s), RKV_OK);
+            commit_ok(s);
     }
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_ok(s);
     struct store_stats st;
     store_stats(s, &st);
     ck_assert_uint_ge(st.files, 500 * record_bytes(8, 26) / 4096);
     ck_assert_uint_ge(count_logs(), st.files);
-    store_close(s);
+    close_ok(s);
     s = open_store(&o);
     for (int i = 0; i < 500; i++) {
         snprintf(k, sizeof k, "key-%04d", i);
         snprintf(v, sizeof v, "value-%04d-padding-padding", i);
         expect(s, (uint16_t)(i % 4), k, v);
     }
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -304,13 +341,13 @@ START_TEST(partition_listing_with_cursor)
             put_s(s, (uint16_t)p, k, "v");
         }
     }
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_ok(s);
     /* some deletes, so the listing crosses free entries */
     for (int i = 0; i < 200; i += 3) {
         snprintf(k, sizeof k, "p3-%d", i);
-        ck_assert_int_eq(store_del(s, 3, k, strlen(k)), RKV_OK);
+        del_s(s, 3, k, RKV_OK);
     }
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_ok(s);
     struct seen sn = {0};
     uint64_t cur = 0;
     int calls = 0;
@@ -327,7 +364,7 @@ START_TEST(partition_listing_with_cursor)
     ck_assert_int_eq(store_list(s, 9, &cur, 10, count_keys, &n), RKV_OK);
     ck_assert_int_eq(n, 0);
     ck_assert_uint_eq(cur, STORE_CURSOR_END);
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -345,13 +382,13 @@ START_TEST(limits_rejected_before_writing)
     ck_assert_ptr_nonnull(strstr(store_errmsg(s), "key of 17 bytes"));
     ck_assert_int_eq(store_put(s, 0, "k", 1, big, 101, 0), RKV_ERR_TOOBIG);
     ck_assert_ptr_nonnull(strstr(store_errmsg(s), "value of 101 bytes"));
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_ok(s);
     store_stats(s, &after);
     ck_assert_uint_eq(after.disk_bytes, before.disk_bytes);
     /* exactly at the limit is fine */
     ck_assert_int_eq(store_put(s, 0, big, 16, big, 100, 0), RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    store_close(s);
+    commit_ok(s);
+    close_ok(s);
 
     /* options out of range */
     struct store *t = NULL;
@@ -375,10 +412,10 @@ START_TEST(second_open_is_refused)
     char pid[32];
     snprintf(pid, sizeof pid, "pid %d", (int)getpid());
     ck_assert_msg(strstr(err.msg, pid) != NULL, "%s", err.msg);
-    store_close(s);
+    close_ok(s);
     t = open_store(&o); /* a clean close leaves no stale lock */
     ck_assert_int_eq(store_open_report(t)->stale_lock_pid, 0);
-    store_close(t);
+    close_ok(t);
 }
 END_TEST
 
@@ -407,7 +444,7 @@ START_TEST(stale_lock_reported_not_stolen)
     t = open_store(&o);
     ck_assert_int_eq(store_open_report(t)->stale_lock_pid, child);
     expect(t, 0, "k", "v");
-    store_close(t);
+    close_ok(t);
 }
 END_TEST
 
@@ -422,7 +459,7 @@ START_TEST(sync_policies)
         for (int i = 0; i < 50; i++) {
             snprintf(k, sizeof k, "%d-%d", pol, i);
             put_s(s, 0, k, k);
-            ck_assert_int_eq(store_commit(s), RKV_OK);
+            commit_ok(s);
         }
         struct store_stats st;
         store_stats(s, &st);
@@ -434,12 +471,12 @@ START_TEST(sync_policies)
         ck_assert_int_eq(store_sync(s), RKV_OK);
         store_stats(s, &st);
         ck_assert_uint_eq(st.unsynced_bytes, 0);
-        store_close(s);
+        close_ok(s);
     }
     struct store_options o = opts();
     struct store *s = open_store(&o);
     ck_assert_uint_eq(store_open_report(s)->keys, 150);
-    store_close(s);
+    close_ok(s);
     ck_assert_int_eq(store_sync_parse("interval"), STORE_SYNC_INTERVAL);
     ck_assert_int_eq(store_sync_parse("sometimes"), -1);
 }
@@ -458,7 +495,7 @@ START_TEST(batch_auto_commit_at_limit)
         store_stats(s, &st);
         ck_assert_uint_le(st.batch_ops, 10);
     }
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -561,11 +598,12 @@ static void churn(struct store *s, int rounds, int keys)
             if ((i + r) % 7 == 0) {
                 int rc = store_del(s, (uint16_t)(i % 16), k, strlen(k));
                 ck_assert(rc == RKV_OK || rc == RKV_ERR_NOTFOUND);
+                check_invariants(s);
             }
             else
                 put_s(s, (uint16_t)(i % 16), k, v);
         }
-        ck_assert_int_eq(store_commit(s), RKV_OK);
+        commit_ok(s);
     }
 }
 
@@ -589,8 +627,7 @@ START_TEST(merge_reclaims_and_hints_match_scan)
     churn(s, 20, 300);
     struct store_stats before, after;
     store_stats(s, &before);
-    ck_assert_int_eq(store_merge(s), RKV_OK);
-    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    merge_ok(s);
     store_stats(s, &after);
     ck_assert_uint_eq(after.merges, 1);
     ck_assert_uint_lt(after.disk_bytes, before.disk_bytes / 4);
@@ -600,7 +637,7 @@ START_TEST(merge_reclaims_and_hints_match_scan)
     /* the outputs took ids after the active log's (docs/storage.md) */
     ck_assert_uint_gt(s->files[s->n_files - 1].id, s->active_id);
     ck_assert(s->files[s->n_files - 1].sealed);
-    store_close(s);
+    close_ok(s);
 
     s = open_store(&o);
     ck_assert_uint_gt(store_open_report(s)->hint_files, 0);
@@ -608,7 +645,7 @@ START_TEST(merge_reclaims_and_hints_match_scan)
     expect_churned(s, 20, 300);
     size_t n1, n2;
     struct kd_row *from_hints = dump_keydir(s, &n1);
-    store_close(s);
+    close_ok(s);
 
     o.ignore_hints = true;
     s = open_store(&o);
@@ -619,7 +656,7 @@ START_TEST(merge_reclaims_and_hints_match_scan)
     ck_assert(memcmp(from_hints, from_scan, n1 * sizeof *from_hints) == 0);
     free(from_hints);
     free(from_scan);
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -630,9 +667,8 @@ START_TEST(stale_hint_is_rejected)
     o.merge_auto = false;
     struct store *s = open_store(&o);
     churn(s, 5, 100);
-    ck_assert_int_eq(store_merge(s), RKV_OK);
-    ck_assert_int_eq(store_merge_wait(s), RKV_OK);
-    store_close(s);
+    merge_ok(s);
+    close_ok(s);
     /* damage one byte of every hint file */
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
@@ -644,7 +680,7 @@ START_TEST(stale_hint_is_rejected)
     ck_assert_uint_eq(store_open_report(s)->hint_files, 0);
     ck_assert_uint_gt(store_open_report(s)->hint_files_rejected, 0);
     expect_churned(s, 5, 100);
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 
@@ -657,15 +693,16 @@ START_TEST(auto_merge_by_dead_ratio)
     struct store *s = open_store(&o);
     churn(s, 30, 200);
     ck_assert_int_eq(store_merge_wait(s), RKV_OK);
+    check_invariants(s);
     struct store_stats st;
     store_stats(s, &st);
     ck_assert_uint_ge(st.merges, 1);
     ck_assert_uint_gt(st.merge_bytes_reclaimed, 0);
     expect_churned(s, 30, 200);
-    store_close(s);
+    close_ok(s);
     s = open_store(&o);
     expect_churned(s, 30, 200);
-    store_close(s);
+    close_ok(s);
 }
 END_TEST
 

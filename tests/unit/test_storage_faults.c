@@ -109,6 +109,21 @@ static size_t value_for(char *buf, int k, int version)
     return (size_t)n + pad;
 }
 
+/* Asserts store_invariants_ok; the helpers below call it after each step
+ * (a get, a put, a delete, a commit, an open). */
+static void check_invariants(struct store *s, const char *ctx)
+{
+    const char *why;
+    ck_assert_msg(store_invariants_ok(s, &why), "%s: store invariants: %s", ctx, why);
+}
+
+static void commit_expect(struct store *s, int want)
+{
+    int rc = store_commit(s);
+    ck_assert_msg(rc == want, "commit: rc %d (%s), want %d", rc, store_errmsg(s), want);
+    check_invariants(s, "commit");
+}
+
 /* Reads key k: its version, ABSENT, or fails the test on anything else. */
 static int read_state(struct store *s, int k, const char *ctx)
 {
@@ -116,6 +131,7 @@ static int read_state(struct store *s, int k, const char *ctx)
     key_name(name, k);
     struct rkv_buf b = {0};
     int rc = store_get(s, key_part(k), name, strlen(name), &b, NULL);
+    check_invariants(s, ctx);
     if (rc == RKV_ERR_NOTFOUND) {
         rkv_buf_free(&b);
         return ABSENT;
@@ -145,7 +161,7 @@ static void check_after_crash(struct store *s, const struct model *m, const char
         ck_assert_msg(ok, "%s: key %d holds %d, committed %d (+%d pending)", ctx, k, got,
                       m->committed[k], m->n_pending[k]);
     }
-    ck_assert_msg(keydir_invariants_ok(&s->kd), "%s: keydir invariants", ctx);
+    check_invariants(s, ctx);
 }
 
 static void check_exact(struct store *s, const struct model *m, const char *ctx)
@@ -159,7 +175,7 @@ static void check_exact(struct store *s, const struct model *m, const char *ctx)
 
 /* One random operation. Returns the store's result (NOTFOUND from a delete
  * of an absent key counts as success). */
-static int random_op(struct store *s, struct model *m, struct test_rng *r)
+static int random_op_unchecked(struct store *s, struct model *m, struct test_rng *r)
 {
     int k = (int)test_rng_below(r, NKEYS);
     char name[16], val[256];
@@ -185,12 +201,20 @@ static int random_op(struct store *s, struct model *m, struct test_rng *r)
     return rc;
 }
 
+static int random_op(struct store *s, struct model *m, struct test_rng *r)
+{
+    int rc = random_op_unchecked(s, m, r);
+    check_invariants(s, "random op");
+    return rc;
+}
+
 static struct store *open_ok(const char *dir, const struct store_options *o, const char *ctx)
 {
     struct store *s = NULL;
     struct rkv_error err = {0};
     int rc = store_open(dir, o, &s, &err);
     ck_assert_msg(rc == RKV_OK, "%s: open: %s", ctx, err.msg);
+    check_invariants(s, ctx);
     return s;
 }
 
@@ -229,7 +253,7 @@ START_TEST(power_loss_keeps_every_synced_record)
         check_after_crash(s, &m, ctx);
         /* and the store keeps working on top of what it recovered */
         ck_assert_int_eq(store_put(s, 0, "after", 5, "x", 1, 0), RKV_OK);
-        ck_assert_int_eq(store_commit(s), RKV_OK);
+        commit_expect(s, RKV_OK);
         store_close(s);
         memvfs_free(img);
         memvfs_free(v);
@@ -405,6 +429,7 @@ static void put_ver(struct store *s, struct model *m, int k, int version, int wa
     size_t n = value_for(val, k, version);
     int rc = store_put(s, key_part(k), name, strlen(name), val, n, 0);
     ck_assert_msg(rc == want, "put key %d: rc %d (%s), want %d", k, rc, store_errmsg(s), want);
+    check_invariants(s, "put");
     if (rc == RKV_OK)
         model_write(m, k, version);
 }
@@ -418,16 +443,16 @@ START_TEST(fsync_failure_is_sticky)
     model_init(&m);
     put_ver(s, &m, 1, 1, RKV_OK);
     put_ver(s, &m, 2, 2, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     model_commit(&m);
     memvfs_fail_syncs(v, 0, EIO);
     put_ver(s, &m, 3, 3, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_ERR_IO);
+    commit_expect(s, RKV_ERR_IO);
     ck_assert_ptr_nonnull(strstr(store_errmsg(s), "fdatasync"));
     /* the failed batch is not acknowledged; the handle refuses to go on */
     memvfs_clear_faults(v); /* even if the disk "recovers", no retry */
     put_ver(s, &m, 4, 4, RKV_ERR_FAILED);
-    ck_assert_int_eq(store_commit(s), RKV_ERR_FAILED);
+    commit_expect(s, RKV_ERR_FAILED);
     struct rkv_buf b = {0};
     ck_assert_int_eq(store_get(s, key_part(1), "key01", 5, &b, NULL), RKV_ERR_FAILED);
     struct store_stats st;
@@ -455,7 +480,7 @@ START_TEST(enospc_rolls_back_the_batch)
     struct model m;
     model_init(&m);
     put_ver(s, &m, 1, 1, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     model_commit(&m);
 
     /* the failure at commit: the small put sat in the buffer */
@@ -463,7 +488,7 @@ START_TEST(enospc_rolls_back_the_batch)
     struct model doomed = m;
     put_ver(s, &doomed, 2, 2, RKV_OK);
     ck_assert_int_eq(read_state(s, 2, "in batch"), 2);
-    ck_assert_int_eq(store_commit(s), RKV_ERR_NOSPC);
+    commit_expect(s, RKV_ERR_NOSPC);
     ck_assert_ptr_nonnull(strstr(store_errmsg(s), "No space"));
     ck_assert_int_eq(read_state(s, 2, "rolled back"), ABSENT);
     ck_assert_int_eq(read_state(s, 1, "kept"), 1);
@@ -482,13 +507,13 @@ START_TEST(enospc_rolls_back_the_batch)
         ck_assert_int_lt(i, 99);
     }
     put_ver(s, &doomed, 6, 6, RKV_ERR_ABORTED);
-    ck_assert_int_eq(store_commit(s), RKV_ERR_NOSPC);
+    commit_expect(s, RKV_ERR_NOSPC);
     ck_assert_int_eq(read_state(s, 5, "rolled back"), ABSENT);
 
     /* space comes back: the store goes on */
     memvfs_clear_faults(v);
     put_ver(s, &m, 7, 7, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     model_commit(&m);
     check_exact(s, &m, "after enospc");
     store_close(s);
@@ -519,7 +544,7 @@ START_TEST(failed_auto_commit_is_reported)
     struct model m;
     model_init(&m);
     put_ver(s, &m, 0, 1, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     model_commit(&m);
 
     struct model doomed = m;
@@ -532,13 +557,13 @@ START_TEST(failed_auto_commit_is_reported)
     memvfs_clear_faults(v); /* even with space back, the failure is reported */
     put_ver(s, &doomed, 4, 5, RKV_ERR_ABORTED); /* d */
     ck_assert_int_eq(store_del(s, key_part(0), "key00", 5), RKV_ERR_ABORTED);
-    ck_assert_int_eq(store_commit(s), RKV_ERR_NOSPC); /* a and b are not durable */
+    commit_expect(s, RKV_ERR_NOSPC); /* a and b are not durable */
     ck_assert_int_eq(read_state(s, 1, "after report"), ABSENT);
     check_exact(s, &m, "after report");
 
     /* reported once; then the store goes on */
     put_ver(s, &m, 5, 6, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     model_commit(&m);
     check_exact(s, &m, "after recovery");
     store_close(s);
@@ -577,7 +602,7 @@ static uint64_t put_commit_at(struct store *s, struct model *m, uint64_t now, in
 {
     fake_now = now;
     put_ver(s, m, k, version, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     return unsynced(s);
 }
 
@@ -633,7 +658,7 @@ START_TEST(short_writes_are_completed)
     struct test_rng r = {99};
     for (int i = 0; i < 2000; i++)
         ck_assert_int_eq(random_op(s, &m, &r), RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     model_commit(&m);
     ck_assert_int_eq(store_merge(s), RKV_OK);
     ck_assert_int_eq(store_merge_wait(s), RKV_OK);
@@ -713,7 +738,7 @@ START_TEST(merge_crash_at_every_step)
             s = open_ok(DB, &o, ctx);
             finished_at_open += store_open_report(s)->merge_completed;
             check_exact(s, &m, ctx);
-            ck_assert(keydir_invariants_ok(&s->kd));
+            check_invariants(s, ctx);
             store_close(s);
             s = open_ok(DB, &o, ctx); /* and once more: the repair is stable */
             ck_assert(!store_open_report(s)->merge_completed);
@@ -732,17 +757,28 @@ END_TEST
 /* A record that rots in a sealed file after open cannot be copied by a
  * merge: its key leaves the keydir (drop_orphans) instead of pointing into
  * a file the merge deleted. */
+/* A memvfs store with mem_opts in which every key k holds version k + 1,
+ * committed; *v and *o are what it was opened with. */
+static struct store *filled_store(struct memvfs **v, struct store_options *o, struct model *m,
+                                  const char *ctx)
+{
+    *v = memvfs_new();
+    *o = mem_opts(*v);
+    struct store *s = open_ok(DB, o, ctx);
+    model_init(m);
+    for (int k = 0; k < NKEYS; k++)
+        put_ver(s, m, k, k + 1, RKV_OK);
+    commit_expect(s, RKV_OK);
+    model_commit(m);
+    return s;
+}
+
 START_TEST(merge_drops_keys_whose_records_rotted)
 {
-    struct memvfs *v = memvfs_new();
-    struct store_options o = mem_opts(v);
-    struct store *s = open_ok(DB, &o, "rot");
+    struct memvfs *v;
+    struct store_options o;
     struct model m;
-    model_init(&m);
-    for (int k = 0; k < NKEYS; k++)
-        put_ver(s, &m, k, k + 1, RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    model_commit(&m);
+    struct store *s = filled_store(&v, &o, &m, "rot");
     /* key 5's record, in a file that is sealed by now */
     struct kd_entry *e = keydir_find(&s->kd, key_part(5), "key05", 5, keydir_hash("key05", 5));
     ck_assert_ptr_nonnull(e);
@@ -758,7 +794,7 @@ START_TEST(merge_drops_keys_whose_records_rotted)
 
     ck_assert_int_eq(store_merge(s), RKV_OK);
     ck_assert_int_eq(store_merge_wait(s), RKV_OK);
-    ck_assert(keydir_invariants_ok(&s->kd));
+    check_invariants(s, "invariants");
     m.committed[5] = ABSENT;
     check_exact(s, &m, "after merge");
     struct store_stats st;
@@ -769,6 +805,73 @@ START_TEST(merge_drops_keys_whose_records_rotted)
     check_exact(s, &m, "rot reopen");
     store_close(s);
     rkv_buf_free(&b);
+    memvfs_free(v);
+}
+END_TEST
+
+/* store_invariants_ok notices each kind of damage it claims to: break one
+ * field of a sound store at a time, check the reason, put it back. */
+static void expect_broken(struct store *s, const char *want)
+{
+    const char *why = NULL;
+    ck_assert_msg(!store_invariants_ok(s, &why), "not noticed: %s", want);
+    ck_assert_msg(why && strstr(why, want), "noticed as '%s', want '%s'", why, want);
+}
+
+START_TEST(store_invariants_notice_damage)
+{
+    struct memvfs *v;
+    struct store_options o;
+    struct model m;
+    struct store *s = filled_store(&v, &o, &m, "damage");
+    put_ver(s, &m, 1, 100, RKV_OK);
+    put_ver(s, &m, 2, 101, RKV_OK); /* an open batch of two ops */
+    struct kd_entry *e = keydir_find(&s->kd, key_part(7), "key07", 5, keydir_hash("key07", 5));
+    ck_assert_ptr_nonnull(e);
+
+    uint32_t saved32 = e->offset;
+    e->offset = UINT32_MAX - 100;
+    expect_broken(s, "past the end of its file");
+    e->offset = saved32;
+    saved32 = e->file_id;
+    e->file_id = s->next_file_id + 5;
+    expect_broken(s, "not in the table");
+    e->file_id = saved32;
+    uint64_t saved64 = e->seq;
+    e->seq = s->next_seq;
+    expect_broken(s, "seq out of range");
+    e->seq = saved64;
+
+    s->active_size++;
+    expect_broken(s, "flushed bytes plus the write buffer");
+    s->active_size--;
+    struct store_file *active = store_file_find(s, s->active_id);
+    active->sealed = true;
+    expect_broken(s, "active log is sealed");
+    active->sealed = false;
+    s->files[0].dead = s->files[0].size + 1;
+    expect_broken(s, "more dead bytes");
+    s->files[0].dead = 0;
+
+    struct batch_op op0 = s->batch.ops[0];
+    s->batch.ops[0].seq = s->batch.ops[1].seq;
+    expect_broken(s, "seq order");
+    s->batch.ops[0] = op0;
+    size_t slot = 0;
+    while (s->batch.index[slot] != 1) /* op 0's slot */
+        slot++;
+    s->batch.index[slot] = 0;
+    expect_broken(s, "batch index");
+    s->batch.index[slot] = 1;
+    s->batch.error = RKV_ERR_IO;
+    expect_broken(s, "rolled-back batch");
+    s->batch.error = RKV_OK;
+
+    check_invariants(s, "repaired");
+    commit_expect(s, RKV_OK);
+    model_commit(&m);
+    check_exact(s, &m, "after damage checks");
+    store_close(s);
     memvfs_free(v);
 }
 END_TEST
@@ -844,11 +947,11 @@ START_TEST(file_ids_used_up_fail_cleanly)
     char big[3000];
     memset(big, 'b', sizeof big);
     ck_assert_int_eq(store_put(s, 0, "k1", 2, big, sizeof big, 0), RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     ck_assert_int_eq(store_put(s, 0, "k2", 2, big, sizeof big, 0), RKV_ERR_TOOBIG);
     ck_assert_ptr_nonnull(strstr(store_errmsg(s), "file ids"));
-    ck_assert_int_eq(store_commit(s), RKV_ERR_TOOBIG); /* the rollback, reported once */
-    ck_assert(keydir_invariants_ok(&s->kd));
+    commit_expect(s, RKV_ERR_TOOBIG); /* the rollback, reported once */
+    check_invariants(s, "invariants");
     struct rkv_buf b = {0};
     ck_assert_int_eq(store_get(s, 0, "old", 3, &b, NULL), RKV_OK);
     ck_assert_int_eq(store_get(s, 0, "k1", 2, &b, NULL), RKV_OK);
@@ -857,7 +960,7 @@ START_TEST(file_ids_used_up_fail_cleanly)
     ck_assert_int_eq(store_merge(s), RKV_OK);
     ck_assert_int_eq(store_merge_wait(s), RKV_ERR_TOOBIG);
     ck_assert_int_eq(store_get(s, 0, "old", 3, &b, NULL), RKV_OK);
-    ck_assert(keydir_invariants_ok(&s->kd));
+    check_invariants(s, "invariants");
     rkv_buf_free(&b);
     ck_assert_int_eq(store_close(s), RKV_OK);
     memvfs_free(v);
@@ -923,7 +1026,7 @@ static void put_probe(struct store *s, int want)
     int rc = store_put(s, 0, "probe", 5, "p", 1, 0);
     ck_assert_msg(rc == want, "put: %d (%s)", rc, store_errmsg(s));
     if (rc == RKV_OK)
-        ck_assert_int_eq(store_commit(s), RKV_OK);
+        commit_expect(s, RKV_OK);
 }
 
 static void get_probe(struct store *s, int want)
@@ -1024,7 +1127,7 @@ START_TEST(empty_key_is_a_key)
     ck_assert_int_eq(store_put(s, 3, "", 0, "v1", 2, 0), RKV_OK); /* the first op of a batch */
     ck_assert_int_eq(store_get(s, 3, "", 0, &b, NULL), RKV_OK);   /* found in the batch */
     ck_assert_int_eq(store_put(s, 3, "", 0, "v2", 2, 0), RKV_OK);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     ck_assert_int_eq(store_get(s, 3, NULL, 0, &b, NULL), RKV_OK); /* NULL names it too */
     ck_assert(b.len == 2 && memcmp(b.data, "v2", 2) == 0);
     store_close(s);
@@ -1033,8 +1136,8 @@ START_TEST(empty_key_is_a_key)
     ck_assert_int_eq(store_list(s, 3, &cursor, 10, get_listed, s), RKV_OK);
     ck_assert_int_eq(store_del(s, 3, NULL, 0), RKV_OK);
     ck_assert_int_eq(store_get(s, 3, "", 0, &b, NULL), RKV_ERR_NOTFOUND);
-    ck_assert_int_eq(store_commit(s), RKV_OK);
-    ck_assert(keydir_invariants_ok(&s->kd));
+    commit_expect(s, RKV_OK);
+    check_invariants(s, "invariants");
     store_close(s);
     rkv_buf_free(&b);
     memvfs_free(v);
@@ -1125,13 +1228,13 @@ START_TEST(merge_under_concurrent_load)
             ck_assert_int_eq(random_op(s, &m, &r), RKV_OK);
         }
         if (i % 8 == 0) {
-            ck_assert_int_eq(store_commit(s), RKV_OK);
+            commit_expect(s, RKV_OK);
             model_commit(&m);
         }
         if (i % 2000 == 0)
             store_merge(s); /* BUSY while one runs is fine */
     }
-    ck_assert_int_eq(store_commit(s), RKV_OK);
+    commit_expect(s, RKV_OK);
     model_commit(&m);
     ck_assert_int_eq(store_merge_wait(s), RKV_OK);
     struct store_stats st;
@@ -1326,6 +1429,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, short_writes_are_completed);
     tcase_add_test(tc, merge_crash_at_every_step);
     tcase_add_test(tc, merge_drops_keys_whose_records_rotted);
+    tcase_add_test(tc, store_invariants_notice_damage);
     tcase_add_test(tc, damaged_merge_marker_refuses_open);
     tcase_add_test(tc, file_ids_used_up_fail_cleanly);
     tcase_add_test(tc, seq_past_2_63_is_refused);
