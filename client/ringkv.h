@@ -207,9 +207,10 @@ struct ringkv_result {
 /*
  * Reads key. Overwrites *res without freeing what it held (free an earlier
  * result first), and always fills it: free it with ringkv_result_free,
- * whatever the return. The result owns its memory (see "Memory"). RINGKV_OK: one or more siblings. RINGKV_ENOTFOUND: none
- * (res->context may still be set: a put with it supersedes a delete).
- * Other errors as listed above.
+ * whatever the return. The result owns its memory (see "Memory").
+ * RINGKV_OK: one or more siblings. RINGKV_ENOTFOUND: none (res->context
+ * may still be set: a put with it supersedes a delete). Other errors as
+ * listed above.
  */
 int ringkv_get(struct ringkv_client *c, const void *key, size_t key_len,
                const struct ringkv_request_options *opt, struct ringkv_result *res);

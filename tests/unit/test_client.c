@@ -26,12 +26,12 @@
 #include "tests/support/testutil.h"
 
 #define SCRIPT_MAX 8
-#define SCRIBBLE 0x5a
+#define SCRIBBLE   0x5a
 #define HEAD_BYTES 16 /* keeps the blocks handed out 16-byte aligned */
 
 /* ---- the scribbling allocator ---- */
 
-static atomic_size_t alloc_max_bytes;  /* largest block asked for by the test's thread */
+static atomic_size_t alloc_max_bytes;      /* largest block asked for by the test's thread */
 static _Thread_local bool alloc_untracked; /* the fake node's thread */
 
 static void *scribble_malloc(void *ctx, size_t size)
@@ -85,8 +85,8 @@ static void scribble_install(void)
 /* ---- the fake node ---- */
 
 struct step {
-    uint32_t type;          /* the request it expects */
-    uint64_t epoch;         /* of the reply; 0: the request's (the same ring) */
+    uint32_t type;  /* the request it expects */
+    uint64_t epoch; /* of the reply; 0: the request's (the same ring) */
     int status;
     const char *answered;   /* one node id, or NULL */
     struct rkv_buf payload; /* msgpack; empty: nil */
@@ -135,8 +135,9 @@ static void *fake_run(void *arg)
             atomic_store(&f->unexpected, true);
         out.len = 0;
         const char *ans[1] = {s->answered};
-        wire_encode_reply(&out, req.id, s->epoch ? s->epoch : req.epoch, s->status, "", ans, s->answered ? 1 : 0, false,
-                          s->payload.len ? s->payload.data : NULL, s->payload.len);
+        wire_encode_reply(&out, req.id, s->epoch ? s->epoch : req.epoch, s->status, "", ans,
+                          s->answered ? 1 : 0, false, s->payload.len ? s->payload.data : NULL,
+                          s->payload.len);
         zmq_msg_send(&rid, f->sock, ZMQ_SNDMORE);
         zmq_msg_close(&rid);
         zmq_send(f->sock, out.data, out.len, 0);
