@@ -218,6 +218,20 @@ static struct store *open_ok(const char *dir, const struct store_options *o, con
     return s;
 }
 
+/* Opens what a power loss now would leave of v (nothing torn: the store
+ * was closed) with options o, and checks it holds exactly m. */
+static void check_exact_after_power_loss(struct memvfs *v, const struct store_options *o,
+                                         const struct model *m, const char *ctx)
+{
+    struct memvfs *img = memvfs_image(v, 1, MEMVFS_TEAR_NONE);
+    struct store_options io = *o;
+    io.fileops = memvfs_ops(img);
+    struct store *s = open_ok(DB, &io, ctx);
+    check_exact(s, m, ctx);
+    store_close(s);
+    memvfs_free(img);
+}
+
 /* ---- simulated power loss ---- */
 
 START_TEST(power_loss_keeps_every_synced_record)
@@ -567,12 +581,7 @@ START_TEST(failed_auto_commit_is_reported)
     model_commit(&m);
     check_exact(s, &m, "after recovery");
     store_close(s);
-    struct memvfs *img = memvfs_image(v, 4, MEMVFS_TEAR_NONE);
-    o.fileops = memvfs_ops(img);
-    s = open_ok(DB, &o, "auto commit reopen");
-    check_exact(s, &m, "auto commit reopen");
-    store_close(s);
-    memvfs_free(img);
+    check_exact_after_power_loss(v, &o, &m, "auto commit reopen");
     memvfs_free(v);
 }
 END_TEST
@@ -664,12 +673,7 @@ START_TEST(short_writes_are_completed)
     ck_assert_int_eq(store_merge_wait(s), RKV_OK);
     check_exact(s, &m, "short");
     store_close(s);
-    struct memvfs *img = memvfs_image(v, 3, MEMVFS_TEAR_NONE);
-    o.fileops = memvfs_ops(img);
-    s = open_ok(DB, &o, "short reopen");
-    check_exact(s, &m, "short reopen");
-    store_close(s);
-    memvfs_free(img);
+    check_exact_after_power_loss(v, &o, &m, "short reopen");
     memvfs_free(v);
 }
 END_TEST
