@@ -215,8 +215,7 @@ static int read_key(struct store *s, int key, int seed)
         ck_assert_msg(len == b.len && memcmp(want, b.data, len) == 0, "seed %d: %s damaged", seed,
                       name);
     } else {
-        ck_assert_msg(rc == RKV_ERR_NOTFOUND, "seed %d: get %s: %s", seed, name,
-                      store_errmsg(s));
+        ck_assert_msg(rc == RKV_ERR_NOTFOUND, "seed %d: get %s: %s", seed, name, store_errmsg(s));
     }
     rkv_buf_free(&b);
     return got;
