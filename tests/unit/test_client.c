@@ -138,10 +138,12 @@ static void *fake_run(void *arg)
         wire_encode_reply(&out, req.id, s->epoch ? s->epoch : req.epoch, s->status, "", ans,
                           s->answered ? 1 : 0, false, s->payload.len ? s->payload.data : NULL,
                           s->payload.len);
+        /* Counted before the reply leaves, so a client that has its answer
+         * always sees the count that includes it. */
+        atomic_fetch_add(&f->served, 1);
         zmq_msg_send(&rid, f->sock, ZMQ_SNDMORE);
         zmq_msg_close(&rid);
         zmq_send(f->sock, out.data, out.len, 0);
-        atomic_fetch_add(&f->served, 1);
     }
     rkv_buf_free(&in);
     rkv_buf_free(&out);
