@@ -78,6 +78,7 @@ static const struct int_key int_keys[] = {
     INT_KEY(SECT_CLUSTER, write_quorum, 1, RKV_REPLICAS_MAX),
     INT_KEY(SECT_CLUSTER, vnodes, 1, RKV_VNODES_MAX),
     INT_KEY(SECT_CLUSTER, request_timeout_ms, 1, CONFIG_INTERVAL_MS_MAX),
+    INT_KEY(SECT_CLUSTER, expiry_grace_ms, 0, CONFIG_GRACE_MS_MAX),
     INT_KEY(SECT_STORAGE, sync_interval_ms, 1, CONFIG_INTERVAL_MS_MAX),
     INT_KEY(SECT_STORAGE, file_bytes_max, RKV_FILE_BYTES_MIN, RKV_FILE_BYTES_MAX),
     INT_KEY(SECT_STORAGE, merge_dead_percent, 0, 100),
@@ -85,6 +86,7 @@ static const struct int_key int_keys[] = {
     INT_KEY(SECT_STORAGE, merge_files_max, 2, CONFIG_MERGE_FILES_MAX),
     INT_KEY(SECT_LIMITS, key_bytes_max, 1, RKV_KEY_BYTES_MAX),
     INT_KEY(SECT_LIMITS, value_bytes_max, 1, RKV_VALUE_BYTES_MAX),
+    INT_KEY(SECT_LIMITS, object_bytes_max, 1, RKV_OBJECT_BYTES_MAX),
     INT_KEY(SECT_LIMITS, message_bytes_max, 1, RKV_MESSAGE_BYTES_MAX),
     INT_KEY(SECT_LIMITS, siblings_max, 1, RKV_SIBLINGS_MAX),
     INT_KEY(SECT_LIMITS, clock_entries_max, 1, RKV_CLOCK_ENTRIES_MAX),
@@ -104,6 +106,7 @@ void config_defaults(struct config *c)
         .vnodes = 64,
         .conflict = CONFLICT_SIBLINGS,
         .request_timeout_ms = 1000,
+        .expiry_grace_ms = 86400000,
         .sync = STORE_SYNC_ALWAYS,
         .sync_interval_ms = 1000,
         .file_bytes_max = 128ull * 1024 * 1024,
@@ -112,7 +115,8 @@ void config_defaults(struct config *c)
         .merge_files_max = 16,
         .key_bytes_max = 1024,
         .value_bytes_max = 1024u * 1024,
-        .message_bytes_max = 4u * 1024 * 1024,
+        .object_bytes_max = 2u * 1024 * 1024,
+        .message_bytes_max = 5u * 1024 * 1024,
         .siblings_max = 64,
         .clock_entries_max = 64,
         .inflight_per_client = 1024,
@@ -527,12 +531,19 @@ static int check_cluster(struct cfg *x)
 static int check_limits(struct cfg *x)
 {
     const struct config *c = x->c;
-    uint64_t need = (uint64_t)c->value_bytes_max + c->key_bytes_max + CONFIG_MESSAGE_OVERHEAD_BYTES;
+    uint64_t need = (uint64_t)c->value_bytes_max + CONFIG_MESSAGE_OVERHEAD_BYTES;
+    if (c->object_bytes_max < need)
+        return fail_rel(x, SECT_LIMITS, "object_bytes_max", c->object_bytes_max,
+                        "is less than limits.value_bytes_max (%u) + %u bytes of object overhead "
+                        "(%llu)",
+                        c->value_bytes_max, CONFIG_MESSAGE_OVERHEAD_BYTES,
+                        (unsigned long long)need);
+    need = 2ull * c->object_bytes_max + c->key_bytes_max + CONFIG_MESSAGE_OVERHEAD_BYTES;
     if (c->message_bytes_max < need)
         return fail_rel(x, SECT_LIMITS, "message_bytes_max", c->message_bytes_max,
-                        "is less than limits.value_bytes_max (%u) + limits.key_bytes_max (%u) "
-                        "+ %u bytes of message overhead (%llu)",
-                        c->value_bytes_max, c->key_bytes_max, CONFIG_MESSAGE_OVERHEAD_BYTES,
+                        "is less than 2 x limits.object_bytes_max (%u) + limits.key_bytes_max "
+                        "(%u) + %u bytes of message overhead (%llu)",
+                        c->object_bytes_max, c->key_bytes_max, CONFIG_MESSAGE_OVERHEAD_BYTES,
                         (unsigned long long)need);
     if (c->inflight_per_client > c->queue_depth_max)
         return fail_rel(x, SECT_LIMITS, "inflight_per_client", c->inflight_per_client,
@@ -721,6 +732,7 @@ void config_object_limits(const struct config *c, struct object_limits *lim)
         .siblings_max = c->siblings_max,
         .clock_entries_max = c->clock_entries_max,
         .value_bytes_max = c->value_bytes_max,
+        .object_bytes_max = c->object_bytes_max,
         .conflict = c->conflict,
     };
 }

@@ -9,11 +9,12 @@
  * is documented in docs/configuration.md.
  *
  *   [cluster]   name, partitions (Q), replicas (N), read_quorum (R),
- *               write_quorum (W), vnodes (V), conflict, request_timeout_ms
+ *               write_quorum (W), vnodes (V), conflict, request_timeout_ms,
+ *               expiry_grace_ms
  *   [storage]   sync, sync_interval_ms, file_bytes_max, merge_dead_percent,
  *               merge_dead_bytes_min, merge_files_max
- *   [limits]    key_bytes_max, value_bytes_max, message_bytes_max,
- *               siblings_max, clock_entries_max, inflight_per_client,
+ *   [limits]    key_bytes_max, value_bytes_max, object_bytes_max,
+ *               message_bytes_max, siblings_max, clock_entries_max, inflight_per_client,
  *               queue_depth_max
  *   [log]       level
  *   [security]  mode ("curve": CurveZMQ on both ports, the default; "none":
@@ -43,11 +44,14 @@
 
 /* Ceilings of keys that limits.h has no ceiling for. */
 #define CONFIG_INTERVAL_MS_MAX 3600000u /* request_timeout_ms, sync_interval_ms */
+#define CONFIG_GRACE_MS_MAX 2592000000ull /* cluster.expiry_grace_ms: 30 days */
 #define CONFIG_MERGE_FILES_MAX 65536u   /* storage.merge_files_max */
 #define CONFIG_QUEUE_DEPTH_MAX 1048576u /* limits.queue_depth_max, inflight_per_client */
-/* What a message holds besides one key and one value (frame header, ids,
- * options, a context of up to RKV_CLOCK_ENTRIES_MAX entries): the config
- * requires message_bytes_max >= value_bytes_max + key_bytes_max + this. */
+/* What a message holds besides one key and one object, and an object
+ * besides one value (frame header, ids, options, a version vector of up to
+ * RKV_CLOCK_ENTRIES_MAX entries): the config requires
+ * object_bytes_max >= value_bytes_max + this and
+ * message_bytes_max >= 2 * object_bytes_max + key_bytes_max + this. */
 #define CONFIG_MESSAGE_OVERHEAD_BYTES (64u * 1024)
 
 enum config_security {
@@ -78,6 +82,7 @@ struct config {
     uint32_t vnodes;
     enum conflict_mode conflict;
     uint32_t request_timeout_ms;
+    uint64_t expiry_grace_ms;
     /* [storage]: values of enum store_sync, see storage/storage.h */
     int sync;
     uint32_t sync_interval_ms;
@@ -88,6 +93,7 @@ struct config {
     /* [limits] */
     uint32_t key_bytes_max;
     uint32_t value_bytes_max;
+    uint32_t object_bytes_max;
     uint32_t message_bytes_max;
     uint32_t siblings_max;
     uint32_t clock_entries_max;
@@ -130,7 +136,7 @@ void config_defaults(struct config *c);
 const struct config_node *config_node_find(const struct config *c, const char *id);
 
 /* The object limits the config sets (siblings_max, clock_entries_max,
- * value_bytes_max, conflict). */
+ * value_bytes_max, object_bytes_max, conflict). */
 void config_object_limits(const struct config *c, struct object_limits *lim);
 
 #endif

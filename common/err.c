@@ -27,6 +27,7 @@ static const char *const err_names[RKV_ERR_COUNT] = {
     [RKV_ERR_DENIED] = "access denied",
     [RKV_ERR_EXISTS] = "already exists",
     [RKV_ERR_UNAVAILABLE] = "no node reachable",
+    [RKV_ERR_EPOCH] = "the sender's ring differs from this node's",
 };
 
 const char *rkv_strerror(int code)

@@ -110,6 +110,7 @@ void object_limits_default(struct object_limits *lim)
         .siblings_max = RKV_SIBLINGS_MAX,
         .clock_entries_max = RKV_CLOCK_ENTRIES_MAX,
         .value_bytes_max = RKV_VALUE_BYTES_MAX,
+        .object_bytes_max = RKV_VALUE_BYTES_MAX,
         .conflict = CONFLICT_SIBLINGS,
     };
 }
@@ -511,6 +512,29 @@ uint64_t object_expiry(const struct object *o)
     return latest;
 }
 
+/* ---- sizes ---- */
+
+/* msgpack heads at their widest: array32 5, uint64 9, bin32 5, bool 1 */
+#define MP_ARRAY_MAX 5u
+#define MP_UINT_MAX 9u
+#define MP_BIN_MAX 5u
+
+static size_t sibling_bytes_bound(const struct sibling *s)
+{
+    size_t past = MP_ARRAY_MAX + (size_t)s->past.n * (MP_ARRAY_MAX + 3 * MP_UINT_MAX);
+    return MP_ARRAY_MAX + 4 * MP_UINT_MAX + past + 1 + MP_BIN_MAX + s->value_len;
+}
+
+#define OBJECT_HEAD_BYTES_MAX (2 * MP_ARRAY_MAX + MP_UINT_MAX)
+
+size_t object_bytes_bound(const struct object *o)
+{
+    size_t n = OBJECT_HEAD_BYTES_MAX;
+    for (uint32_t i = 0; i < o->n; i++)
+        n += sibling_bytes_bound(&o->s[i]);
+    return n;
+}
+
 /* ---- update ---- */
 
 /* The highest counter of actor that o or ctx knows. */
@@ -613,23 +637,30 @@ int object_update(struct object *o, const struct vclock *ctx, uint64_t actor, ui
         return RKV_ERR_TOOBIG;
     bool lww = lim->conflict == CONFLICT_LWW;
     uint64_t top = known_counter(o, ctx, actor);
-    if (top == UINT64_MAX)
-        return RKV_ERR_TOOBIG; /* only reachable with forged counters */
+    if (top >= RKV_COUNTER_MAX - 1)
+        return RKV_ERR_TOOBIG; /* decoding refuses such counters */
     uint32_t entries_max = lim->clock_entries_max < RKV_CLOCK_ENTRIES_MAX ? lim->clock_entries_max
                                                                           : RKV_CLOCK_ENTRIES_MAX;
     uint64_t ts = lww ? lww_ts(o, ctx, now_ms) : now_ms;
     uint64_t counter = lww && ts > top + 1 ? ts : top + 1;
+    if (counter >= RKV_COUNTER_MAX)
+        return RKV_ERR_TOOBIG;
     struct sibling ns;
     int rc =
         new_sibling(&ns, ctx, entries_max, actor, counter, ts, value, value_len, expiry_ms, tomb);
     if (rc != RKV_OK)
         return rc;
     uint32_t kept = 0;
-    for (uint32_t i = 0; !lww && i < o->n; i++)
-        kept += !vclock_covers(&ns.past, o->s[i].actor, o->s[i].counter);
+    size_t bytes = OBJECT_HEAD_BYTES_MAX + sibling_bytes_bound(&ns);
+    for (uint32_t i = 0; !lww && i < o->n; i++) {
+        if (vclock_covers(&ns.past, o->s[i].actor, o->s[i].counter))
+            continue;
+        kept++;
+        bytes += sibling_bytes_bound(&o->s[i]);
+    }
     uint32_t siblings_max =
         lim->siblings_max < RKV_SIBLINGS_MAX ? lim->siblings_max : RKV_SIBLINGS_MAX;
-    if (kept + 1 > siblings_max)
+    if (kept + 1 > siblings_max || bytes > lim->object_bytes_max)
         rc = RKV_ERR_TOOBIG;
     else
         rc = obj_reserve(o, kept + 1);
@@ -721,7 +752,8 @@ static int sync_commit(struct object *dst, const struct pick *pk, uint32_t u, ui
 
 /* lww: the newest sibling of either side (dst's on a tie). Compared over
  * every copy, so a newer write wins even if it shares a stale one's dot. */
-static int sync_lww(struct object *dst, const struct object *src, bool *changed)
+static int sync_lww(struct object *dst, const struct object *src,
+                    const struct object_limits *lim, bool *changed)
 {
     const struct sibling *best = NULL;
     uint32_t at = 0;
@@ -734,6 +766,8 @@ static int sync_lww(struct object *dst, const struct object *src, bool *changed)
             best = &src->s[i], in_dst = false;
     if (best == NULL || (in_dst && dst->n == 1))
         return RKV_OK;
+    if (OBJECT_HEAD_BYTES_MAX + sibling_bytes_bound(best) > lim->object_bytes_max)
+        return RKV_ERR_TOOBIG;
     struct sibling keep;
     if (obj_reserve(dst, 1) != RKV_OK)
         return RKV_ERR_NOMEM;
@@ -759,16 +793,22 @@ int object_sync(struct object *dst, const struct object *src, const struct objec
     if (changed)
         *changed = false;
     if (lim->conflict == CONFLICT_LWW)
-        return sync_lww(dst, src, changed);
+        return sync_lww(dst, src, lim, changed);
     uint32_t u = union_dots(dst, src, pk);
     uint32_t k = mark_keep(pk, u);
     if (k > RKV_SIBLINGS_MAX)
         return RKV_ERR_TOOBIG;
     bool differ = false;
-    for (uint32_t i = 0; i < u; i++)
+    size_t bytes = OBJECT_HEAD_BYTES_MAX;
+    for (uint32_t i = 0; i < u; i++) {
         differ |= pk[i].keep != pk[i].in_dst;
+        if (pk[i].keep)
+            bytes += sibling_bytes_bound(pk[i].s);
+    }
     if (!differ)
         return RKV_OK;
+    if (bytes > lim->object_bytes_max)
+        return RKV_ERR_TOOBIG;
     int rc = sync_commit(dst, pk, u, k);
     if (rc == RKV_OK && changed)
         *changed = true;
@@ -910,7 +950,8 @@ static int decode_past(struct mp_reader *r, uint32_t entries_max, struct vclock 
         if (!rd_array_of(r, 3) || !rd_uint(r, &e.actor) || !rd_uint(r, &e.counter) ||
             !rd_uint(r, &e.ts_ms))
             return RKV_ERR_PROTO;
-        if (e.counter == 0 || (i > 0 && vc->e[i - 1].actor >= e.actor))
+        if (e.counter == 0 || e.counter >= RKV_COUNTER_MAX || e.ts_ms >= RKV_COUNTER_MAX ||
+            (i > 0 && vc->e[i - 1].actor >= e.actor))
             return RKV_ERR_PROTO;
         vc->e[vc->n++] = e;
     }
@@ -933,7 +974,9 @@ static int decode_sibling(struct mp_reader *r, const struct object_limits *lim,
         return RKV_ERR_PROTO;
     if (len > lim->value_bytes_max)
         return RKV_ERR_TOOBIG;
-    if (s->counter == 0 || (s->tomb && len) || vclock_covers(&s->past, s->actor, s->counter))
+    if (s->counter == 0 || s->counter >= RKV_COUNTER_MAX || s->ts_ms >= RKV_COUNTER_MAX ||
+        (s->tomb && len) ||
+        vclock_covers(&s->past, s->actor, s->counter))
         return RKV_ERR_PROTO;
     if (len) {
         s->value = rkv_memdup(val, len);

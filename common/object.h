@@ -47,10 +47,14 @@
  *
  * ## Limits and pruning
  *
- * An update that would leave more than siblings_max siblings fails with
- * RKV_ERR_TOOBIG and changes nothing: the client must resolve (put with a
- * context) first; nothing is dropped silently. A merge of replicas keeps
- * every sibling up to RKV_SIBLINGS_MAX and fails past it. A past longer than
+ * An update that would leave more than siblings_max siblings, or an object
+ * over object_bytes_max, fails with RKV_ERR_TOOBIG and changes nothing: the
+ * client must resolve (put with a context) first; nothing is dropped
+ * silently. A merge of replicas keeps every sibling up to RKV_SIBLINGS_MAX
+ * and the size its caller allows (nodes allow twice object_bytes_max, so
+ * two replicas that each took writes up to the limit still converge), and
+ * fails past it. Counters at or above RKV_COUNTER_MAX are refused when
+ * decoded: only a forged context could carry one. A past longer than
  * clock_entries_max is pruned at update time by dropping the entries with
  * the oldest ts_ms, never the coordinator's own: pruning can only make
  * siblings appear (a write no longer covers what it saw), never hide one.
@@ -83,6 +87,7 @@ struct object_limits {
     uint32_t siblings_max;      /* for updates; <= RKV_SIBLINGS_MAX */
     uint32_t clock_entries_max; /* <= RKV_CLOCK_ENTRIES_MAX */
     uint32_t value_bytes_max;   /* per sibling value */
+    uint32_t object_bytes_max;  /* the encoded result of an update or a sync */
     enum conflict_mode conflict;
 };
 
@@ -158,13 +163,16 @@ int object_encode(const struct object *o, struct rkv_buf *out);
 /* The join of every sibling's past and dot: the context a get returns. */
 int object_context(const struct object *o, struct vclock *out);
 
+/* An upper bound of object_encode's output for o (never below it). */
+size_t object_bytes_bound(const struct object *o);
+
 /*
  * The coordinator's write into its local copy o: a new sibling with dot
  * (actor, max known counter of actor + 1) and past ctx (NULL: empty, i.e. a
  * write that saw nothing), which supersedes the siblings ctx covers. In lww
  * mode it replaces every sibling. value is copied; tomb makes a delete (no
- * value). On error o is unchanged: RKV_ERR_TOOBIG (siblings_max, or value
- * over value_bytes_max), RKV_ERR_NOMEM.
+ * value). On error o is unchanged: RKV_ERR_TOOBIG (siblings_max, a value
+ * over value_bytes_max, or a result over object_bytes_max), RKV_ERR_NOMEM.
  */
 int object_update(struct object *o, const struct vclock *ctx, uint64_t actor, uint64_t now_ms,
                   const void *value, size_t value_len, uint64_t expiry_ms, bool tomb,
@@ -175,7 +183,8 @@ int object_update(struct object *o, const struct vclock *ctx, uint64_t actor, ui
  * write wherever it appears), without siblings that another sibling's past
  * covers; in lww mode the single newest sibling. Commutative, associative
  * and idempotent. On error dst is unchanged: RKV_ERR_TOOBIG (more than
- * RKV_SIBLINGS_MAX would remain), RKV_ERR_NOMEM. *changed (may be NULL) says
+ * RKV_SIBLINGS_MAX would remain, or the result would be over
+ * lim->object_bytes_max), RKV_ERR_NOMEM. *changed (may be NULL) says
  * whether dst gained or lost a sibling.
  */
 int object_sync(struct object *dst, const struct object *src, const struct object_limits *lim,

@@ -66,7 +66,8 @@ static void write_config(struct cluster *c, const char *extra_cluster, const cha
     ck_assert_ptr_nonnull(f);
     fprintf(f, "[cluster]\nname = \"test\"\npartitions = 64\nreplicas = 3\n"
                "read_quorum = 2\nwrite_quorum = 2\nvnodes = 32\nrequest_timeout_ms = 1000\n%s\n"
-               "[limits]\nvalue_bytes_max = 2097152\nmessage_bytes_max = 4194304\n%s\n"
+               "[limits]\nvalue_bytes_max = 2097152\nobject_bytes_max = 3145728\n"
+               "message_bytes_max = 7340032\n%s\n"
                "[log]\nlevel = \"info\"\n[security]\nmode = \"%s\"\nkeys_dir = \"keys\"\n",
             extra_cluster ? extra_cluster : "", extra_limits ? extra_limits : "",
             c->plain ? "none" : "curve");

@@ -323,12 +323,14 @@ static bool same_settings(const struct config *a, const struct config *b)
            a->replicas == b->replicas && a->read_quorum == b->read_quorum &&
            a->write_quorum == b->write_quorum && a->vnodes == b->vnodes &&
            a->conflict == b->conflict && a->request_timeout_ms == b->request_timeout_ms &&
+           a->expiry_grace_ms == b->expiry_grace_ms &&
            a->sync == b->sync && a->sync_interval_ms == b->sync_interval_ms &&
            a->file_bytes_max == b->file_bytes_max &&
            a->merge_dead_percent == b->merge_dead_percent &&
            a->merge_dead_bytes_min == b->merge_dead_bytes_min &&
            a->merge_files_max == b->merge_files_max && a->key_bytes_max == b->key_bytes_max &&
            a->value_bytes_max == b->value_bytes_max &&
+           a->object_bytes_max == b->object_bytes_max &&
            a->message_bytes_max == b->message_bytes_max && a->siblings_max == b->siblings_max &&
            a->clock_entries_max == b->clock_entries_max &&
            a->inflight_per_client == b->inflight_per_client &&
@@ -350,6 +352,7 @@ START_TEST(repo_config_loads)
     ck_assert_uint_eq(c->vnodes, 64);
     ck_assert_int_eq(c->conflict, CONFLICT_SIBLINGS);
     ck_assert_uint_eq(c->request_timeout_ms, 1000);
+    ck_assert_uint_eq(c->expiry_grace_ms, 86400000);
     ck_assert_int_eq(c->sync, STORE_SYNC_ALWAYS);
     ck_assert_uint_eq(c->sync_interval_ms, 1000);
     ck_assert_uint_eq(c->file_bytes_max, 128u * 1024 * 1024);
@@ -358,7 +361,8 @@ START_TEST(repo_config_loads)
     ck_assert_uint_eq(c->merge_files_max, 16);
     ck_assert_uint_eq(c->key_bytes_max, 1024);
     ck_assert_uint_eq(c->value_bytes_max, 1024 * 1024);
-    ck_assert_uint_eq(c->message_bytes_max, 4 * 1024 * 1024);
+    ck_assert_uint_eq(c->object_bytes_max, 2 * 1024 * 1024);
+    ck_assert_uint_eq(c->message_bytes_max, 5 * 1024 * 1024);
     ck_assert_uint_eq(c->siblings_max, 64);
     ck_assert_uint_eq(c->clock_entries_max, 64);
     ck_assert_uint_eq(c->inflight_per_client, 1024);
@@ -383,6 +387,7 @@ START_TEST(repo_config_loads)
     ck_assert_uint_eq(lim.siblings_max, 64);
     ck_assert_uint_eq(lim.clock_entries_max, 64);
     ck_assert_uint_eq(lim.value_bytes_max, 1024 * 1024);
+    ck_assert_uint_eq(lim.object_bytes_max, 2 * 1024 * 1024);
     ck_assert_int_eq(lim.conflict, CONFLICT_SIBLINGS);
     /* the file spells out every default */
     struct config d;
@@ -417,11 +422,12 @@ START_TEST(every_key_can_be_set)
     /* every key set to a non-default value (ports clash first) */
     const char *text = "[cluster]\nname = \"prod-1.eu_west\"\npartitions = 1024\nreplicas = 2\n"
                        "read_quorum = 1\nwrite_quorum = 1\nvnodes = 8\nconflict = \"lww\"\n"
-                       "request_timeout_ms = 250\n"
+                       "request_timeout_ms = 250\nexpiry_grace_ms = 0\n"
                        "[storage]\nsync = \"interval\"\nsync_interval_ms = 50\n"
                        "file_bytes_max = 4096\nmerge_dead_percent = 0\n"
                        "merge_dead_bytes_min = 0\nmerge_files_max = 2\n"
-                       "[limits]\nkey_bytes_max = 65535\nvalue_bytes_max = 67108864\n"
+                       "[limits]\nkey_bytes_max = 65535\nvalue_bytes_max = 33488896\n"
+                       "object_bytes_max = 33554432\n"
                        "message_bytes_max = 68157440\nsiblings_max = 256\n"
                        "clock_entries_max = 1\ninflight_per_client = 1\nqueue_depth_max = 1\n"
                        "[log]\nlevel = \"off\"\n" NODE("a", 1, 65535) NODE("b", 1, 2);
@@ -431,11 +437,12 @@ START_TEST(every_key_can_be_set)
                   "%s", e.msg);
     text = "[cluster]\nname = \"prod-1.eu_west\"\npartitions = 1024\nreplicas = 2\n"
            "read_quorum = 1\nwrite_quorum = 1\nvnodes = 8\nconflict = \"lww\"\n"
-           "request_timeout_ms = 250\n"
+           "request_timeout_ms = 250\nexpiry_grace_ms = 0\n"
            "[storage]\nsync = \"interval\"\nsync_interval_ms = 50\n"
            "file_bytes_max = 4096\nmerge_dead_percent = 0\n"
            "merge_dead_bytes_min = 0\nmerge_files_max = 2\n"
-           "[limits]\nkey_bytes_max = 65535\nvalue_bytes_max = 67108864\n"
+           "[limits]\nkey_bytes_max = 65535\nvalue_bytes_max = 33488896\n"
+           "object_bytes_max = 33554432\n"
            "message_bytes_max = 68157440\nsiblings_max = 256\n"
            "clock_entries_max = 1\ninflight_per_client = 1\nqueue_depth_max = 1\n"
            "[log]\nlevel = \"off\"\n" NODE("a", 1, 65535) NODE("b", 3, 2);
@@ -448,6 +455,7 @@ START_TEST(every_key_can_be_set)
     ck_assert_uint_eq(c->vnodes, 8);
     ck_assert_int_eq(c->conflict, CONFLICT_LWW);
     ck_assert_uint_eq(c->request_timeout_ms, 250);
+    ck_assert_uint_eq(c->expiry_grace_ms, 0);
     ck_assert_int_eq(c->sync, STORE_SYNC_INTERVAL);
     ck_assert_uint_eq(c->sync_interval_ms, 50);
     ck_assert_uint_eq(c->file_bytes_max, 4096);
@@ -455,7 +463,8 @@ START_TEST(every_key_can_be_set)
     ck_assert_uint_eq(c->merge_dead_bytes_min, 0);
     ck_assert_uint_eq(c->merge_files_max, 2);
     ck_assert_uint_eq(c->key_bytes_max, 65535);
-    ck_assert_uint_eq(c->value_bytes_max, RKV_VALUE_BYTES_MAX);
+    ck_assert_uint_eq(c->value_bytes_max, RKV_OBJECT_BYTES_MAX - CONFIG_MESSAGE_OVERHEAD_BYTES);
+    ck_assert_uint_eq(c->object_bytes_max, RKV_OBJECT_BYTES_MAX);
     ck_assert_uint_eq(c->message_bytes_max, 68157440);
     ck_assert_uint_eq(c->siblings_max, 256);
     ck_assert_uint_eq(c->clock_entries_max, 1);
@@ -468,7 +477,8 @@ START_TEST(every_key_can_be_set)
     ck_assert_int_eq(lim.conflict, CONFLICT_LWW);
     ck_assert_uint_eq(lim.siblings_max, 256);
     ck_assert_uint_eq(lim.clock_entries_max, 1);
-    ck_assert_uint_eq(lim.value_bytes_max, RKV_VALUE_BYTES_MAX);
+    ck_assert_uint_eq(lim.value_bytes_max, RKV_OBJECT_BYTES_MAX - CONFIG_MESSAGE_OVERHEAD_BYTES);
+    ck_assert_uint_eq(lim.object_bytes_max, RKV_OBJECT_BYTES_MAX);
     config_free(c);
 }
 END_TEST
@@ -621,10 +631,19 @@ static const struct bad_config bad_configs[] = {
     {"value over the ceiling", "[limits]\nvalue_bytes_max = 67108865\n" NODES3, RKV_ERR_CONFIG,
      "cluster.toml:2:19: limits.value_bytes_max: 67108865 is out of range (1..67108864)"},
     {"message too small", "[limits]\nmessage_bytes_max = 1048576\n" NODES3, RKV_ERR_CONFIG,
-     "cluster.toml:2:21: limits.message_bytes_max: 1048576 is less than limits.value_bytes_max "
-     "(1048576) + limits.key_bytes_max (1024) + 65536 bytes of message overhead (1115136)"},
-    {"default message too small", "[limits]\nvalue_bytes_max = 8388608\n" NODES3, RKV_ERR_CONFIG,
-     "cluster.toml:1:1: limits.message_bytes_max: 4194304 (the default) is less than"},
+     "cluster.toml:2:21: limits.message_bytes_max: 1048576 is less than 2 x "
+     "limits.object_bytes_max (2097152) + limits.key_bytes_max (1024) + 65536 bytes of message "
+     "overhead (4260864)"},
+    {"default message too small", "[limits]\nobject_bytes_max = 4194304\n" NODES3,
+     RKV_ERR_CONFIG, "cluster.toml:1:1: limits.message_bytes_max: 5242880 (the default) is less "
+     "than"},
+    {"object too small", "[limits]\nobject_bytes_max = 1048576\n" NODES3, RKV_ERR_CONFIG,
+     "cluster.toml:2:20: limits.object_bytes_max: 1048576 is less than limits.value_bytes_max "
+     "(1048576) + 65536 bytes of object overhead (1114112)"},
+    {"default object too small", "[limits]\nvalue_bytes_max = 8388608\n" NODES3, RKV_ERR_CONFIG,
+     "cluster.toml:1:1: limits.object_bytes_max: 2097152 (the default) is less than"},
+    {"object over the ceiling", "[limits]\nobject_bytes_max = 33554433\n" NODES3, RKV_ERR_CONFIG,
+     "cluster.toml:2:20: limits.object_bytes_max: 33554433 is out of range (1..33554432)"},
     {"siblings over the ceiling", "[limits]\nsiblings_max = 257\n" NODES3, RKV_ERR_CONFIG,
      "cluster.toml:2:16: limits.siblings_max: 257 is out of range (1..256)"},
     {"clock entries over the ceiling", "[limits]\nclock_entries_max = 257\n" NODES3, RKV_ERR_CONFIG,

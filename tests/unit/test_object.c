@@ -450,6 +450,108 @@ START_TEST(sync_ceiling)
 }
 END_TEST
 
+/* object_bytes_max holds updates and syncs to a size; the bound it is
+ * checked with is never below the real encoding. */
+START_TEST(object_bytes_cap)
+{
+    struct object_limits lim = limits(CONFLICT_SIBLINGS);
+    static char big[1000];
+    memset(big, 'x', sizeof big);
+    struct object o;
+    object_init(&o);
+    struct rkv_buf b = {0};
+    for (uint64_t actor = 1; actor <= 5; actor++) {
+        ck_assert_int_eq(object_update(&o, NULL, actor, actor, big, sizeof big, 0, false, &lim),
+                         RKV_OK);
+        b.len = 0;
+        ck_assert_int_eq(object_encode(&o, &b), RKV_OK);
+        ck_assert_uint_ge(object_bytes_bound(&o), b.len);
+        ck_assert_uint_le(object_bytes_bound(&o), b.len + 200 * o.n + 64);
+    }
+    /* room for five siblings, not six */
+    lim.object_bytes_max = (uint32_t)object_bytes_bound(&o) + 100;
+    struct rkv_buf before = enc(&o);
+    ck_assert_int_eq(object_update(&o, NULL, 6, 6, big, sizeof big, 0, false, &lim),
+                     RKV_ERR_TOOBIG);
+    ck_assert(encodes_to(&o, &before));
+    /* a write that supersedes them all fits */
+    struct vclock ctx;
+    vclock_init(&ctx);
+    ck_assert_int_eq(object_context(&o, &ctx), RKV_OK);
+    struct object p;
+    copy(&p, &o);
+    ck_assert_int_eq(object_update(&p, &ctx, 6, 6, big, sizeof big, 0, false, &lim), RKV_OK);
+    ck_assert_uint_eq(p.n, 1);
+    /* a sync whose union is over the cap fails and changes nothing */
+    struct object q;
+    concurrent(&q, 1, 100, &lim);
+    ck_assert_int_eq(object_update(&q, NULL, 100, 9, big, sizeof big, 0, false, &lim), RKV_OK);
+    bool changed = true;
+    ck_assert_int_eq(object_sync(&o, &q, &lim, &changed), RKV_ERR_TOOBIG);
+    ck_assert(!changed && encodes_to(&o, &before));
+    /* under twice the cap, as nodes allow their replicas, it converges */
+    lim.object_bytes_max *= 2;
+    sync_ok(&o, &q, &lim);
+    ck_assert_uint_eq(o.n, 7);
+    /* lww keeps one sibling, which must fit too */
+    struct object_limits lww = limits(CONFLICT_LWW);
+    lww.object_bytes_max = 64;
+    struct object r;
+    object_init(&r);
+    ck_assert_int_eq(object_sync(&r, &p, &lww, &changed), RKV_ERR_TOOBIG);
+    ck_assert_uint_eq(r.n, 0);
+    rkv_buf_free(&b);
+    rkv_buf_free(&before);
+    vclock_free(&ctx);
+    object_free(&o);
+    object_free(&p);
+    object_free(&q);
+    object_free(&r);
+}
+END_TEST
+
+/* Counters at RKV_COUNTER_MAX or above only come from forged contexts:
+ * they are refused when decoded, and an update never makes one. */
+START_TEST(counter_ceiling)
+{
+    struct object_limits lim = limits(CONFLICT_SIBLINGS);
+    struct vclock ctx, back;
+    vclock_init(&ctx);
+    vclock_init(&back);
+    struct rkv_buf b = {0};
+    vc_add(&ctx, 7, RKV_COUNTER_MAX - 1, 1);
+    ck_assert_int_eq(context_encode(&ctx, &b), RKV_OK);
+    ck_assert_int_eq(context_decode(b.data, b.len, &lim, &back), RKV_OK);
+    b.len = 0;
+    vc_add(&ctx, 7, RKV_COUNTER_MAX, 1);
+    ck_assert_int_eq(context_encode(&ctx, &b), RKV_OK);
+    ck_assert_int_eq(context_decode(b.data, b.len, &lim, &back), RKV_ERR_PROTO);
+    /* the same in a stored object's past */
+    struct object o;
+    object_init(&o);
+    ck_assert_int_eq(object_update(&o, &ctx, 1, 1, "v", 1, 0, false, &lim), RKV_OK);
+    b.len = 0;
+    ck_assert_int_eq(object_encode(&o, &b), RKV_OK);
+    struct object d;
+    object_init(&d);
+    ck_assert_int_eq(object_decode(b.data, b.len, &lim, &d), RKV_ERR_PROTO);
+    /* an update whose counter would reach the ceiling fails */
+    struct vclock top;
+    vclock_init(&top);
+    vc_add(&top, 1, RKV_COUNTER_MAX - 1, 1);
+    struct rkv_buf before = enc(&o);
+    ck_assert_int_eq(object_update(&o, &top, 1, 2, "w", 1, 0, false, &lim), RKV_ERR_TOOBIG);
+    ck_assert(encodes_to(&o, &before));
+    rkv_buf_free(&b);
+    rkv_buf_free(&before);
+    vclock_free(&ctx);
+    vclock_free(&back);
+    vclock_free(&top);
+    object_free(&o);
+    object_free(&d);
+}
+END_TEST
+
 START_TEST(pruning_keeps_own_and_adds)
 {
     /* The context names five actors; the limit is three. The own actor (1)
@@ -1607,6 +1709,8 @@ int main(void)
     tcase_add_test(upd, update_errors);
     tcase_add_test(upd, siblings_cap);
     tcase_add_test(upd, sync_ceiling);
+    tcase_add_test(upd, object_bytes_cap);
+    tcase_add_test(upd, counter_ceiling);
     tcase_add_test(upd, pruning_keeps_own_and_adds);
     tcase_add_test(upd, lww_basics);
     tcase_add_test(upd, lww_dots_not_reused);
