@@ -3,9 +3,9 @@
  *
  * Requests live in a slot table; a request id is (generation << 32 | slot),
  * so a reply that arrives after its request was freed and the slot reused
- * is recognised and ignored. Deadlines sit in a binary min-heap ordered by
- * (deadline, sequence); entries of requests that finished early are
- * skipped when they surface (lazy deletion).
+ * is recognised and ignored. Deadlines sit in a binary min-heap of the live
+ * requests ordered by (deadline, sequence); each request knows its place in
+ * it, so a request that finishes early leaves the heap at once.
  *
  * States of a request (per replica: PENDING -> OK | NOTFOUND | FAILED):
  *   GET:  waiting for R -> answered -> waiting for the rest -> repair, free
@@ -37,6 +37,8 @@ struct creq {
     uint64_t client;
     uint64_t client_rid;
     uint64_t deadline;
+    uint64_t seq;            /* creation order, for equal deadlines */
+    size_t heap_pos;
     uint16_t partition;
     uint32_t need;
     uint32_t n;
@@ -52,12 +54,6 @@ struct creq {
     char errmsg[160];
 };
 
-struct heap_entry {
-    uint64_t deadline;
-    uint64_t seq;
-    uint64_t id;
-};
-
 struct coord {
     struct coord_options opt;
     const struct ring *ring;
@@ -69,7 +65,7 @@ struct coord {
     uint32_t *free_slots;
     size_t n_free, cap_free;
     size_t live;
-    struct heap_entry *heap;
+    struct creq **heap;      /* the live requests, by deadline */
     size_t n_heap, cap_heap;
     uint64_t seq;
     struct coord_out *out;
@@ -77,6 +73,13 @@ struct coord {
     struct rkv_buf scratch;
     struct coord_stats stats;
 };
+
+/* Frees b's memory if it grew past what is worth keeping for reuse. */
+static void buf_trim(struct rkv_buf *b)
+{
+    if (b->cap > COORD_KEEP_BYTES)
+        rkv_buf_free(b);
+}
 
 /* ---- outbox ---- */
 
@@ -108,6 +111,9 @@ struct coord_out *coord_outbox(struct coord *c, size_t *n)
 
 void coord_outbox_clear(struct coord *c)
 {
+    for (size_t i = 0; i < c->n_out; i++)
+        buf_trim(&c->out[i].msg);
+    buf_trim(&c->scratch);
     c->n_out = 0;
 }
 
@@ -128,47 +134,64 @@ static struct creq *req_find(struct coord *c, uint64_t id)
     return r->used && r->gen == (uint32_t)(id >> 32) ? r : NULL;
 }
 
-static void heap_swap(struct heap_entry *a, struct heap_entry *b)
-{
-    struct heap_entry t = *a;
-    *a = *b;
-    *b = t;
-}
-
-static bool heap_less(const struct heap_entry *a, const struct heap_entry *b)
+static bool heap_less(const struct creq *a, const struct creq *b)
 {
     return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
-static int heap_push(struct coord *c, uint64_t deadline, uint64_t id)
+static void heap_place(struct coord *c, size_t i, struct creq *r)
+{
+    c->heap[i] = r;
+    r->heap_pos = i;
+}
+
+static void heap_up(struct coord *c, size_t i)
+{
+    struct creq *r = c->heap[i];
+    while (i > 0 && heap_less(r, c->heap[(i - 1) / 2])) {
+        heap_place(c, i, c->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_place(c, i, r);
+}
+
+static void heap_down(struct coord *c, size_t i)
+{
+    struct creq *r = c->heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= c->n_heap)
+            break;
+        if (l + 1 < c->n_heap && heap_less(c->heap[l + 1], c->heap[l]))
+            m = l + 1;
+        if (!heap_less(c->heap[m], r))
+            break;
+        heap_place(c, i, c->heap[m]);
+        i = m;
+    }
+    heap_place(c, i, r);
+}
+
+static int heap_push(struct coord *c, struct creq *r)
 {
     void *h = c->heap;
     if (rkv_grow(&h, &c->cap_heap, c->n_heap + 1, sizeof *c->heap) != RKV_OK)
         return RKV_ERR_NOMEM;
     c->heap = h;
-    size_t i = c->n_heap++;
-    c->heap[i] = (struct heap_entry){.deadline = deadline, .seq = c->seq++, .id = id};
-    while (i > 0 && heap_less(&c->heap[i], &c->heap[(i - 1) / 2])) {
-        heap_swap(&c->heap[i], &c->heap[(i - 1) / 2]);
-        i = (i - 1) / 2;
-    }
+    heap_place(c, c->n_heap++, r);
+    heap_up(c, r->heap_pos);
     return RKV_OK;
 }
 
-static void heap_pop(struct coord *c)
+static void heap_remove(struct coord *c, struct creq *r)
 {
-    c->heap[0] = c->heap[--c->n_heap];
-    for (size_t i = 0;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < c->n_heap && heap_less(&c->heap[l], &c->heap[m]))
-            m = l;
-        if (l + 1 < c->n_heap && heap_less(&c->heap[l + 1], &c->heap[m]))
-            m = l + 1;
-        if (m == i)
-            break;
-        heap_swap(&c->heap[i], &c->heap[m]);
-        i = m;
-    }
+    size_t i = r->heap_pos;
+    struct creq *last = c->heap[--c->n_heap];
+    if (i == c->n_heap)
+        return;
+    heap_place(c, i, last);
+    heap_down(c, i);
+    heap_up(c, last->heap_pos);
 }
 
 /* A fresh request, or NULL (BUSY or out of memory). */
@@ -207,7 +230,8 @@ static struct creq *req_alloc(struct coord *c, uint8_t type, uint64_t deadline)
     r->key.len = r->value.len = r->written.len = 0;
     r->ctx.n = 0;
     r->expiry_ms = 0;
-    if (heap_push(c, deadline, req_id(c, r)) != RKV_OK) {
+    r->seq = c->seq++;
+    if (heap_push(c, r) != RKV_OK) {
         r->used = false;
         c->free_slots[c->n_free++] = (uint32_t)slot;
         return NULL;
@@ -218,6 +242,14 @@ static struct creq *req_alloc(struct coord *c, uint8_t type, uint64_t deadline)
 
 static void req_free(struct coord *c, struct creq *r)
 {
+    heap_remove(c, r);
+    for (uint32_t k = 0; k < RKV_REPLICAS_MAX; k++)
+        buf_trim(&r->objs[k]);
+    buf_trim(&r->key);
+    buf_trim(&r->value);
+    buf_trim(&r->written);
+    if (r->ctx.cap > RKV_CLOCK_ENTRIES_MAX)
+        vclock_free(&r->ctx);
     r->used = false;
     c->free_slots[c->n_free++] = r->slot;
     c->live--;
@@ -244,8 +276,18 @@ static void reply(struct coord *c, uint64_t client, uint64_t rid, const struct c
     if (o == NULL)
         return;
     o->client = client;
-    if (wire_encode_reply(&o->msg, rid, c->epoch, status, message, names, n, repaired, payload,
-                          payload_len) != RKV_OK)
+    int rc = wire_encode_reply(&o->msg, rid, c->epoch, status, message, names, n, repaired,
+                               payload, payload_len);
+    if (rc == RKV_OK && c->opt.message_bytes_max && o->msg.len > c->opt.message_bytes_max) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the reply (%zu bytes) would exceed message_bytes_max (%u): "
+                 "the key's siblings are too large to send; write it with a context",
+                 o->msg.len, c->opt.message_bytes_max);
+        o->msg.len = 0;
+        rc = wire_encode_reply(&o->msg, rid, c->epoch, RKV_ERR_TOOBIG, msg, names, n, false, NULL,
+                               0);
+    }
+    if (rc != RKV_OK)
         c->n_out--; /* out of memory: the client's own deadline answers it */
 }
 
@@ -575,6 +617,13 @@ void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struc
                     type == CR_GET ? "r" : "w", m->quorum, n);
         return;
     }
+    if (m->timeout_ms > RKV_TIMEOUT_MS_MAX || m->ttl_ms > RKV_TTL_MS_MAX) {
+        reply_error(c, client, m->id, NULL, RKV_ERR_INVAL,
+                    "%s is over its limit (timeout_ms %u, ttl_ms %llu)",
+                    m->timeout_ms > RKV_TIMEOUT_MS_MAX ? "timeout_ms" : "ttl_ms",
+                    RKV_TIMEOUT_MS_MAX, (unsigned long long)RKV_TTL_MS_MAX);
+        return;
+    }
     uint32_t part = ring_partition(c->ring, ring_hash_key(m->key.p, m->key.len));
     uint64_t timeout = m->timeout_ms ? m->timeout_ms : c->opt.timeout_ms;
     if (type != CR_GET && !ring_in_preflist(c->ring, part, c->opt.self)) {
@@ -612,6 +661,16 @@ void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struc
         rc = context_decode(m->context.p, m->context.len, &ctx_lim, &r->ctx);
         if (rc != RKV_OK) {
             reply_error(c, client, m->id, NULL, rc, "bad context: %s", rkv_strerror(rc));
+            req_free(c, r);
+            return;
+        }
+        for (uint32_t i = 0; i < r->ctx.n; i++) {
+            if (r->ctx.e[i].ts_ms <= now + RKV_CONTEXT_AHEAD_MS_MAX)
+                continue;
+            reply_error(c, client, m->id, NULL, RKV_ERR_INVAL,
+                        "bad context: a version from %llu ms in the future (clocks may be "
+                        "skewed by at most %u ms)",
+                        (unsigned long long)(r->ctx.e[i].ts_ms - now), RKV_CONTEXT_AHEAD_MS_MAX);
             req_free(c, r);
             return;
         }
@@ -713,12 +772,8 @@ void coord_on_reply(struct coord *c, uint64_t now, uint32_t from, const struct w
 
 void coord_tick(struct coord *c, uint64_t now)
 {
-    while (c->n_heap && c->heap[0].deadline <= now) {
-        struct heap_entry e = c->heap[0];
-        heap_pop(c);
-        struct creq *r = req_find(c, e.id);
-        if (r == NULL || r->deadline != e.deadline)
-            continue;
+    while (c->n_heap && c->heap[0]->deadline <= now) {
+        struct creq *r = c->heap[0]; /* every path below frees it */
         if (r->type == CR_FWD) {
             reply_error(c, r->client, r->client_rid, NULL, RKV_ERR_UNAVAILABLE,
                         "forwarded to %s, which did not answer in time",
@@ -736,7 +791,7 @@ void coord_tick(struct coord *c, uint64_t now)
 
 uint64_t coord_next_deadline(const struct coord *c)
 {
-    return c->n_heap ? c->heap[0].deadline : UINT64_MAX;
+    return c->n_heap ? c->heap[0]->deadline : UINT64_MAX;
 }
 
 /* ---- lifecycle ---- */
@@ -806,6 +861,12 @@ bool coord_invariants_ok(const struct coord *c)
             return false;
         if (r->answered && r->type != CR_GET)
             return false; /* answered writes are freed at once */
+        if (r->heap_pos >= c->n_heap || c->heap[r->heap_pos] != r)
+            return false;
     }
-    return used == c->live && used + c->n_free == c->n_reqs && c->live <= c->opt.inflight_max;
+    for (size_t i = 1; i < c->n_heap; i++)
+        if (heap_less(c->heap[i], c->heap[(i - 1) / 2]))
+            return false;
+    return used == c->live && c->n_heap == c->live && used + c->n_free == c->n_reqs &&
+           c->live <= c->opt.inflight_max;
 }

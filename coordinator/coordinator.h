@@ -34,11 +34,17 @@
  *   that cannot be reached any more, or is not reached by the deadline, is
  *   RKV_ERR_QUORUM with a message naming who answered and who did not.
  *   Bad requests (R or W out of 1..N, oversized key or value, a malformed
- *   context) are refused before anything is sent.
+ *   context, a context from more than RKV_CONTEXT_AHEAD_MS_MAX in the
+ *   future, a timeout over RKV_TIMEOUT_MS_MAX or a ttl over RKV_TTL_MS_MAX)
+ *   are refused before anything is sent. A reply that would be larger than
+ *   message_bytes_max (the siblings of a get) is sent as RKV_ERR_TOOBIG.
  *
  * Invariants: a request is answered exactly once; its state is freed when
- * it has nothing left to do (answered and, for gets, repair decided); at
- * most inflight_max requests exist; equal deadlines fire in creation order.
+ * it has nothing left to do (answered and, for gets, repair decided), and
+ * its deadline with it; at most inflight_max requests exist; equal
+ * deadlines fire in creation order. Memory: a freed request keeps buffers
+ * up to COORD_KEEP_BYTES for reuse and returns larger ones, and so does the
+ * outbox when cleared: a burst of large values does not stay allocated.
  */
 #ifndef RKV_COORDINATOR_H
 #define RKV_COORDINATOR_H
@@ -54,6 +60,8 @@
 
 struct coord;
 
+#define COORD_KEEP_BYTES (64u * 1024)
+
 struct coord_options {
     uint64_t actor;             /* this node's vector-clock actor */
     uint32_t self;              /* this node's member index in the ring */
@@ -61,6 +69,7 @@ struct coord_options {
     uint32_t timeout_ms;        /* default deadline of a request */
     uint32_t key_bytes_max;
     uint32_t inflight_max;      /* requests at once; more are refused BUSY */
+    uint32_t message_bytes_max; /* a reply larger than this is an error instead */
     struct object_limits limits;
 };
 

@@ -12,6 +12,7 @@
 #include "coordinator/coordinator.h"
 #include "common/alloc.h"
 #include "common/codec.h"
+#include "common/limits.h"
 #include "tests/support/testutil.h"
 
 #define NODES 4
@@ -501,6 +502,122 @@ START_TEST(bad_requests_are_refused_before_sending)
 }
 END_TEST
 
+/* Sends a request as built by the caller (b holds its frame). */
+static void client_raw(struct harness *h, uint64_t client, struct rkv_buf *b)
+{
+    struct wire_msg m;
+    ck_assert_int_eq(wire_decode(b->data, b->len, &m), RKV_OK);
+    coord_on_client(h->c, h->now, client, &m, b->data, b->len, false);
+    rkv_buf_free(b);
+    run_outbox(h);
+}
+
+/* Timeouts and ttls past their limits, and contexts from the future, are
+ * refused before anything is sent; the limits themselves are accepted. */
+START_TEST(limits_of_a_request)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    int k = key_with_self(&h, true);
+    const char *key = h.keys[k];
+    struct rkv_buf b = {0};
+    wire_encode_get(&b, 1, 0, key, strlen(key), 0, RKV_TIMEOUT_MS_MAX + 1);
+    client_raw(&h, 1, &b);
+    wire_encode_put(&b, 2, 0, key, strlen(key), "v", 1, NULL, 0, 0, 0, RKV_TTL_MS_MAX + 1);
+    client_raw(&h, 2, &b);
+    struct vclock vc;
+    vclock_init(&vc);
+    ck_assert_int_eq(vclock_bump(&vc, 0xB2, 3, h.now + RKV_CONTEXT_AHEAD_MS_MAX + 1), RKV_OK);
+    struct rkv_buf ctx = {0};
+    ck_assert_int_eq(context_encode(&vc, &ctx), RKV_OK);
+    wire_encode_put(&b, 3, 0, key, strlen(key), "v", 1, ctx.data, ctx.len, 0, 0, 0);
+    client_raw(&h, 3, &b);
+    int count;
+    for (uint64_t id = 1; id <= 3; id++) {
+        struct wire_msg m = reply_for(&h, id, &count);
+        ck_assert_int_eq(count, 1);
+        ck_assert_uint_eq(m.status, RKV_ERR_INVAL);
+    }
+    ck_assert_uint_eq(h.n_pending, 0);
+    /* at the limits: accepted */
+    vc.n = 0;
+    ck_assert_int_eq(vclock_bump(&vc, 0xB2, 3, h.now + RKV_CONTEXT_AHEAD_MS_MAX), RKV_OK);
+    ctx.len = 0;
+    ck_assert_int_eq(context_encode(&vc, &ctx), RKV_OK);
+    wire_encode_put(&b, 4, 0, key, strlen(key), "v", 1, ctx.data, ctx.len, 0,
+                    RKV_TIMEOUT_MS_MAX, RKV_TTL_MS_MAX);
+    client_raw(&h, 4, &b);
+    commit(&h);
+    deliver(&h, 0);
+    struct wire_msg m = reply_for(&h, 4, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    rkv_buf_free(&ctx);
+    vclock_free(&vc);
+    harness_free(&h);
+}
+END_TEST
+
+/* A request answered at once leaves the deadline heap at once: a client
+ * asking for hour-long deadlines cannot grow the node's memory. */
+START_TEST(answered_requests_leave_the_deadline_heap)
+{
+    struct harness h;
+    harness_init(&h, 3, 16);
+    int k = key_with_self(&h, true);
+    const char *key = h.keys[k];
+    for (uint64_t id = 1; id <= 20000; id++) {
+        struct rkv_buf b = {0};
+        wire_encode_get(&b, id, 0, key, strlen(key), 1, RKV_TIMEOUT_MS_MAX);
+        client_raw(&h, id, &b); /* R=1: the local reply answers it */
+        while (h.n_pending) /* and the others' replies end it */
+            deliver(&h, h.n_pending - 1);
+        struct coord_stats st;
+        coord_stats(h.c, &st);
+        ck_assert_uint_eq(st.inflight, 0);
+        ck_assert_uint_eq(coord_next_deadline(h.c), UINT64_MAX);
+        for (size_t i = 0; i < h.n_replies; i++)
+            rkv_buf_free(&h.replies[i].bytes);
+        h.n_replies = 0;
+    }
+    harness_free(&h);
+}
+END_TEST
+
+/* A get whose siblings would not fit in message_bytes_max is an error, not
+ * a frame the client's socket would drop. */
+START_TEST(oversized_reply_is_toobig)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    coord_free(h.c);
+    struct coord_options o = {
+        .actor = 0xA1, .self = h.self, .default_r = 2, .default_w = 2, .timeout_ms = 1000,
+        .key_bytes_max = 64, .inflight_max = 100, .message_bytes_max = 600, .limits = h.lim,
+    };
+    ck_assert_int_eq(coord_new(&o, h.ring, &h.c), RKV_OK);
+    int k = key_with_self(&h, true);
+    char v[300];
+    memset(v, 'v', sizeof v - 1);
+    v[sizeof v - 1] = '\0';
+    for (uint64_t id = 1; id <= 2; id++) { /* two siblings of 299 bytes */
+        client_put(&h, id, k, v, 3, NULL, 0);
+        commit(&h);
+        while (h.n_pending)
+            deliver(&h, 0);
+    }
+    client_get(&h, 3, k, 3);
+    while (h.n_pending)
+        deliver(&h, 0);
+    int count;
+    struct wire_msg m = reply_for(&h, 3, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_ERR_TOOBIG);
+    ck_assert_ptr_nonnull(strstr((const char *)m.message.p, "message_bytes_max"));
+    harness_free(&h);
+}
+END_TEST
+
 START_TEST(writes_outside_the_preflist_are_forwarded)
 {
     struct harness h;
@@ -688,6 +805,9 @@ int main(void)
     tcase_add_test(tc, late_replies_are_read_repaired);
     tcase_add_test(tc, siblings_and_context);
     tcase_add_test(tc, bad_requests_are_refused_before_sending);
+    tcase_add_test(tc, limits_of_a_request);
+    tcase_add_test(tc, answered_requests_leave_the_deadline_heap);
+    tcase_add_test(tc, oversized_reply_is_toobig);
     tcase_add_test(tc, writes_outside_the_preflist_are_forwarded);
     tcase_add_test(tc, inflight_limit);
     tcase_add_test(tc, many_writes_in_one_turn);
