@@ -77,6 +77,7 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"replica_errors", n->stats.replica_errors},
         {"send_failures", n->stats.send_failures},
         {"commits", n->stats.commits},
+        {"epoch_refused", n->stats.epoch_refused},
         {"peer_frames_sent", n->stats.frames_sent},
         {"peer_messages_sent", n->stats.messages_sent},
         {"store_keys", ss.keys},

@@ -62,16 +62,17 @@ static bool is_client_request(uint32_t type)
            type == WIRE_RING || type == WIRE_STATS;
 }
 
-static void reply_direct(struct node *n, const void *rid, size_t rid_len, uint64_t id, int status,
-                         const char *msg)
+/* Answers a client request that gets no reply route (malformed, refused
+ * busy, or while shutting down): straight to its connection. */
+static void reply_unrouted(struct node *n, const void *rid, size_t rid_len, uint64_t id,
+                           int status, const char *msg)
 {
     n->buf.len = 0;
     if (wire_encode_reply(&n->buf, id, ring_epoch(n->ring), status, msg, NULL, 0, false, NULL,
-                          0) != RKV_OK)
-        return;
-    uint64_t token = node_client_token(n, rid, rid_len, -1, 0);
-    if (token < NODE_TOKEN_CLIENT_BUSY)
-        node_send_client(n, token, n->buf.data, n->buf.len);
+                          0) != RKV_OK ||
+        zmq_send(n->client_sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(n->client_sock, n->buf.data, n->buf.len, ZMQ_DONTWAIT) < 0)
+        n->stats.send_failures++;
 }
 
 static void on_client(struct node *n, const void *rid, size_t rid_len, const uint8_t *frame,
@@ -81,12 +82,12 @@ static void on_client(struct node *n, const void *rid, size_t rid_len, const uin
     struct wire_msg m;
     if (wire_decode(frame, len, &m) != RKV_OK || !is_client_request(m.type)) {
         n->stats.bad_requests++;
-        reply_direct(n, rid, rid_len, m.id, RKV_ERR_PROTO,
-                     "malformed request (see docs/protocol.md)");
+        reply_unrouted(n, rid, rid_len, m.id, RKV_ERR_PROTO,
+                       "malformed request (see docs/protocol.md)");
         return;
     }
     if (n->stopping) {
-        reply_direct(n, rid, rid_len, m.id, RKV_ERR_UNAVAILABLE, "node is shutting down");
+        reply_unrouted(n, rid, rid_len, m.id, RKV_ERR_UNAVAILABLE, "node is shutting down");
         return;
     }
     uint64_t token = node_client_token(n, rid, rid_len, -1, 0);
@@ -100,11 +101,7 @@ static void on_client(struct node *n, const void *rid, size_t rid_len, const uin
             snprintf(msg, sizeof msg, "inflight_per_client (%u) requests in flight on this "
                      "connection", n->cfg->inflight_per_client);
         n->stats.refused_busy++;
-        n->buf.len = 0;
-        if (wire_encode_reply(&n->buf, m.id, ring_epoch(n->ring), RKV_ERR_BUSY, msg, NULL, 0,
-                              false, NULL, 0) == RKV_OK &&
-            zmq_send(n->client_sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-            zmq_send(n->client_sock, n->buf.data, n->buf.len, ZMQ_DONTWAIT);
+        reply_unrouted(n, rid, rid_len, m.id, RKV_ERR_BUSY, msg);
         return;
     }
     if (m.type == WIRE_GET || m.type == WIRE_PUT || m.type == WIRE_DEL)
@@ -113,11 +110,63 @@ static void on_client(struct node *n, const void *rid, size_t rid_len, const uin
         node_admin(n, token, &m);
 }
 
+/* Answers a peer's request with an error right away. A FORWARD's answer
+ * is a FORWARD_REPLY holding the REPLY for the forwarder's client. */
+static void refuse_peer(struct node *n, uint32_t member, const struct wire_msg *m, int status,
+                        const char *msg)
+{
+    n->buf.len = 0;
+    int rc;
+    if (m->type == WIRE_FORWARD) {
+        struct wire_msg inner;
+        uint64_t id = wire_decode(m->inner.p, m->inner.len, &inner) == RKV_OK ? inner.id : 0;
+        n->tmp.len = 0;
+        rc = wire_encode_reply(&n->tmp, id, ring_epoch(n->ring), status, msg, NULL, 0, false,
+                               NULL, 0);
+        if (rc == RKV_OK)
+            rc = wire_encode_wrapped(&n->buf, WIRE_FORWARD_REPLY, m->id, ring_epoch(n->ring),
+                                     n->tmp.data, n->tmp.len);
+    } else {
+        rc = wire_encode_replica_reply(&n->buf, m->id, ring_epoch(n->ring), status, NULL, 0);
+    }
+    if (rc == RKV_OK)
+        node_send_cluster(n, member, n->buf.data, n->buf.len);
+}
+
+/* A replica request must come from the same ring and name the partition
+ * its key hashes to; anything else would store keys where no one looks. */
+static int check_replica_request(struct node *n, uint32_t member, const struct wire_msg *m)
+{
+    uint64_t epoch = ring_epoch(n->ring);
+    if (m->epoch != epoch) {
+        if (n->stats.epoch_refused++ == 0)
+            RKV_WARN("node", "%s: %s has ring epoch %016llx, this node %016llx: are their "
+                     "cluster files the same? (refusing its requests)", n->me->id,
+                     ring_member_id(n->ring, member), (unsigned long long)m->epoch,
+                     (unsigned long long)epoch);
+        return RKV_ERR_EPOCH;
+    }
+    if (m->type != WIRE_FORWARD &&
+        m->partition != ring_partition(n->ring, ring_hash_key(m->key.p, m->key.len))) {
+        n->stats.bad_requests++;
+        return RKV_ERR_INVAL;
+    }
+    return RKV_OK;
+}
+
 /* One message from peer member (its routing id rid) on the cluster port. */
 static void cluster_message(struct node *n, uint32_t member, const uint8_t *rid, size_t rid_len,
                             const struct wire_msg *mp)
 {
     const struct wire_msg m = *mp;
+    if (m.type == WIRE_REPLICA_GET || m.type == WIRE_REPLICA_PUT || m.type == WIRE_FORWARD) {
+        int rc = check_replica_request(n, member, &m);
+        if (rc != RKV_OK) {
+            if (m.id != 0)
+                refuse_peer(n, member, &m, rc, rkv_strerror(rc));
+            return;
+        }
+    }
     if (m.type == WIRE_REPLICA_GET) {
         struct wire_msg reply;
         node_replica_get(n, &m, &reply);
@@ -140,10 +189,12 @@ static void cluster_message(struct node *n, uint32_t member, const uint8_t *rid,
             return;
         }
         uint64_t token = node_client_token(n, rid, rid_len, (int32_t)member, m.id);
-        if (token < NODE_TOKEN_CLIENT_BUSY)
+        if (token < NODE_TOKEN_CLIENT_BUSY) {
             coord_on_client(n->coord, n->now_ms, token, &inner, m.inner.p, m.inner.len, true);
-        else
-            n->stats.refused_busy++; /* the forwarder's deadline answers its client */
+        } else {
+            n->stats.refused_busy++;
+            refuse_peer(n, member, &m, RKV_ERR_BUSY, "queue_depth_max requests in flight");
+        }
     } else {
         n->stats.bad_requests++;
     }

@@ -7,6 +7,7 @@
  * (or failed at the end of a grace period), storage is synced and closed.
  */
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -96,8 +97,18 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The threads node_open starts (ZeroMQ's, the storage merge) inherit a
+     * mask that blocks the stop signals, so that they reach this thread,
+     * whose poll they interrupt. */
+    sigset_t stops, old;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stops, &old);
     static struct node node;
-    if (node_open(&node, cfg, node_id, &stop_requested, &err) != RKV_OK) {
+    int opened = node_open(&node, cfg, node_id, &stop_requested, &err);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (opened != RKV_OK) {
         fprintf(stderr, "ringkvd: %s\n", err.msg);
         node_close(&node);
         config_free(cfg);

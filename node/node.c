@@ -3,12 +3,18 @@
  * ring, the sockets; and the reply routes of clients.
  *
  * The actor. A node's vector-clock identity is a random 64-bit id kept in
- * DATA_DIR/ACTOR. It survives restarts (a restarted node keeps writing
- * under the same actor, continuing its counters). If the store is empty
- * when the node starts (a new node, or one whose data was lost) the node
- * takes a fresh actor: reusing the old one with the old counters forgotten
- * would mint dots that already exist elsewhere, and a merge would then
- * drop one of two different writes as "the same" (Riak's KV679).
+ * DATA_DIR/ACTOR. A node keeps it across a clean restart, continuing its
+ * counters. It takes a fresh one whenever a dot it minted might be known to
+ * other replicas but missing from its own store, since minting that dot
+ * again for another write would make two different writes "the same" and
+ * a merge would drop one (Riak's KV679):
+ *   - at start, when the store is empty (a new node, or lost data);
+ *   - at start, when the last run did not shut down cleanly: a write is
+ *     sent to the replicas before the coordinator's own group commit, so a
+ *     crash can lose a dot locally that the replicas keep;
+ *   - while running, when a write or group commit of the store fails after
+ *     the turn minted dots (they were rolled back here, maybe kept there).
+ * The file says "clean" only after a clean shutdown synced the store.
  */
 #include "node/node.h"
 
@@ -23,9 +29,28 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/limits.h"
 #include "common/log.h"
 
-#define SOCK_HWM 100000
+#define HEARTBEAT_IVL_MS 1000     /* ZMTP pings on peer links... */
+#define HEARTBEAT_TIMEOUT_MS 5000 /* ...and a link silent this long is closed */
+#define CLOSE_LINGER_MS 1000      /* at shutdown, time to flush the last replies */
+
+/* Messages a socket queues per connection, each way (ZeroMQ counts
+ * messages, not bytes): RKV_SOCKET_QUEUE_BYTES of frames at their largest;
+ * on the client port at least two per request a client may have in flight
+ * and one per request a turn takes from a connection (each gets a reply,
+ * if only BUSY), so that replies are not dropped while the client reads. */
+static int queue_hwm(const struct config *cfg, bool clients)
+{
+    uint64_t n = RKV_SOCKET_QUEUE_BYTES / cfg->message_bytes_max;
+    if (clients && n < 2ull * cfg->inflight_per_client)
+        n = 2ull * cfg->inflight_per_client;
+    if (clients && n < NODE_BATCH_PER_SOCKET)
+        n = NODE_BATCH_PER_SOCKET;
+    return n < RKV_SOCKET_QUEUE_MIN ? (int)RKV_SOCKET_QUEUE_MIN
+         : n > RKV_SOCKET_QUEUE_MAX ? (int)RKV_SOCKET_QUEUE_MAX : (int)n;
+}
 #define ACTOR_FILE "ACTOR"
 
 static int zerr(struct rkv_error *err, const char *what)
@@ -46,10 +71,15 @@ static void *make_router(struct node *n, uint16_t port, bool cluster, struct rkv
     int64_t maxmsg = n->cfg->message_bytes_max;
     char ep[CONFIG_HOST_BYTES + 32];
     snprintf(ep, sizeof ep, "tcp://%s:%u", n->me->host, port);
+    int hwm = queue_hwm(n->cfg, !cluster);
+    /* No ZMQ_ROUTER_HANDOVER on the cluster port: a second connection with
+     * a member's routing id is refused, never handed the first one's
+     * route. Heartbeats close a dead peer's link so that it can reconnect. */
     if (set_int(s, ZMQ_ROUTER_MANDATORY, 1) || set_int(s, ZMQ_LINGER, 0) ||
-        set_int(s, ZMQ_SNDHWM, SOCK_HWM) || set_int(s, ZMQ_RCVHWM, SOCK_HWM) ||
+        set_int(s, ZMQ_SNDHWM, hwm) || set_int(s, ZMQ_RCVHWM, hwm) ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
-        (cluster && set_int(s, ZMQ_ROUTER_HANDOVER, 1)) ||
+        (cluster && (set_int(s, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) ||
+                     set_int(s, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS))) ||
         security_server(n, s, cluster ? "cluster" : "client") || zmq_bind(s, ep) != 0) {
         rkv_error_set(err, RKV_ERR_IO, "node: cannot listen on %s: %s", ep,
                       zmq_strerror(zmq_errno()));
@@ -70,7 +100,10 @@ static void *make_dealer(struct node *n, const struct config_node *peer, uint32_
     int64_t maxmsg = n->cfg->message_bytes_max;
     if (zmq_setsockopt(s, ZMQ_ROUTING_ID, n->me->id, strlen(n->me->id)) ||
         set_int(s, ZMQ_IMMEDIATE, 1) || set_int(s, ZMQ_LINGER, 0) ||
-        set_int(s, ZMQ_SNDHWM, SOCK_HWM) || set_int(s, ZMQ_RCVHWM, SOCK_HWM) ||
+        set_int(s, ZMQ_SNDHWM, queue_hwm(n->cfg, false)) ||
+        set_int(s, ZMQ_RCVHWM, queue_hwm(n->cfg, false)) ||
+        set_int(s, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) ||
+        set_int(s, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) ||
         set_int(s, ZMQ_RECONNECT_IVL, 100) || set_int(s, ZMQ_RECONNECT_IVL_MAX, 1000) ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
         security_client(n, s, member) || zmq_connect(s, ep) != 0) {
@@ -82,46 +115,95 @@ static void *make_dealer(struct node *n, const struct config_node *peer, uint32_
     return s;
 }
 
-/* Reads DATA_DIR/ACTOR, or makes a new one when there is none or the
- * store came up empty (see the file comment). */
-static int load_actor(struct node *n, bool store_empty, struct rkv_error *err)
+/* Writes DATA_DIR/ACTOR (tmp, fsync, rename, fsync the folder). */
+static int write_actor(const struct node *n, bool clean)
 {
-    char path[CONFIG_PATH_BYTES + 16], tmp[CONFIG_PATH_BYTES + 32];
+    char path[CONFIG_PATH_BYTES + 16], tmp[CONFIG_PATH_BYTES + 32], text[64];
     snprintf(path, sizeof path, "%s/%s", n->me->data_dir, ACTOR_FILE);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    char text[64] = {0};
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    bool have = false;
-    if (fd >= 0) {
-        ssize_t got = read(fd, text, sizeof text - 1);
-        close(fd);
-        char *end = NULL;
-        n->actor = got > 0 ? strtoull(text, &end, 16) : 0;
-        have = n->actor != 0 && end && (*end == '\n' || *end == '\0');
-        if (!have)
-            RKV_WARN("node", "%s is unreadable; taking a new actor", path);
+    int len = snprintf(text, sizeof text, "%016llx\n%s", (unsigned long long)n->actor,
+                       clean ? "clean\n" : "");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    bool ok = write(fd, text, (size_t)len) == len && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
     }
-    if (have && !store_empty)
-        return RKV_OK;
-    if (have)
-        RKV_WARN("node", "store is empty but %s exists: data was lost; taking a new actor so "
-                 "old vector-clock entries are never reused", path);
-    do {
-        if (getrandom(&n->actor, sizeof n->actor, 0) != sizeof n->actor)
-            return rkv_error_set(err, RKV_ERR_IO, "node: getrandom: %s", strerror(errno));
-    } while (n->actor == 0);
-    int len = snprintf(text, sizeof text, "%016llx\n", (unsigned long long)n->actor);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, text, (size_t)len) != len || fsync(fd) != 0 || close(fd) != 0 ||
-        rename(tmp, path) != 0)
-        return rkv_error_set(err, RKV_ERR_IO, "node: cannot write %s: %s", path, strerror(errno));
     int dfd = open(n->me->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
     }
+    return 0;
+}
+
+static int new_actor(struct node *n)
+{
+    do {
+        if (getrandom(&n->actor, sizeof n->actor, 0) != sizeof n->actor)
+            return -1;
+    } while (n->actor == 0);
+    return 0;
+}
+
+/* Reads DATA_DIR/ACTOR and keeps its actor only after a clean shutdown of
+ * a store that is not empty (see the file comment); then marks the file as
+ * in use (not clean) until node_close. */
+static int load_actor(struct node *n, bool store_empty, struct rkv_error *err)
+{
+    char path[CONFIG_PATH_BYTES + 16];
+    snprintf(path, sizeof path, "%s/%s", n->me->data_dir, ACTOR_FILE);
+    char text[64] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool have = false, clean = false;
+    if (fd >= 0) {
+        ssize_t got = read(fd, text, sizeof text - 1);
+        close(fd);
+        char *end = NULL;
+        n->actor = got > 0 ? strtoull(text, &end, 16) : 0;
+        have = n->actor != 0 && end && end == text + 16 && *end == '\n';
+        clean = have && strcmp(end + 1, "clean\n") == 0;
+        if (!have)
+            RKV_WARN("node", "%s is unreadable; taking a new actor", path);
+    }
+    const char *why = !have ? NULL
+                    : store_empty ? "the store is empty: data was lost"
+                    : !clean ? "the last run did not shut down cleanly"
+                    : NULL;
+    if (!have || why) {
+        if (why)
+            RKV_WARN("node", "%s: %s; taking a new vector-clock actor so that no version "
+                     "it made is made again", n->me->id, why);
+        if (new_actor(n) != 0)
+            return rkv_error_set(err, RKV_ERR_IO, "node: getrandom: %s", strerror(errno));
+    }
+    if (write_actor(n, false) != 0)
+        return rkv_error_set(err, RKV_ERR_IO, "node: cannot write %s: %s", path, strerror(errno));
     RKV_INFO("node", "%s: vector-clock actor %016llx", n->me->id, (unsigned long long)n->actor);
     return RKV_OK;
+}
+
+void node_rotate_actor(struct node *n, const char *why)
+{
+    uint64_t old = n->actor;
+    if (new_actor(n) != 0) {
+        /* no randomness: refuse to coordinate writes rather than risk a dot */
+        RKV_ERROR("node", "getrandom failed (%s): writes will fail until restart",
+                  strerror(errno));
+        n->actor = 0;
+        return;
+    }
+    RKV_WARN("node", "%s: %s: vector-clock actor %016llx replaced by %016llx", n->me->id, why,
+             (unsigned long long)old, (unsigned long long)n->actor);
+    /* If this fails the file keeps the old actor, not marked clean: the next
+     * start takes a fresh one whatever happens here. */
+    if (write_actor(n, false) != 0)
+        RKV_ERROR("node", "cannot record the new actor: %s", strerror(errno));
 }
 
 /* mkdir -p: creates dir and any missing parents. */
@@ -156,9 +238,9 @@ static int open_store(struct node *n, struct rkv_error *err)
     o.merge_dead_bytes_min = n->cfg->merge_dead_bytes_min;
     o.merge_files_max = n->cfg->merge_files_max;
     o.key_bytes_max = n->cfg->key_bytes_max;
-    /* a stored value is a whole sibling set: allow for siblings_max values */
-    uint64_t vmax = (uint64_t)n->cfg->value_bytes_max * 2 + 64 * 1024;
-    o.value_bytes_max = vmax > RKV_VALUE_BYTES_MAX ? RKV_VALUE_BYTES_MAX : (uint32_t)vmax;
+    /* a stored value is a whole object; replicas merge up to twice the
+     * object limit (the config keeps this within RKV_VALUE_BYTES_MAX) */
+    o.value_bytes_max = 2 * n->cfg->object_bytes_max;
     /* After a crash the LOCK of the dead process is still there. The store
      * verifies with flock that no process holds it; we take it over and the
      * store logs the dead pid, so it is reported, never silent. */
@@ -245,6 +327,7 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
         .timeout_ms = cfg->request_timeout_ms,
         .key_bytes_max = cfg->key_bytes_max,
         .inflight_max = cfg->queue_depth_max,
+        .message_bytes_max = cfg->message_bytes_max,
         .limits = n->limits,
     };
     rc = coord_new(&co, n->ring, &n->coord);
@@ -258,12 +341,20 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
     return RKV_OK;
 }
 
+/* Closes a socket, giving what it still queues a moment to go out. */
+static void close_socket(void *s)
+{
+    int linger = CLOSE_LINGER_MS;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(s);
+}
+
 void node_close(struct node *n)
 {
     if (n->peers) {
         for (uint32_t i = 0; i < ring_member_count(n->ring); i++)
             if (n->peers[i])
-                zmq_close(n->peers[i]);
+                close_socket(n->peers[i]);
         rkv_free(n->peers);
     }
     for (uint32_t i = 0; n->requests && i < ring_member_count(n->ring); i++)
@@ -273,9 +364,9 @@ void node_close(struct node *n)
     rkv_free(n->requests);
     rkv_free(n->replies);
     if (n->client_sock)
-        zmq_close(n->client_sock);
+        close_socket(n->client_sock);
     if (n->cluster_sock)
-        zmq_close(n->cluster_sock);
+        close_socket(n->cluster_sock);
     security_close(n);
     if (n->zctx)
         zmq_ctx_term(n->zctx);
@@ -283,6 +374,9 @@ void node_close(struct node *n)
         int rc = store_close(n->store);
         if (rc != RKV_OK)
             RKV_ERROR("node", "closing the store: %s", rkv_strerror(rc));
+        else if (n->actor && write_actor(n, true) != 0)
+            RKV_WARN("node", "cannot mark the actor clean (%s): the next start takes a new one",
+                     strerror(errno));
     }
     coord_free(n->coord);
     ring_free(n->ring);
@@ -388,10 +482,11 @@ uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, int3
         slot = n->n_clients;
         n->clients[slot].gen = 0;
     }
-    /* forwarded requests count against the forwarding peer's connection
-     * too: a peer is a client of this node like any other */
-    uint64_t key = XXH3_64bits(rid, rid_len) ^ (forwarder >= 0 ? 0x466f7277 : 0);
-    if (!inflight_take(n, key))
+    /* A client connection has its inflight_per_client. Requests forwarded
+     * by a member stand for many clients of that member: only
+     * queue_depth_max bounds them. */
+    uint64_t key = forwarder < 0 ? XXH3_64bits(rid, rid_len) : 0;
+    if (forwarder < 0 && !inflight_take(n, key))
         return NODE_TOKEN_CLIENT_BUSY;
     if (n->n_free_clients && n->free_clients[n->n_free_clients - 1] == slot)
         n->n_free_clients--;
@@ -441,7 +536,8 @@ int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len
     }
     c->used = false;
     n->free_clients[n->n_free_clients++] = slot;
-    inflight_give(n, c->rid_hash);
+    if (c->forwarder < 0)
+        inflight_give(n, c->rid_hash);
     return rc;
 }
 

@@ -45,7 +45,7 @@
 #include "storage/storage.h"
 
 #define NODE_BATCH_PER_SOCKET 256 /* messages taken from one socket per turn */
-#define NODE_ROUTING_ID_BYTES 256
+#define NODE_ROUTING_ID_BYTES 255 /* ZeroMQ's own ceiling */
 #define NODE_SHUTDOWN_GRACE_MS 3000
 
 /* Where a reply goes: a client on the client port, or a peer that
@@ -91,6 +91,7 @@ struct node_stats {
     uint64_t send_failures;
     uint64_t refused_busy;    /* queue_depth_max or inflight_per_client */
     uint64_t commits;
+    uint64_t epoch_refused;   /* peer requests from another ring */
     uint64_t frames_sent;     /* to peers, batches counted once */
     uint64_t messages_sent;   /* to peers, each message of a batch counted */
 };
@@ -120,6 +121,7 @@ struct node {
     uint32_t inflight_cap;        /* a power of two */
     struct node_ack *acks;
     size_t n_acks, cap_acks;
+    uint64_t minted;             /* versions made by this turn's local updates */
     uint64_t now_ms;
     uint64_t started_ms;
     volatile sig_atomic_t *stop;
@@ -161,6 +163,9 @@ uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, int3
 /* loop.c */
 /* A request that could not be sent to member fails for its coordinator. */
 void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t len);
+
+/* Takes a new vector-clock actor now (node.c explains when and why). */
+void node_rotate_actor(struct node *n, const char *why);
 
 /* replica.c */
 void node_replica_get(struct node *n, const struct wire_msg *m, struct wire_msg *reply);

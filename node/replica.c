@@ -13,12 +13,37 @@
 #include "common/alloc.h"
 #include "common/log.h"
 
-/* The limits for data that comes from other nodes: the hard ceilings, so a
- * peer with other settings is never refused, and our conflict mode. */
+/* The limits for data that comes from other nodes: the hard ceilings for
+ * what one sibling may hold (a peer with other settings is not refused),
+ * our conflict mode, and merged objects up to twice object_bytes_max: two
+ * replicas that each took writes up to the limit still converge. */
 static void peer_limits(const struct node *n, struct object_limits *lim)
 {
     object_limits_default(lim);
     lim->conflict = n->limits.conflict;
+    lim->object_bytes_max = 2 * n->cfg->object_bytes_max;
+}
+
+/* When the store may drop an object: expiry_grace_ms after its last
+ * sibling expired (never if one does not). Until then it stays, unseen by
+ * readers, so that a replica that missed the write that set the ttl is
+ * repaired to it rather than bringing its older value back. */
+static uint64_t store_expiry(const struct node *n, const struct object *o)
+{
+    uint64_t at = object_expiry(o);
+    if (at == 0)
+        return 0;
+    return at > UINT64_MAX - n->cfg->expiry_grace_ms ? UINT64_MAX : at + n->cfg->expiry_grace_ms;
+}
+
+/* A write to the store failed. If this turn minted dots, they are gone
+ * here but may be at other replicas already: never mint them again. */
+static void store_failed(struct node *n)
+{
+    if (n->minted == 0)
+        return;
+    n->minted = 0;
+    node_rotate_actor(n, "a store write failed after this turn made new versions");
 }
 
 /* Loads the local copy of key into n->local (empty if there is none). */
@@ -53,7 +78,10 @@ static int store_object(struct node *n, uint16_t part, const void *key, size_t k
     int rc = object_encode(o, &n->tmp);
     if (rc != RKV_OK)
         return rc;
-    return store_put(n->store, part, key, key_len, n->tmp.data, n->tmp.len, object_expiry(o));
+    rc = store_put(n->store, part, key, key_len, n->tmp.data, n->tmp.len, store_expiry(n, o));
+    if (rc != RKV_OK)
+        store_failed(n);
+    return rc;
 }
 
 static int push_ack(struct node *n, const struct node_ack *ack)
@@ -99,7 +127,7 @@ int node_replica_put(struct node *n, const struct wire_msg *m, const struct node
         rc = object_sync(&n->local, &n->incoming, &lim, &changed);
     if (rc == RKV_OK && (changed || !found))
         rc = store_object(n, m->partition, m->key.p, m->key.len, &n->local);
-    if (rc == RKV_OK)
+    if (rc == RKV_OK && ack->id != 0) /* id 0: a read repair, nobody waits for it */
         rc = push_ack(n, ack);
     if (rc != RKV_OK)
         n->stats.replica_errors++;
@@ -110,14 +138,23 @@ void node_local_update(struct node *n, const struct coord_update *u)
 {
     bool found;
     const char *msg = NULL;
-    int rc = load_local(n, u->partition, u->key, u->key_len, &found);
+    char toobig[200];
+    int rc = n->actor ? load_local(n, u->partition, u->key, u->key_len, &found) : RKV_ERR_FAILED;
+    if (rc == RKV_ERR_FAILED)
+        msg = "this node has no vector-clock actor (see its log)";
     if (rc == RKV_OK) {
         rc = object_update(&n->local, u->ctx, n->actor, u->now_ms, u->value, u->value_len,
                            u->expiry_ms, u->tomb, &n->limits);
-        if (rc == RKV_ERR_TOOBIG)
-            msg = "too many siblings: read the key and write with its context to resolve them";
+        if (rc == RKV_ERR_TOOBIG) {
+            snprintf(toobig, sizeof toobig, "the key would have more than siblings_max (%u) "
+                     "siblings or take more than object_bytes_max (%u bytes): read it and "
+                     "write with its context to resolve its siblings",
+                     n->cfg->siblings_max, n->cfg->object_bytes_max);
+            msg = toobig;
+        }
     }
     if (rc == RKV_OK) {
+        n->minted++; /* before the store write: a failure of it must count it */
         rc = store_object(n, u->partition, u->key, u->key_len, &n->local);
         if (rc != RKV_OK)
             msg = store_errmsg(n->store);
@@ -135,9 +172,12 @@ void node_group_commit(struct node *n)
 {
     int rc = store_commit(n->store);
     n->stats.commits++;
-    if (rc != RKV_OK)
+    if (rc != RKV_OK) {
         RKV_ERROR("node", "group commit of %zu writes failed: %s", n->n_acks,
                   store_errmsg(n->store));
+        store_failed(n);
+    }
+    n->minted = 0;
     /* Acknowledge only now: every write of the turn is durable (or failed). */
     for (size_t i = 0; i < n->n_acks; i++) {
         struct node_ack *a = &n->acks[i];
@@ -146,6 +186,7 @@ void node_group_commit(struct node *n)
             coord_on_reply(n->coord, n->now_ms, n->self, &m);
             continue;
         }
+
         n->buf.len = 0;
         if (wire_encode_replica_reply(&n->buf, a->id, ring_epoch(n->ring), rc, NULL, 0) ==
                 RKV_OK &&

@@ -308,10 +308,13 @@ START_TEST(hostile_bytes_to_both_ports)
         tcp_garbage(cl.client_port[0], &r);
         tcp_garbage(cl.cluster_port[0], &r);
     }
+    /* n2 goes, so that a dealer with its key and name can take its place
+     * (n1 refuses a second connection with a member's name) */
+    cluster_node_signal(&cl, 1, SIGKILL);
     void *ctx = zmq_ctx_new();
     void *client = curve_dealer(ctx, cl.client_port[0], "n1", "client", NULL);
     void *peer = curve_dealer(ctx, cl.cluster_port[0], "n1", "n2", "n2");
-    void *liar = curve_dealer(ctx, cl.cluster_port[0], "n1", "n2", "n3"); /* n2's key, n3's name */
+    void *liar = curve_dealer(ctx, cl.cluster_port[0], "n1", "n2", "n9"); /* n2's key, n9's name */
     static uint8_t buf[70000];
     int replies = 0, sent = 0;
     for (int i = 0; i < 3000; i++) {
@@ -355,6 +358,8 @@ START_TEST(hostile_bytes_to_both_ports)
     ck_assert_uint_ge(cluster_stat(good, "n1", "bad_requests"), 1);
     ck_assert_uint_ge(cluster_stat(good, "n1", "auth_refused"), 1); /* the liar */
     ringkv_close(good);
+    cluster_node_start(&cl, 1);
+    cluster_wait_ready(&cl, 1, WAIT_MS);
     good_client_works();
 }
 END_TEST
