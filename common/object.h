@@ -16,12 +16,16 @@
  * the same coordinator look ordered and silently drop one; with dots they
  * stay siblings.
  *
- * Why version-vector contexts are exact enough: a coordinator always stores
- * the new sibling locally before anything else, and replicas are always
- * sent whole objects (never single siblings), so any copy holding dot (a, n)
+ * Why version-vector contexts are exact enough: a coordinator mints a dot
+ * in its local copy before anything else, and replicas are always sent
+ * whole objects (never single siblings), so any copy holding dot (a, n)
  * also holds every earlier dot of a for that key, or a sibling that saw it.
  * A context {a: n} therefore never claims knowledge of a write it has not
- * seen.
+ * seen. The one way the local copy can lose a minted dot is a failed or
+ * lost write to disk (a crash before the group commit, a failed commit);
+ * the node then never uses that actor again (node.c: the ACTOR file is kept
+ * only after a clean stop, and a failed commit takes a new actor), so no
+ * dot is minted twice.
  *
  * The client's context is the join of every sibling's past and dot: a put
  * with that context supersedes exactly the siblings the client read.

@@ -29,7 +29,8 @@
  *       PUT, DEL  context of the object written
  *       PING   [node id, software version]
  *       RING   [name, Q, N, R, W, timeout_ms, [[id, host, client_port,
- *              cluster_port, vnodes], ...]]
+ *              cluster_port, vnodes, server_key], ...]]  server_key: the
+ *              member's CurveZMQ public key (Z85), "" without security
  *       STATS  map of str -> uint
  *
  * Cluster requests (cluster port, node to node):

@@ -11,8 +11,9 @@
  * Hostile bytes: every frame is decoded by wire_decode, which refuses
  * anything malformed; a bad client frame gets an error reply, a bad peer
  * frame is dropped and counted. Frames with unexpected part counts are
- * drained and dropped. Nothing here allocates per message beyond the
- * bounded tables (reply routes, pending acknowledgements).
+ * drained and dropped. Memory grows only in bounded tables (reply routes,
+ * pending acknowledgements, the per-peer batches), which are reused from
+ * turn to turn.
  */
 #include "node/node.h"
 
