@@ -71,7 +71,14 @@ static bool read_raw_value(struct mp_reader *r, struct wire_bytes *b)
     return true;
 }
 
-static bool decode_body(struct mp_reader *r, struct wire_msg *m)
+/* PUT and DEL end with optional flags: known bits only, and never 0 (a
+ * frame without flags leaves the field out, so each message has one form). */
+static bool read_flags(struct mp_reader *r, struct wire_msg *m)
+{
+    return mp_read_u32(r, &m->flags) && m->flags != 0 && (m->flags & ~WIRE_FLAGS_KNOWN) == 0;
+}
+
+static bool decode_body(struct mp_reader *r, struct wire_msg *m, bool flagged)
 {
     uint32_t n;
     switch (m->type) {
@@ -81,10 +88,12 @@ static bool decode_body(struct mp_reader *r, struct wire_msg *m)
     case WIRE_PUT:
         return read_bytes(r, &m->key) && read_bytes(r, &m->value) &&
                read_bytes(r, &m->context) && mp_read_u32(r, &m->quorum) &&
-               mp_read_u32(r, &m->timeout_ms) && mp_read_uint(r, &m->ttl_ms);
+               mp_read_u32(r, &m->timeout_ms) && mp_read_uint(r, &m->ttl_ms) &&
+               (!flagged || read_flags(r, m));
     case WIRE_DEL:
         return read_bytes(r, &m->key) && read_bytes(r, &m->context) &&
-               mp_read_u32(r, &m->quorum) && mp_read_u32(r, &m->timeout_ms);
+               mp_read_u32(r, &m->quorum) && mp_read_u32(r, &m->timeout_ms) &&
+               (!flagged || read_flags(r, m));
     case WIRE_REPLY:
         if (!mp_read_u32(r, &m->status) ||
             !mp_read_str(r, (const char **)&m->message.p, &m->message.len) ||
@@ -145,9 +154,10 @@ int wire_decode(const void *frame, size_t len, struct wire_msg *m)
         !mp_read_u32(&r, &m->type) || !mp_read_uint(&r, &m->id) || !mp_read_uint(&r, &m->epoch))
         return RKV_ERR_PROTO;
     int fields = body_fields(m->type);
-    if (version != WIRE_VERSION || fields < 0 || n != 4u + (uint32_t)fields)
+    bool flagged = (m->type == WIRE_PUT || m->type == WIRE_DEL) && n == 5u + (uint32_t)fields;
+    if (version != WIRE_VERSION || fields < 0 || (n != 4u + (uint32_t)fields && !flagged))
         return RKV_ERR_PROTO;
-    if (!decode_body(&r, m) || !mp_done(&r))
+    if (!decode_body(&r, m, flagged) || !mp_done(&r))
         return RKV_ERR_PROTO;
     if (m->key.len > RKV_KEY_BYTES_MAX || m->status >= 1u << 16)
         return RKV_ERR_PROTO;
@@ -177,46 +187,60 @@ int wire_encode_simple(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t
     return done(&w);
 }
 
-int wire_encode_get(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
-                    size_t key_len, uint32_t r, uint32_t timeout_ms)
+int wire_encode_request(struct rkv_buf *out, const struct wire_msg *m)
 {
     struct mp_writer w;
     mp_writer_init(&w, out);
-    wire_header(&w, 3, WIRE_GET, id, epoch);
-    mp_write_bin(&w, key, key_len);
-    mp_write_uint(&w, r);
-    mp_write_uint(&w, timeout_ms);
+    uint32_t extra = m->flags ? 1 : 0;
+    if (m->type == WIRE_GET) {
+        wire_header(&w, 3, WIRE_GET, m->id, m->epoch);
+        mp_write_bin(&w, m->key.p, m->key.len);
+    } else if (m->type == WIRE_PUT) {
+        wire_header(&w, 6 + extra, WIRE_PUT, m->id, m->epoch);
+        mp_write_bin(&w, m->key.p, m->key.len);
+        mp_write_bin(&w, m->value.p, m->value.len);
+        mp_write_bin(&w, m->context.p, m->context.len);
+    } else if (m->type == WIRE_DEL) {
+        wire_header(&w, 4 + extra, WIRE_DEL, m->id, m->epoch);
+        mp_write_bin(&w, m->key.p, m->key.len);
+        mp_write_bin(&w, m->context.p, m->context.len);
+    } else {
+        return RKV_ERR_INVAL;
+    }
+    mp_write_uint(&w, m->quorum);
+    mp_write_uint(&w, m->timeout_ms);
+    if (m->type == WIRE_PUT)
+        mp_write_uint(&w, m->ttl_ms);
+    if (m->type != WIRE_GET && m->flags)
+        mp_write_uint(&w, m->flags);
     return done(&w);
+}
+
+int wire_encode_get(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
+                    size_t key_len, uint32_t r, uint32_t timeout_ms)
+{
+    return wire_encode_request(out, &(struct wire_msg){
+        .type = WIRE_GET, .id = id, .epoch = epoch, .key = {key, (uint32_t)key_len},
+        .quorum = r, .timeout_ms = timeout_ms});
 }
 
 int wire_encode_put(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
                     size_t key_len, const void *value, size_t value_len, const void *ctx,
                     size_t ctx_len, uint32_t wq, uint32_t timeout_ms, uint64_t ttl_ms)
 {
-    struct mp_writer w;
-    mp_writer_init(&w, out);
-    wire_header(&w, 6, WIRE_PUT, id, epoch);
-    mp_write_bin(&w, key, key_len);
-    mp_write_bin(&w, value, value_len);
-    mp_write_bin(&w, ctx, ctx_len);
-    mp_write_uint(&w, wq);
-    mp_write_uint(&w, timeout_ms);
-    mp_write_uint(&w, ttl_ms);
-    return done(&w);
+    return wire_encode_request(out, &(struct wire_msg){
+        .type = WIRE_PUT, .id = id, .epoch = epoch, .key = {key, (uint32_t)key_len},
+        .value = {value, (uint32_t)value_len}, .context = {ctx, (uint32_t)ctx_len},
+        .quorum = wq, .timeout_ms = timeout_ms, .ttl_ms = ttl_ms});
 }
 
 int wire_encode_del(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
                     size_t key_len, const void *ctx, size_t ctx_len, uint32_t wq,
                     uint32_t timeout_ms)
 {
-    struct mp_writer w;
-    mp_writer_init(&w, out);
-    wire_header(&w, 4, WIRE_DEL, id, epoch);
-    mp_write_bin(&w, key, key_len);
-    mp_write_bin(&w, ctx, ctx_len);
-    mp_write_uint(&w, wq);
-    mp_write_uint(&w, timeout_ms);
-    return done(&w);
+    return wire_encode_request(out, &(struct wire_msg){
+        .type = WIRE_DEL, .id = id, .epoch = epoch, .key = {key, (uint32_t)key_len},
+        .context = {ctx, (uint32_t)ctx_len}, .quorum = wq, .timeout_ms = timeout_ms});
 }
 
 int wire_encode_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,

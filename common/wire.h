@@ -14,12 +14,15 @@
  * Client requests (client port):
  *   PING   [.., ]
  *   GET    [.., key, r, timeout_ms]
- *   PUT    [.., key, value, context, w, timeout_ms, ttl_ms]
- *   DEL    [.., key, context, w, timeout_ms]
+ *   PUT    [.., key, value, context, w, timeout_ms, ttl_ms(, flags)]
+ *   DEL    [.., key, context, w, timeout_ms(, flags)]
  *   RING   [.., ]
  *   STATS  [.., ]
  *     key, value, context: bin; r, w: 0 means the ring's default;
  *     timeout_ms: 0 means the configured request timeout; ttl_ms 0: never.
+ *     flags (left out when 0): WIRE_FLAG_OVERWRITE: the write supersedes
+ *     every version in the coordinator's own copy, as if its context were
+ *     that copy's (a blind overwrite; the Redis endpoint's SET).
  *   REPLY  [.., status, message, answered, repaired, payload]
  *     status: enum rkv_err; message: str ("" on success); answered: array
  *     of the node ids whose replies counted; repaired: bool, read repair
@@ -80,6 +83,9 @@ enum wire_type {
 
 const char *wire_type_name(int type);
 
+#define WIRE_FLAG_OVERWRITE 1u
+#define WIRE_FLAGS_KNOWN WIRE_FLAG_OVERWRITE
+
 struct wire_bytes {
     const uint8_t *p;
     uint32_t len;
@@ -94,6 +100,7 @@ struct wire_msg {
     uint32_t quorum;       /* r or w; 0 = default */
     uint32_t timeout_ms;   /* 0 = default */
     uint64_t ttl_ms;
+    uint32_t flags;        /* PUT, DEL: WIRE_FLAG_* */
     /* REPLY */
     uint32_t status;
     struct wire_bytes message;
@@ -122,6 +129,8 @@ int wire_decode(const void *frame, size_t len, struct wire_msg *msg);
 void wire_header(struct mp_writer *w, uint32_t n_fields, uint32_t type, uint64_t id,
                  uint64_t epoch);
 int wire_encode_simple(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t epoch);
+/* GET, PUT or DEL from the fields of m (RKV_ERR_INVAL for other types). */
+int wire_encode_request(struct rkv_buf *out, const struct wire_msg *m);
 int wire_encode_get(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,
                     size_t key_len, uint32_t r, uint32_t timeout_ms);
 int wire_encode_put(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void *key,

@@ -48,6 +48,7 @@ struct creq {
     struct rkv_buf key;
     struct rkv_buf value;    /* PUT */
     struct vclock ctx;       /* PUT, DEL */
+    bool overwrite;          /* PUT, DEL: supersede the local copy (WIRE_FLAG_OVERWRITE) */
     uint64_t expiry_ms;
     struct rkv_buf written;  /* PUT, DEL: the object the local update made */
     int error;               /* first failure reported by a replica */
@@ -561,6 +562,7 @@ static void start_update(struct coord *c, struct creq *r, uint64_t now)
         .now_ms = now,
         .expiry_ms = r->expiry_ms,
         .tomb = r->type == CR_DEL,
+        .overwrite = r->overwrite,
     };
 }
 
@@ -680,6 +682,13 @@ void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struc
         req_free(c, r);
         return;
     }
+    if (type != CR_GET && (m->flags & WIRE_FLAG_OVERWRITE) && r->ctx.n) {
+        reply_error(c, client, m->id, NULL, RKV_ERR_INVAL,
+                    "an overwrite supersedes the coordinator's copy: it takes no context");
+        req_free(c, r);
+        return;
+    }
+    r->overwrite = type != CR_GET && (m->flags & WIRE_FLAG_OVERWRITE);
     r->expiry_ms = m->ttl_ms ? now + m->ttl_ms : 0;
     if (type == CR_GET) {
         c->stats.gets++;

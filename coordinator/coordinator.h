@@ -95,6 +95,7 @@ struct coord_update {
     uint64_t now_ms;
     uint64_t expiry_ms;
     bool tomb;
+    bool overwrite; /* a blind overwrite: ctx is empty, use the local copy's own context */
 };
 
 struct coord_out {

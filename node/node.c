@@ -311,6 +311,7 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
                              cfg->path, id);
     config_object_limits(cfg, &n->limits);
     object_init(&n->local);
+    vclock_init(&n->overwrite_ctx);
     object_init(&n->incoming);
     int rc = open_ring(n, err);
     if (rc == RKV_OK)
@@ -381,6 +382,7 @@ void node_close(struct node *n)
     coord_free(n->coord);
     ring_free(n->ring);
     object_free(&n->local);
+    vclock_free(&n->overwrite_ctx);
     object_free(&n->incoming);
     rkv_free(n->clients);
     rkv_free(n->free_clients);

@@ -130,6 +130,7 @@ struct node {
     struct node_security sec;
     struct rkv_buf buf, obj, tmp; /* scratch */
     struct object local, incoming;
+    struct vclock overwrite_ctx;  /* scratch: the local copy's context */
 };
 
 /* Opens everything for node `id` of cfg (which the node then owns). */

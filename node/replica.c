@@ -142,8 +142,14 @@ void node_local_update(struct node *n, const struct coord_update *u)
     int rc = n->actor ? load_local(n, u->partition, u->key, u->key_len, &found) : RKV_ERR_FAILED;
     if (rc == RKV_ERR_FAILED)
         msg = "this node has no vector-clock actor (see its log)";
+    const struct vclock *ctx = u->ctx;
+    if (rc == RKV_OK && u->overwrite) {
+        /* a blind overwrite supersedes what this copy holds */
+        rc = object_context(&n->local, &n->overwrite_ctx);
+        ctx = &n->overwrite_ctx;
+    }
     if (rc == RKV_OK) {
-        rc = object_update(&n->local, u->ctx, n->actor, u->now_ms, u->value, u->value_len,
+        rc = object_update(&n->local, ctx, n->actor, u->now_ms, u->value, u->value_len,
                            u->expiry_ms, u->tomb, &n->limits);
         if (rc == RKV_ERR_TOOBIG) {
             snprintf(toobig, sizeof toobig, "the key would have more than siblings_max (%u) "

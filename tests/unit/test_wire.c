@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/codec.h"
 #include "common/err.h"
 #include "common/wire.h"
 #include "tests/support/testutil.h"
@@ -186,6 +187,59 @@ START_TEST(batch_add_out_of_memory)
 }
 END_TEST
 
+/* PUT and DEL carry flags only when set; 0 and unknown bits are refused. */
+START_TEST(write_flags)
+{
+    struct rkv_buf b = {0};
+    struct wire_msg m = {.type = WIRE_PUT, .id = 3, .key = {(const uint8_t *)"k", 1},
+                         .value = {(const uint8_t *)"v", 1}, .flags = WIRE_FLAG_OVERWRITE};
+    ck_assert_int_eq(wire_encode_request(&b, &m), RKV_OK);
+    struct wire_msg d;
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_OK);
+    ck_assert_uint_eq(d.flags, WIRE_FLAG_OVERWRITE);
+    ck_assert_uint_eq(d.value.len, 1);
+    m.type = WIRE_DEL;
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_request(&b, &m), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_OK);
+    ck_assert_uint_eq(d.type, WIRE_DEL);
+    ck_assert_uint_eq(d.flags, WIRE_FLAG_OVERWRITE);
+    /* without flags: the old form, decoded as flags 0 */
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_del(&b, 1, 0, "k", 1, NULL, 0, 0, 0), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_OK);
+    ck_assert_uint_eq(d.flags, 0);
+    /* an explicit 0, or a bit nobody knows */
+    static const uint32_t bad[] = {0, 2, 1u << 31};
+    for (size_t i = 0; i < 3; i++) {
+        b.len = 0;
+        struct mp_writer w;
+        mp_writer_init(&w, &b);
+        wire_header(&w, 5, WIRE_DEL, 1, 0);
+        mp_write_bin(&w, "k", 1);
+        mp_write_bin(&w, "", 0);
+        mp_write_uint(&w, 0);
+        mp_write_uint(&w, 0);
+        mp_write_uint(&w, bad[i]);
+        ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_ERR_PROTO);
+    }
+    /* a count that claims the flags without them */
+    b.len = 0;
+    struct mp_writer w;
+    mp_writer_init(&w, &b);
+    wire_header(&w, 5, WIRE_DEL, 1, 0);
+    mp_write_bin(&w, "k", 1);
+    mp_write_bin(&w, "", 0);
+    mp_write_uint(&w, 0);
+    mp_write_uint(&w, 0);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_ERR_PROTO);
+    /* a reply is no request */
+    m.type = WIRE_REPLY;
+    ck_assert_int_eq(wire_encode_request(&b, &m), RKV_ERR_INVAL);
+    rkv_buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("wire");
@@ -195,6 +249,7 @@ int main(void)
     tcase_add_test(tc, batch_round_trip);
     tcase_add_test(tc, batch_malformed_refused);
     tcase_add_test(tc, batch_add_out_of_memory);
+    tcase_add_test(tc, write_flags);
     suite_add_tcase(su, tc);
     return test_run(su);
 }
