@@ -38,7 +38,8 @@ enum cfg_section {
     SECT_LIMITS = 2,
     SECT_LOG = 3,
     SECT_SECURITY = 4,
-    SECT_COUNT = 5,
+    SECT_RESP = 5,
+    SECT_COUNT = 6,
 };
 
 static const char *const section_names[SECT_COUNT] = {
@@ -47,6 +48,7 @@ static const char *const section_names[SECT_COUNT] = {
     [SECT_LIMITS] = "limits",
     [SECT_LOG] = "log",
     [SECT_SECURITY] = "security",
+    [SECT_RESP] = "resp",
 };
 
 /* The state of one config_parse call. */
@@ -65,11 +67,12 @@ struct int_key {
     int64_t min, max;
 };
 
-#define INT_KEY(s, field, lo, hi)                                                                  \
+#define INT_KEY_AS(s, key, field, lo, hi)                                                          \
     {                                                                                              \
-        .sect = (s), .name = #field, .off = offsetof(struct config, field),                        \
+        .sect = (s), .name = (key), .off = offsetof(struct config, field),                         \
         .size = sizeof(((struct config *)0)->field), .min = (lo), .max = (hi)                      \
     }
+#define INT_KEY(s, field, lo, hi) INT_KEY_AS(s, #field, field, lo, hi)
 
 static const struct int_key int_keys[] = {
     INT_KEY(SECT_CLUSTER, partitions, 1, RKV_PARTITIONS_MAX),
@@ -92,6 +95,7 @@ static const struct int_key int_keys[] = {
     INT_KEY(SECT_LIMITS, clock_entries_max, 1, RKV_CLOCK_ENTRIES_MAX),
     INT_KEY(SECT_LIMITS, inflight_per_client, 1, CONFIG_QUEUE_DEPTH_MAX),
     INT_KEY(SECT_LIMITS, queue_depth_max, 1, CONFIG_QUEUE_DEPTH_MAX),
+    INT_KEY_AS(SECT_RESP, "connections_max", resp_connections_max, 1, CONFIG_RESP_CONNECTIONS_MAX),
 };
 
 void config_defaults(struct config *c)
@@ -124,6 +128,9 @@ void config_defaults(struct config *c)
         .log_level = RKV_LOG_INFO,
         .security = SECURITY_CURVE,
         .keys_dir = "keys",
+        .resp_connections_max = 1024,
+        .resp_flushall = false,
+        .resp_allow_remote = false,
         .nodes = NULL,
         .n_nodes = 0,
     };
@@ -223,6 +230,15 @@ static int want_enum(struct cfg *x, const struct toml_value *v, const char *labe
     return RKV_OK;
 }
 
+static int want_bool(struct cfg *x, const struct toml_value *v, const char *label, bool *out)
+{
+    if (v->type != TOML_BOOL)
+        return fail_at(x, v->line, v->col, "%s: expected true or false, got %s", label,
+                       toml_type_name(v->type));
+    *out = v->u.b;
+    return RKV_OK;
+}
+
 /* ---- the schema ---- */
 
 static void store_uint(struct config *c, const struct int_key *k, int64_t v)
@@ -311,6 +327,18 @@ static int read_security(struct cfg *x)
     return rc;
 }
 
+static int read_resp(struct cfg *x)
+{
+    struct toml_table *t = x->sect[SECT_RESP];
+    const struct toml_value *v;
+    int rc = RKV_OK;
+    if (t != NULL && (v = toml_table_get(t, "flushall")) != NULL)
+        rc = want_bool(x, v, "resp.flushall", &x->c->resp_flushall);
+    if (rc == RKV_OK && t != NULL && (v = toml_table_get(t, "allow_remote")) != NULL)
+        rc = want_bool(x, v, "resp.allow_remote", &x->c->resp_allow_remote);
+    return rc;
+}
+
 static int check_unknown_keys(struct cfg *x, struct toml_table *t, const char *where)
 {
     const struct toml_kv *kv = toml_table_unused(t);
@@ -356,6 +384,8 @@ static int read_sections(struct cfg *x)
         rc = read_strings(x);
     if (rc == RKV_OK)
         rc = read_security(x);
+    if (rc == RKV_OK)
+        rc = read_resp(x);
     for (int s = 0; s < SECT_COUNT && rc == RKV_OK; s++) {
         char where[16];
         snprintf(where, sizeof where, "[%s]", section_names[s]);
@@ -461,6 +491,8 @@ static int read_node(struct cfg *x, struct toml_table *t, size_t idx, struct con
         rc = node_port(x, t, who, "client_port", &n->client_port);
     if (rc == RKV_OK)
         rc = node_port(x, t, who, "cluster_port", &n->cluster_port);
+    if (rc == RKV_OK && toml_table_find(t, "resp_port") != NULL)
+        rc = node_port(x, t, who, "resp_port", &n->resp_port);
     if (rc == RKV_OK)
         rc = node_dir(x, t, who, n);
     if (rc == RKV_OK) {
@@ -569,27 +601,55 @@ static int fail_node_key(struct cfg *x, size_t i, const char *key, const char *f
     return fail_at(x, v->line, v->col, "node \"%s\": %s: %s", x->c->nodes[i].id, key, rest);
 }
 
+#define NODE_PORTS 3
+
 static uint16_t node_port_of(const struct config_node *n, int which)
 {
-    return which == 0 ? n->client_port : n->cluster_port;
+    return which == 0 ? n->client_port : which == 1 ? n->cluster_port : n->resp_port;
 }
 
-/* Address a (node a / 2, port a % 2) against every earlier one. */
+/* Address a (node a / NODE_PORTS, its port a % NODE_PORTS) against every
+ * earlier one. A resp_port of 0 (none) is no address. */
 static int check_address(struct cfg *x, size_t a)
 {
-    static const char *const port_keys[2] = {"client_port", "cluster_port"};
-    const struct config_node *na = &x->c->nodes[a / 2];
-    uint16_t pa = node_port_of(na, (int)(a % 2));
+    static const char *const port_keys[NODE_PORTS] = {"client_port", "cluster_port", "resp_port"};
+    const struct config_node *na = &x->c->nodes[a / NODE_PORTS];
+    uint16_t pa = node_port_of(na, (int)(a % NODE_PORTS));
+    if (pa == 0)
+        return RKV_OK;
     for (size_t b = 0; b < a; b++) {
-        const struct config_node *nb = &x->c->nodes[b / 2];
-        if (node_port_of(nb, (int)(b % 2)) != pa || strcasecmp(na->host, nb->host) != 0)
+        const struct config_node *nb = &x->c->nodes[b / NODE_PORTS];
+        if (node_port_of(nb, (int)(b % NODE_PORTS)) != pa || strcasecmp(na->host, nb->host) != 0)
             continue;
         bool v6 = strchr(na->host, ':') != NULL;
-        return fail_node_key(x, a / 2, port_keys[a % 2],
+        return fail_node_key(x, a / NODE_PORTS, port_keys[a % NODE_PORTS],
                              "%s%s%s:%u is already the %s of node \"%s\"", v6 ? "[" : "", na->host,
-                             v6 ? "]" : "", pa, port_keys[b % 2], nb->id);
+                             v6 ? "]" : "", pa, port_keys[b % NODE_PORTS], nb->id);
     }
     return RKV_OK;
+}
+
+/* An address only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+static bool is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcasecmp(host, "localhost") == 0;
+}
+
+/* The RESP port has no authentication or encryption: with security on, it
+ * may only listen where nobody else can reach it, unless the file says so. */
+static int check_resp(struct cfg *x, size_t i)
+{
+    const struct config *c = x->c;
+    const struct config_node *n = &c->nodes[i];
+    if (n->resp_port == 0 || c->security != SECURITY_CURVE || c->resp_allow_remote ||
+        is_loopback(n->host))
+        return RKV_OK;
+    return fail_node_key(x, i, "resp_port",
+                         "the Redis protocol has no authentication or encryption, and host "
+                         "\"%s\" is not a loopback address; set resp.allow_remote = true to "
+                         "serve it anyway",
+                         n->host);
 }
 
 static int check_nodes(struct cfg *x)
@@ -611,8 +671,13 @@ static int check_nodes(struct cfg *x)
                                      toml_show(nj->data_dir, buf), ni->id);
         }
     }
-    for (size_t a = 0; a < 2 * c->n_nodes; a++) {
+    for (size_t a = 0; a < NODE_PORTS * c->n_nodes; a++) {
         int rc = check_address(x, a);
+        if (rc != RKV_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        int rc = check_resp(x, i);
         if (rc != RKV_OK)
             return rc;
     }

@@ -22,8 +22,11 @@
  *               the key pairs: <node-id>.key and .key_secret, clients/ with
  *               the allowed clients' public certificates; relative to the
  *               file's folder)
- *   [[node]]    id, host, client_port, cluster_port, data_dir (one table
- *               per initial member; data_dir relative to the file's folder)
+ *   [resp]      connections_max, flushall, allow_remote (the Redis-protocol
+ *               endpoint, docs/resp.md)
+ *   [[node]]    id, host, client_port, cluster_port, resp_port (optional),
+ *               data_dir (one table per initial member; data_dir relative
+ *               to the file's folder)
  *
  * Meaning is validated too: R, W <= N <= number of nodes; Q a power of two;
  * unique node ids and unique host:port pairs; every limit within the hard
@@ -32,6 +35,7 @@
 #ifndef RKV_CONFIG_H
 #define RKV_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +51,7 @@
 #define CONFIG_GRACE_MS_MAX 2592000000ull /* cluster.expiry_grace_ms: 30 days */
 #define CONFIG_MERGE_FILES_MAX 65536u   /* storage.merge_files_max */
 #define CONFIG_QUEUE_DEPTH_MAX 1048576u /* limits.queue_depth_max, inflight_per_client */
+#define CONFIG_RESP_CONNECTIONS_MAX 65536u /* resp.connections_max */
 /* What a message holds besides one key and one object, and an object
  * besides one value (frame header, ids, options, a version vector of up to
  * RKV_CLOCK_ENTRIES_MAX entries): the config requires
@@ -67,6 +72,7 @@ struct config_node {
     char host[CONFIG_HOST_BYTES];  /* an IP literal or a host name */
     uint16_t client_port;
     uint16_t cluster_port;
+    uint16_t resp_port;               /* 0: no Redis-protocol endpoint */
     char data_dir[CONFIG_PATH_BYTES]; /* resolved against the file's folder */
     uint32_t line;                    /* of its [[node]] header */
 };
@@ -104,6 +110,10 @@ struct config {
     /* [security] */
     int security;  /* enum config_security */
     char keys_dir[CONFIG_PATH_BYTES]; /* resolved against the file's folder */
+    /* [resp] */
+    uint32_t resp_connections_max;
+    bool resp_flushall;     /* FLUSHALL is refused unless true */
+    bool resp_allow_remote; /* with security on, resp_port on a non-loopback host */
     /* [[node]] */
     struct config_node *nodes;
     size_t n_nodes;

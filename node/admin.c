@@ -88,6 +88,10 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"store_merges", ss.merges},
         {"store_unsynced_bytes", ss.unsynced_bytes},
         {"store_failed", ss.failed},
+        {"resp_connections", n->stats.resp_connections},
+        {"resp_refused", n->stats.resp_refused},
+        {"resp_commands", n->stats.resp_commands},
+        {"resp_protocol_errors", n->stats.resp_protocol_errors},
     };
     size_t count = sizeof stat / sizeof stat[0];
     mp_write_map(w, (uint32_t)count);

@@ -374,7 +374,9 @@ static long poll_timeout(struct node *n)
 int node_run(struct node *n)
 {
     uint32_t members = ring_member_count(n->ring);
-    zmq_pollitem_t *items = rkv_calloc(3 + members, sizeof *items);
+    /* the sockets, the ZAP handler, then the Redis listener and connections */
+    int resp_max = n->resp ? 1 + (int)n->cfg->resp_connections_max : 0;
+    zmq_pollitem_t *items = rkv_calloc(3 + members + (size_t)resp_max, sizeof *items);
     uint32_t *member_of = rkv_calloc(3 + members, sizeof *member_of);
     if (items == NULL || member_of == NULL) {
         rkv_free(items);
@@ -395,8 +397,10 @@ int node_run(struct node *n)
         zap = count;
         items[count++] = (zmq_pollitem_t){.socket = n->sec.zap, .events = ZMQ_POLLIN};
     }
+    int fixed = count;
     uint64_t stop_at = 0;
     int rc = RKV_OK;
+    bool resp_more = false;
     for (;;) {
         if (*n->stop && !n->stopping) {
             n->stopping = true;
@@ -409,13 +413,14 @@ int node_run(struct node *n)
             if (cs.inflight == 0 || rkv_clock_mono_ms() >= stop_at)
                 break;
         }
-        if (zmq_poll(items, count, poll_timeout(n)) < 0 && zmq_errno() != EINTR) {
+        count = fixed + resp_poll_items(n, items + fixed, resp_max);
+        if (zmq_poll(items, count, resp_more ? 0 : poll_timeout(n)) < 0 && zmq_errno() != EINTR) {
             RKV_ERROR("node", "zmq_poll: %s", zmq_strerror(zmq_errno()));
             rc = RKV_ERR_IO;
             break;
         }
         n->now_ms = rkv_clock_realtime_ms();
-        for (int i = 0; i < count; i++) {
+        for (int i = 0; i < fixed; i++) {
             if (!(items[i].revents & ZMQ_POLLIN))
                 continue;
             if (i == zap)
@@ -423,17 +428,20 @@ int node_run(struct node *n)
             else
                 drain(n, items[i].socket, i < 2 ? i : 2, member_of[i]);
         }
+        resp_on_poll(n, items + fixed, count - fixed);
         coord_tick(n->coord, n->now_ms);
         run_outbox(n);
         node_flush(n); /* peers work on these while we sync */
         node_group_commit(n);
         finish_turn(n);
+        resp_more = resp_after_turn(n);
     }
     /* requests still in flight at the end of the grace period fail */
     coord_tick(n->coord, UINT64_MAX);
     run_outbox(n);
     node_group_commit(n);
     finish_turn(n);
+    resp_after_turn(n);
     rkv_free(items);
     rkv_free(member_of);
     return rc;

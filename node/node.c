@@ -40,10 +40,16 @@
  * messages, not bytes): RKV_SOCKET_QUEUE_BYTES of frames at their largest;
  * on the client port at least two per request a client may have in flight
  * and one per request a turn takes from a connection (each gets a reply,
- * if only BUSY), so that replies are not dropped while the client reads. */
+ * if only BUSY), so that replies are not dropped while the client reads.
+ * Between peers at least queue_depth_max: a node never has more requests
+ * in flight, each is at most one message to a peer (and one reply), so
+ * the limit that bounds memory there is queue_depth_max; a lower one only
+ * fails requests when a peer falls a few turns behind under load. */
 static int queue_hwm(const struct config *cfg, bool clients)
 {
     uint64_t n = RKV_SOCKET_QUEUE_BYTES / cfg->message_bytes_max;
+    if (!clients && n < cfg->queue_depth_max)
+        n = cfg->queue_depth_max;
     if (clients && n < 2ull * cfg->inflight_per_client)
         n = 2ull * cfg->inflight_per_client;
     if (clients && n < NODE_BATCH_PER_SOCKET)
@@ -318,6 +324,8 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
         rc = open_store(n, err);
     if (rc == RKV_OK)
         rc = open_sockets(n, err);
+    if (rc == RKV_OK)
+        rc = resp_open(n, err);
     if (rc != RKV_OK)
         return rc;
     struct coord_options co = {
@@ -352,6 +360,7 @@ static void close_socket(void *s)
 
 void node_close(struct node *n)
 {
+    resp_close(n);
     if (n->peers) {
         for (uint32_t i = 0; i < ring_member_count(n->ring); i++)
             if (n->peers[i])
@@ -456,6 +465,37 @@ static void inflight_give(struct node *n, uint64_t key)
     }
 }
 
+/* A free reply route, or NULL when queue_depth_max routes are in use. */
+static struct node_client *route_alloc(struct node *n, uint32_t *slot_out)
+{
+    uint32_t slot;
+    if (n->n_free_clients) {
+        slot = n->free_clients[--n->n_free_clients];
+    } else {
+        if (n->n_clients >= n->cfg->queue_depth_max)
+            return NULL;
+        if (n->n_clients == n->cap_clients) {
+            uint32_t cap = n->cap_clients ? n->cap_clients * 2 : 64;
+            struct node_client *c = rkv_realloc(n->clients, cap * sizeof *c);
+            if (c == NULL)
+                return NULL;
+            n->clients = c;
+            uint32_t *f = rkv_realloc(n->free_clients, cap * sizeof *f);
+            if (f == NULL)
+                return NULL;
+            n->free_clients = f;
+            n->cap_clients = cap;
+        }
+        slot = n->n_clients++;
+        n->clients[slot].gen = 0;
+    }
+    struct node_client *c = &n->clients[slot];
+    c->used = true;
+    c->gen++;
+    *slot_out = slot;
+    return c;
+}
+
 uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, int32_t forwarder,
                            uint64_t forward_id)
 {
@@ -463,40 +503,20 @@ uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, int3
         return UINT64_MAX;
     if (n->inflight_cap == 0 && inflight_init(n) != RKV_OK)
         return UINT64_MAX;
-    uint32_t slot;
-    if (n->n_free_clients) {
-        slot = n->free_clients[n->n_free_clients - 1];
-    } else {
-        if (n->n_clients >= n->cfg->queue_depth_max)
-            return UINT64_MAX;
-        if (n->n_clients == n->cap_clients) {
-            uint32_t cap = n->cap_clients ? n->cap_clients * 2 : 64;
-            struct node_client *c = rkv_realloc(n->clients, cap * sizeof *c);
-            if (c == NULL)
-                return UINT64_MAX;
-            n->clients = c;
-            uint32_t *f = rkv_realloc(n->free_clients, cap * sizeof *f);
-            if (f == NULL)
-                return UINT64_MAX;
-            n->free_clients = f;
-            n->cap_clients = cap;
-        }
-        slot = n->n_clients;
-        n->clients[slot].gen = 0;
-    }
     /* A client connection has its inflight_per_client. Requests forwarded
      * by a member stand for many clients of that member: only
      * queue_depth_max bounds them. */
     uint64_t key = forwarder < 0 ? XXH3_64bits(rid, rid_len) : 0;
-    if (forwarder < 0 && !inflight_take(n, key))
+    bool full = n->n_free_clients == 0 && n->n_clients >= n->cfg->queue_depth_max;
+    if (!full && forwarder < 0 && !inflight_take(n, key))
         return NODE_TOKEN_CLIENT_BUSY;
-    if (n->n_free_clients && n->free_clients[n->n_free_clients - 1] == slot)
-        n->n_free_clients--;
-    else
-        n->n_clients++;
-    struct node_client *c = &n->clients[slot];
-    c->used = true;
-    c->gen++;
+    uint32_t slot;
+    struct node_client *c = full ? NULL : route_alloc(n, &slot);
+    if (c == NULL) {
+        if (!full && forwarder < 0)
+            inflight_give(n, key);
+        return UINT64_MAX;
+    }
     c->forwarder = forwarder;
     c->forward_id = forward_id;
     c->rid_hash = key;
@@ -505,6 +525,17 @@ uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, int3
         c->rid_len = (uint8_t)rid_len;
         memcpy(c->rid, rid, rid_len);
     }
+    return (uint64_t)c->gen << 32 | slot;
+}
+
+uint64_t node_resp_token(struct node *n, const struct node_resp_route *route)
+{
+    uint32_t slot;
+    struct node_client *c = route_alloc(n, &slot);
+    if (c == NULL)
+        return UINT64_MAX;
+    c->forwarder = NODE_ROUTE_RESP;
+    c->resp = *route;
     return (uint64_t)c->gen << 32 | slot;
 }
 
@@ -527,6 +558,14 @@ int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len
         return RKV_ERR_NOTFOUND;
     struct node_client *c = &n->clients[slot];
     int rc;
+    if (c->forwarder == NODE_ROUTE_RESP) {
+        /* free the route first: the endpoint may take new ones */
+        struct node_resp_route route = c->resp;
+        c->used = false;
+        n->free_clients[n->n_free_clients++] = slot;
+        resp_on_reply(n, &route, msg, len);
+        return RKV_OK;
+    }
     if (c->forwarder >= 0) {
         n->buf.len = 0;
         rc = wire_encode_wrapped(&n->buf, WIRE_FORWARD_REPLY, c->forward_id, ring_epoch(n->ring),

@@ -34,6 +34,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <zmq.h>
 
 #include "common/buf.h"
 #include "common/cert.h"
@@ -48,12 +49,24 @@
 #define NODE_ROUTING_ID_BYTES 255 /* ZeroMQ's own ceiling */
 #define NODE_SHUTDOWN_GRACE_MS 3000
 
-/* Where a reply goes: a client on the client port, or a peer that
- * forwarded a request (its reply goes back wrapped in FORWARD_REPLY). */
+/* A request of the Redis endpoint: part `sub` of the command numbered seq
+ * on connection conn (while its generation is gen). */
+struct node_resp_route {
+    uint32_t conn, gen, sub;
+    uint64_t seq;
+};
+
+#define NODE_ROUTE_RESP (-2)
+
+/* Where a reply goes: a client on the client port, a peer that forwarded a
+ * request (its reply goes back wrapped in FORWARD_REPLY), or a command of
+ * the Redis endpoint. */
 struct node_client {
     uint32_t gen;
     bool used;
-    int32_t forwarder;   /* ring index of the peer that forwarded it, or -1 */
+    int32_t forwarder;   /* ring index of the peer that forwarded it, -1 for a
+                          * client, NODE_ROUTE_RESP for the Redis endpoint */
+    struct node_resp_route resp;
     uint64_t rid_hash;   /* its connection, for inflight_per_client */
     uint64_t forward_id;
     uint8_t rid_len;
@@ -94,6 +107,10 @@ struct node_stats {
     uint64_t epoch_refused;   /* peer requests from another ring */
     uint64_t frames_sent;     /* to peers, batches counted once */
     uint64_t messages_sent;   /* to peers, each message of a batch counted */
+    uint64_t resp_connections; /* accepted on the Redis port, in all */
+    uint64_t resp_refused;     /* refused: resp.connections_max open already */
+    uint64_t resp_commands;
+    uint64_t resp_protocol_errors;
 };
 
 struct node {
@@ -131,6 +148,7 @@ struct node {
     struct rkv_buf buf, obj, tmp; /* scratch */
     struct object local, incoming;
     struct vclock overwrite_ctx;  /* scratch: the local copy's context */
+    struct resp_server *resp;     /* NULL: no Redis endpoint */
 };
 
 /* Opens everything for node `id` of cfg (which the node then owns). */
@@ -160,6 +178,9 @@ int32_t node_member_of(const struct node *n, const void *rid, size_t rid_len);
 #define NODE_TOKEN_CLIENT_BUSY (UINT64_MAX - 1)
 uint64_t node_client_token(struct node *n, const void *rid, size_t rid_len, int32_t forwarder,
                            uint64_t forward_id);
+/* A reply route to the Redis endpoint (no inflight_per_client: the endpoint
+ * bounds its own connections). UINT64_MAX if the node's queue is full. */
+uint64_t node_resp_token(struct node *n, const struct node_resp_route *route);
 
 /* loop.c */
 /* A request that could not be sent to member fails for its coordinator. */
@@ -183,6 +204,22 @@ void security_on_zap(struct node *n);
 /* False (logged, counted) if a cluster message's claimed id is not the id
  * its sender's key belongs to. payload is a zmq_msg_t *. */
 bool security_peer_ok(struct node *n, void *payload, const void *rid, size_t rid_len);
+
+/* resp.c: the Redis-protocol endpoint (docs/resp.md) */
+struct resp_server;
+int resp_open(struct node *n, struct rkv_error *err);
+void resp_close(struct node *n);
+/* Poll items for the listener and the connections, at most max. */
+int resp_poll_items(struct node *n, zmq_pollitem_t *items, int max);
+/* Handles what poll reported for the items resp_poll_items gave. */
+void resp_on_poll(struct node *n, const zmq_pollitem_t *items, int count);
+/* A coordinator reply for a command. */
+void resp_on_reply(struct node *n, const struct node_resp_route *route, const void *msg,
+                   size_t len);
+/* End of a turn: writes replies, closes what is done, and takes up
+ * commands that were waiting for room. True if some were taken up (the
+ * next poll must not wait). */
+bool resp_after_turn(struct node *n);
 
 /* admin.c */
 void node_admin(struct node *n, uint64_t token, const struct wire_msg *m);

@@ -30,17 +30,30 @@ const char *cluster_bin(const char *name)
     return path;
 }
 
-/* A port nobody listens on now: bind port 0 on loopback, read it, close. */
+/* Ports nobody listens on now: bind port 0 on loopback and read it. The
+ * sockets stay bound until ports_release, so that one cluster never gets
+ * the same port twice. */
+#define PORTS_MAX (3 * CLUSTER_NODES_MAX)
+static int port_fds[PORTS_MAX];
+static int n_port_fds;
+
 static uint16_t free_port(void)
 {
+    ck_assert_int_lt(n_port_fds, PORTS_MAX);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     socklen_t len = sizeof a;
     ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
+    port_fds[n_port_fds++] = fd;
     return ntohs(a.sin_port);
+}
+
+static void ports_release(void)
+{
+    while (n_port_fds > 0)
+        close(port_fds[--n_port_fds]);
 }
 
 /* A key pair for every node and the client, as `ringkv keygen --cluster`. */
@@ -58,8 +71,10 @@ static void make_keys(struct cluster *c)
     }
 }
 
-static void write_config(struct cluster *c, const char *extra_cluster, const char *extra_limits)
+static void write_config(struct cluster *c, const struct cluster_opts *o)
 {
+    const char *extra_cluster = o->extra_cluster, *extra_limits = o->extra_limits;
+    bool resp = o->resp;
     snprintf(c->config, sizeof c->config, "%s/cluster.toml", c->dir);
     snprintf(c->keys, sizeof c->keys, "%s/keys", c->dir);
     FILE *f = fopen(c->config, "w");
@@ -71,6 +86,8 @@ static void write_config(struct cluster *c, const char *extra_cluster, const cha
                "[log]\nlevel = \"info\"\n[security]\nmode = \"%s\"\nkeys_dir = \"keys\"\n",
             extra_cluster ? extra_cluster : "", extra_limits ? extra_limits : "",
             c->plain ? "none" : "curve");
+    if (o->extra_resp)
+        fprintf(f, "[resp]\n%s\n", o->extra_resp);
     for (int i = 0; i < c->n; i++) {
         snprintf(c->id[i], sizeof c->id[i], "n%d", i + 1);
         c->client_port[i] = free_port();
@@ -78,8 +95,13 @@ static void write_config(struct cluster *c, const char *extra_cluster, const cha
         fprintf(f, "\n[[node]]\nid = \"%s\"\nhost = \"127.0.0.1\"\nclient_port = %u\n"
                    "cluster_port = %u\ndata_dir = \"data/%s\"\n",
                 c->id[i], c->client_port[i], c->cluster_port[i], c->id[i]);
+        if (resp) {
+            c->resp_port[i] = free_port();
+            fprintf(f, "resp_port = %u\n", c->resp_port[i]);
+        }
     }
     fclose(f);
+    ports_release();
     if (!c->plain)
         make_keys(c);
 }
@@ -203,7 +225,7 @@ void cluster_start_opts(struct cluster *c, const struct cluster_opts *o)
     c->n = o->n;
     c->plain = o->plain;
     c->dir = test_mkdtemp("cluster");
-    write_config(c, o->extra_cluster, o->extra_limits);
+    write_config(c, o);
     for (int i = 0; i < c->n; i++)
         cluster_node_start(c, i);
     for (int i = 0; i < c->n; i++)

@@ -28,6 +28,7 @@ struct cluster {
     char id[CLUSTER_NODES_MAX][16];
     uint16_t client_port[CLUSTER_NODES_MAX];
     uint16_t cluster_port[CLUSTER_NODES_MAX];
+    uint16_t resp_port[CLUSTER_NODES_MAX]; /* 0: none */
 };
 
 struct cluster_opts {
@@ -35,6 +36,8 @@ struct cluster_opts {
     const char *extra_cluster;  /* more TOML lines for [cluster], or NULL */
     const char *extra_limits;   /* more TOML lines for [limits], or NULL */
     bool plain;                 /* security.mode = "none" (default: curve) */
+    bool resp;                  /* a Redis-protocol port on every node */
+    const char *extra_resp;     /* TOML lines for [resp], or NULL */
 };
 
 /* Writes the config and, unless plain, a key pair per node and one for

@@ -334,7 +334,9 @@ static bool same_settings(const struct config *a, const struct config *b)
            a->message_bytes_max == b->message_bytes_max && a->siblings_max == b->siblings_max &&
            a->clock_entries_max == b->clock_entries_max &&
            a->inflight_per_client == b->inflight_per_client &&
-           a->queue_depth_max == b->queue_depth_max && a->log_level == b->log_level;
+           a->queue_depth_max == b->queue_depth_max && a->log_level == b->log_level &&
+           a->resp_connections_max == b->resp_connections_max &&
+           a->resp_flushall == b->resp_flushall && a->resp_allow_remote == b->resp_allow_remote;
 }
 
 START_TEST(repo_config_loads)
@@ -378,6 +380,7 @@ START_TEST(repo_config_loads)
         ck_assert_str_eq(n->host, "127.0.0.1");
         ck_assert_uint_eq(n->client_port, 7101 + i);
         ck_assert_uint_eq(n->cluster_port, 7201 + i);
+        ck_assert_uint_eq(n->resp_port, 7301 + i);
         ck_assert_str_eq(n->data_dir, dir);
         ck_assert_uint_gt(n->line, 0);
     }
@@ -665,6 +668,25 @@ static const struct bad_config bad_configs[] = {
     {"no nodes", "[cluster]\nreplicas = 1\n", RKV_ERR_CONFIG,
      "cluster.toml:1:1: no [[node]] table: a cluster needs at least one member"},
     {"empty file", "", RKV_ERR_CONFIG, "cluster.toml:1:1: no [[node]] table"},
+    {"resp_port clashes",
+     NODE_LINES("id = \"n1\"", N1_HOST, N1_PORTS "\nresp_port = 7101", "data_dir = \"d\""),
+     RKV_ERR_CONFIG,
+     "cluster.toml:6:13: node \"n1\": resp_port: 127.0.0.1:7101 is already the client_port of "
+     "node \"n1\""},
+    {"resp_port 0", NODE_LINES("id = \"n1\"", N1_HOST, N1_PORTS "\nresp_port = 0", "data_dir = \"d\""),
+     RKV_ERR_CONFIG, "cluster.toml:6:13: node \"n1\": resp_port: 0 is out of range (1..65535)"},
+    {"resp_port reachable from afar with curve",
+     NODE_LINES("id = \"n1\"", "host = \"10.1.2.3\"", N1_PORTS "\nresp_port = 7301",
+                "data_dir = \"d\""),
+     RKV_ERR_CONFIG,
+     "cluster.toml:6:13: node \"n1\": resp_port: the Redis protocol has no authentication or "
+     "encryption, and host \"10.1.2.3\" is not a loopback address; set resp.allow_remote = true"},
+    {"resp.flushall not a boolean", "[resp]\nflushall = 1\n" NODES3, RKV_ERR_CONFIG,
+     "cluster.toml:2:12: resp.flushall: expected true or false, got an integer"},
+    {"resp.connections_max 0", "[resp]\nconnections_max = 0\n" NODES3, RKV_ERR_CONFIG,
+     "cluster.toml:2:19: resp.connections_max: 0 is out of range (1..65536)"},
+    {"unknown resp key", "[resp]\nport = 6379\n" NODES3, RKV_ERR_CONFIG,
+     "cluster.toml:2:1: unknown key \"port\" in [resp]"},
 };
 
 START_TEST(bad_configs_are_rejected)
@@ -678,6 +700,35 @@ START_TEST(bad_configs_are_rejected)
     ck_assert_int_eq(e.code, b->code);
     ck_assert_msg(strstr(e.msg, b->msg) != NULL, "%s\n  got:  %s\n  want: %s", b->what, e.msg,
                   b->msg);
+}
+END_TEST
+
+/* The Redis port: optional, and off a loopback host only when asked for. */
+START_TEST(resp_settings)
+{
+    struct config *c;
+    struct rkv_error e = {0};
+    ck_assert_int_eq(parse(NODES3, &c, &e), RKV_OK);
+    ck_assert_uint_eq(c->nodes[0].resp_port, 0);
+    config_free(c);
+    const char *text = "[cluster]\nreplicas = 1\nread_quorum = 1\nwrite_quorum = 1\n"
+                       "[security]\nmode = \"curve\"\n"
+                       "[resp]\nconnections_max = 7\nflushall = true\nallow_remote = true\n"
+                       NODE_LINES("id = \"n1\"", "host = \"10.1.2.3\"",
+                                  N1_PORTS "\nresp_port = 7301", "data_dir = \"d\"");
+    ck_assert_msg(parse(text, &c, &e) == RKV_OK, "%s", e.msg);
+    ck_assert_uint_eq(c->nodes[0].resp_port, 7301);
+    ck_assert_uint_eq(c->resp_connections_max, 7);
+    ck_assert(c->resp_flushall);
+    ck_assert(c->resp_allow_remote);
+    config_free(c);
+    /* without security there is nothing to protect */
+    text = "[cluster]\nreplicas = 1\nread_quorum = 1\nwrite_quorum = 1\n"
+           "[security]\nmode = \"none\"\n"
+           NODE_LINES("id = \"n1\"", "host = \"10.1.2.3\"", N1_PORTS "\nresp_port = 7301",
+                      "data_dir = \"d\"");
+    ck_assert_msg(parse(text, &c, &e) == RKV_OK, "%s", e.msg);
+    config_free(c);
 }
 END_TEST
 
@@ -984,6 +1035,7 @@ int main(void)
     tcase_add_loop_test(tc, bad_configs_are_rejected, 0,
                         (int)(sizeof bad_configs / sizeof bad_configs[0]));
     tcase_add_test(tc, node_count_is_bounded);
+    tcase_add_test(tc, resp_settings);
     tcase_add_test(tc, data_dir_is_resolved);
     tcase_add_test(tc, files_load_or_fail_cleanly);
     tcase_add_test(tc, allocation_failures_are_clean);
