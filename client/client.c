@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "common/alloc.h"
@@ -90,6 +92,23 @@ struct ringkv_client {
     uint64_t next_id;
     char errmsg[512];
     struct rkv_buf req, rep;
+    /* pipelining (see "Pipelining" in ringkv.h) */
+    struct pending *pend;       /* by slot: RINGKV_PIPELINE_MAX at most */
+    uint32_t cap_pend, n_pend;
+    uint32_t *free_pend;
+    uint32_t n_free_pend;
+    uint64_t pend_deadline;     /* the earliest deadline of a pending request */
+    bool in_callback;
+    int epfd;                   /* ringkv_fd's descriptor, -1 until asked for */
+};
+
+/* A pipelined request waiting for its reply. */
+struct pending {
+    uint64_t id;                /* 0: the slot is free */
+    uint32_t type, member;
+    uint64_t deadline;          /* monotonic ms */
+    ringkv_done_fn *done;
+    void *arg;
 };
 
 /* Memory of a result: everything a struct ringkv_result points to lives
@@ -212,12 +231,33 @@ static int send_request(struct ringkv_client *c, void *sock, bool fresh, uint64_
     }
 }
 
-static void node_reset(struct cnode *n)
+static void node_reset(struct ringkv_client *c, struct cnode *n)
 {
-    if (n->sock)
+    if (n->sock) {
+        int fd;
+        size_t len = sizeof fd;
+        if (c->epfd >= 0 && zmq_getsockopt(n->sock, ZMQ_FD, &fd, &len) == 0)
+            epoll_ctl(c->epfd, EPOLL_CTL_DEL, fd, NULL);
         zmq_close(n->sock);
+    }
     n->sock = NULL;
     n->connected_once = false;
+}
+
+/* The member's socket, made on first use (and watched by ringkv_fd's
+ * descriptor, if there is one). NULL if it cannot be made. */
+static void *node_socket(struct ringkv_client *c, struct cnode *n)
+{
+    if (n->sock != NULL)
+        return n->sock;
+    n->sock = dealer(c, n->host, n->client_port, n->server_key);
+    int fd;
+    size_t len = sizeof fd;
+    if (n->sock && c->epfd >= 0 && zmq_getsockopt(n->sock, ZMQ_FD, &fd, &len) == 0) {
+        struct epoll_event ev = {.events = EPOLLIN};
+        epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+    return n->sock;
 }
 
 /* Waits for the reply to request id on sock until deadline (monotonic ms).
@@ -335,7 +375,7 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
     for (uint32_t i = 0; i < members; i++)
         sorted[ring_member_index(ring, nodes[i].id)] = nodes[i];
     for (size_t i = 0; i < c->n_nodes; i++)
-        node_reset(&c->nodes[i]);
+        node_reset(c, &c->nodes[i]);
     rkv_free(c->nodes);
     rkv_free(c->infos);
     ring_free(c->ring);
@@ -518,6 +558,7 @@ int ringkv_connect(const struct ringkv_options *o, struct ringkv_client **out)
     *out = c;
     if (c == NULL)
         return RKV_ERR_NOMEM;
+    c->epfd = -1;
     if (o)
         c->opt = *o;
     else
@@ -555,7 +596,11 @@ void ringkv_close(struct ringkv_client *c)
     if (c == NULL)
         return;
     for (size_t i = 0; i < c->n_nodes; i++)
-        node_reset(&c->nodes[i]);
+        node_reset(c, &c->nodes[i]);
+    if (c->epfd >= 0)
+        close(c->epfd);
+    rkv_free(c->pend);
+    rkv_free(c->free_pend);
     if (c->zctx && c->zctx != c->opt.zmq_context)
         zmq_ctx_term(c->zctx);
     ring_free(c->ring);
@@ -594,8 +639,7 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
             if (tried_k[k] || down != (pass == 1))
                 continue;
             tried_k[k] = true;
-            if (n->sock == NULL)
-                n->sock = dealer(c, n->host, n->client_port, n->server_key);
+            node_socket(c, n);
             uint64_t until = now + attempt_ms < deadline ? now + attempt_ms : deadline;
             uint64_t conn = now + CONNECT_WAIT_MS < until ? now + CONNECT_WAIT_MS : until;
             int rc = n->sock ? send_request(c, n->sock, !n->connected_once, conn)
@@ -612,7 +656,7 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
                 return fail(c, rc, "out of memory");
             any_timeout |= rc == RKV_ERR_TIMEOUT;
             n->down_until_ms = rkv_clock_mono_ms() + DOWN_FOR_MS;
-            node_reset(n);
+            node_reset(c, n);
             int w = snprintf(tried + tlen, sizeof tried - tlen, "%s%s (%s)", tlen ? ", " : "",
                              n->id, rc == RKV_ERR_TIMEOUT ? "no answer" : "unreachable");
             if (w > 0 && (size_t)w < sizeof tried - tlen)
@@ -777,6 +821,9 @@ static int check_key(struct ringkv_client *c, size_t key_len)
 {
     if (c == NULL || c->ring == NULL)
         return RKV_ERR_INVAL;
+    if (c->n_pend > 0)
+        return fail(c, RKV_ERR_INVAL, "%u pipelined requests are in flight: a blocking call "
+                    "would drop their replies (ringkv_wait for them first)", c->n_pend);
     if (key_len > RKV_KEY_BYTES_MAX)
         return fail(c, RKV_ERR_TOOBIG, "key of %zu bytes is over %u", key_len,
                     RKV_KEY_BYTES_MAX);
@@ -852,6 +899,314 @@ int ringkv_del(struct ringkv_client *c, const void *key, size_t key_len,
 }
 
 /* ---- the ring and nodes ---- */
+
+/* ---- pipelining ---- */
+
+/*
+ * A pipelined request goes to the first member of the key's preference
+ * list that takes it (a member not marked down, whose socket is
+ * connected), with an id whose low 16 bits are its slot in c->pend. Its
+ * reply is matched by id in ringkv_process. It is not retried on another
+ * member: a request that gets no reply by its deadline completes with
+ * RINGKV_ETIMEOUT (the caller may retry; it may have been applied).
+ */
+#define PEND_SLOT_BITS 16
+
+static int pend_alloc(struct ringkv_client *c, uint32_t *slot)
+{
+    if (c->n_free_pend) {
+        *slot = c->free_pend[--c->n_free_pend];
+        return RKV_OK;
+    }
+    if (c->cap_pend == RINGKV_PIPELINE_MAX)
+        return RKV_ERR_BUSY;
+    uint32_t cap = c->cap_pend ? 2 * c->cap_pend : 64;
+    if (cap > RINGKV_PIPELINE_MAX)
+        cap = RINGKV_PIPELINE_MAX;
+    struct pending *p = rkv_realloc(c->pend, cap * sizeof *p);
+    if (p == NULL)
+        return RKV_ERR_NOMEM;
+    c->pend = p;
+    uint32_t *f = rkv_realloc(c->free_pend, cap * sizeof *f);
+    if (f == NULL)
+        return RKV_ERR_NOMEM;
+    c->free_pend = f;
+    for (uint32_t i = cap; i-- > c->cap_pend + 1;) {
+        c->pend[i].id = 0;
+        c->free_pend[c->n_free_pend++] = i;
+    }
+    *slot = c->cap_pend;
+    c->pend[*slot].id = 0;
+    c->cap_pend = cap;
+    return RKV_OK;
+}
+
+static void pend_release(struct ringkv_client *c, uint32_t slot)
+{
+    c->pend[slot].id = 0;
+    c->free_pend[c->n_free_pend++] = slot;
+    c->n_pend--;
+}
+
+/* Sends c->req (encoded with id for slot) to the key's preference list. */
+static int pipeline_send(struct ringkv_client *c, const void *key, size_t key_len, uint32_t slot,
+                         uint64_t id, uint32_t type, const struct ringkv_request_options *o,
+                         ringkv_done_fn *done, void *arg)
+{
+    uint32_t order[RKV_NODES_MAX], n;
+    if (o->coordinator) {
+        int idx = ring_member_index(c->ring, o->coordinator);
+        if (idx < 0)
+            return fail(c, RKV_ERR_INVAL, "no node \"%s\" in the ring", o->coordinator);
+        order[0] = (uint32_t)idx;
+        n = 1;
+    } else {
+        n = ring_walk(c->ring, ring_partition(c->ring, ring_hash_key(key, key_len)), order,
+                      RKV_NODES_MAX);
+    }
+    uint32_t timeout_ms = (o->timeout_ms ? o->timeout_ms : c->server_timeout_ms) +
+                          ATTEMPT_MARGIN_MS;
+    if (c->opt.timeout_ms && !o->timeout_ms)
+        timeout_ms = c->opt.timeout_ms;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t k = 0; k < n; k++) {
+            struct cnode *nd = &c->nodes[order[k]];
+            uint64_t now = rkv_clock_mono_ms();
+            if ((nd->down_until_ms > now) != (pass == 1) || node_socket(c, nd) == NULL)
+                continue;
+            if (send_request(c, nd->sock, !nd->connected_once, now + CONNECT_WAIT_MS) !=
+                RKV_OK) {
+                nd->down_until_ms = now + DOWN_FOR_MS;
+                continue;
+            }
+            nd->connected_once = true;
+            nd->down_until_ms = 0;
+            uint64_t deadline = rkv_clock_mono_ms() + timeout_ms;
+            c->pend[slot] = (struct pending){.id = id, .type = type, .member = order[k],
+                                             .deadline = deadline, .done = done, .arg = arg};
+            c->n_pend++;
+            if (c->n_pend == 1 || deadline < c->pend_deadline)
+                c->pend_deadline = deadline;
+            c->errmsg[0] = '\0';
+            return RKV_OK;
+        }
+    }
+    return fail(c, RKV_ERR_UNAVAILABLE, "no node of the key's preference list is reachable");
+}
+
+/* The common part of the three calls: checks, a slot, the encoding. */
+static int pipeline(struct ringkv_client *c, uint32_t type, const void *key, size_t key_len,
+                    const void *value, size_t value_len, const struct ringkv_request_options *opt,
+                    ringkv_done_fn *done, void *arg)
+{
+    if (c == NULL || c->ring == NULL || done == NULL)
+        return RKV_ERR_INVAL;
+    if (key_len > RKV_KEY_BYTES_MAX)
+        return fail(c, RKV_ERR_TOOBIG, "key of %zu bytes is over %u", key_len,
+                    RKV_KEY_BYTES_MAX);
+    if (value_len > RKV_VALUE_BYTES_MAX)
+        return fail(c, RKV_ERR_TOOBIG, "value of %zu bytes is over %u", value_len,
+                    RKV_VALUE_BYTES_MAX);
+    struct ringkv_request_options o = opt ? *opt : (struct ringkv_request_options){0};
+    if (type == WIRE_DEL && o.context == NULL)
+        return fail(c, RKV_ERR_INVAL, "a pipelined delete needs the context of a read");
+    uint32_t slot;
+    int rc = pend_alloc(c, &slot);
+    if (rc == RKV_ERR_BUSY)
+        return fail(c, rc, "%u pipelined requests in flight already (RINGKV_PIPELINE_MAX)",
+                    RINGKV_PIPELINE_MAX);
+    if (rc != RKV_OK)
+        return fail(c, rc, "out of memory");
+    uint64_t id = (++c->next_id << PEND_SLOT_BITS) | slot;
+    struct wire_msg m = {.type = type, .id = id, .epoch = ring_epoch(c->ring),
+                         .key = {key, (uint32_t)key_len}, .value = {value, (uint32_t)value_len},
+                         .context = {o.context, (uint32_t)o.context_len},
+                         .quorum = type == WIRE_GET ? o.r : o.w, .timeout_ms = o.timeout_ms,
+                         .ttl_ms = o.ttl_ms};
+    c->req.len = 0;
+    rc = wire_encode_request(&c->req, &m);
+    if (rc == RKV_OK)
+        rc = pipeline_send(c, key, key_len, slot, id, type, &o, done, arg);
+    else
+        fail(c, rc, "out of memory");
+    if (rc != RKV_OK) {
+        c->pend[slot].id = 0;
+        c->free_pend[c->n_free_pend++] = slot;
+    }
+    return rc;
+}
+
+int ringkv_get_async(struct ringkv_client *c, const void *key, size_t key_len,
+                     const struct ringkv_request_options *opt, ringkv_done_fn *done, void *arg)
+{
+    return pipeline(c, WIRE_GET, key, key_len, NULL, 0, opt, done, arg);
+}
+
+int ringkv_put_async(struct ringkv_client *c, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const struct ringkv_request_options *opt,
+                     ringkv_done_fn *done, void *arg)
+{
+    return pipeline(c, WIRE_PUT, key, key_len, value, value_len, opt, done, arg);
+}
+
+int ringkv_del_async(struct ringkv_client *c, const void *key, size_t key_len,
+                     const struct ringkv_request_options *opt, ringkv_done_fn *done, void *arg)
+{
+    return pipeline(c, WIRE_DEL, key, key_len, NULL, 0, opt, done, arg);
+}
+
+/* Completes slot's request with the reply m (NULL: timed out). */
+static void complete(struct ringkv_client *c, uint32_t slot, const struct wire_msg *m)
+{
+    struct pending p = c->pend[slot];
+    pend_release(c, slot);
+    struct ringkv_result res = {0};
+    int rc;
+    if (m == NULL) {
+        rc = RKV_ERR_TIMEOUT;
+    } else {
+        if (m->epoch != ring_epoch(c->ring))
+            c->refresh = true;
+        rc = fill_result(c, m, p.member, p.type, &res);
+        if (rc == RKV_OK)
+            rc = (int)m->status;
+    }
+    res.status = rc;
+    c->in_callback = true;
+    p.done(p.arg, &res);
+    c->in_callback = false;
+}
+
+/* Takes the replies waiting on one socket (at most a bounded number). */
+static int drain_socket(struct ringkv_client *c, void *sock)
+{
+    int done = 0;
+    for (int i = 0; i < RINGKV_PIPELINE_MAX; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            break;
+        }
+        bool more = zmq_msg_more(&msg);
+        int set = more ? RKV_ERR_PROTO : rkv_buf_set(&c->rep, zmq_msg_data(&msg),
+                                                      zmq_msg_size(&msg));
+        zmq_msg_close(&msg);
+        while (more) { /* nodes send one part; drop anything else */
+            zmq_msg_init(&msg);
+            zmq_msg_recv(&msg, sock, 0);
+            more = zmq_msg_more(&msg);
+            zmq_msg_close(&msg);
+        }
+        struct wire_msg m;
+        if (set != RKV_OK || wire_decode(c->rep.data, c->rep.len, &m) != RKV_OK ||
+            m.type != WIRE_REPLY)
+            continue;
+        uint32_t slot = (uint32_t)(m.id & ((1u << PEND_SLOT_BITS) - 1));
+        if (slot >= c->cap_pend || c->pend[slot].id != m.id || m.id == 0)
+            continue; /* a reply nobody waits for (timed out already) */
+        complete(c, slot, &m);
+        done++;
+    }
+    return done;
+}
+
+int ringkv_process(struct ringkv_client *c)
+{
+    if (c == NULL || c->in_callback)
+        return 0;
+    int done = 0;
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        if (c->nodes[i].sock == NULL)
+            continue;
+        /* reading ZMQ_EVENTS resets the edge ringkv_fd's descriptor saw */
+        int events = 0;
+        size_t len = sizeof events;
+        zmq_getsockopt(c->nodes[i].sock, ZMQ_EVENTS, &events, &len);
+        if (events & ZMQ_POLLIN)
+            done += drain_socket(c, c->nodes[i].sock);
+    }
+    uint64_t now = rkv_clock_mono_ms();
+    if (c->n_pend > 0 && now >= c->pend_deadline) {
+        uint64_t next = UINT64_MAX;
+        for (uint32_t s = 0; s < c->cap_pend; s++) {
+            if (c->pend[s].id == 0)
+                continue;
+            if (c->pend[s].deadline <= now) {
+                complete(c, s, NULL);
+                done++;
+            } else if (c->pend[s].deadline < next) {
+                next = c->pend[s].deadline;
+            }
+        }
+        c->pend_deadline = next;
+    }
+    /* a new ring replaces the sockets: only with nothing in flight */
+    if (c->refresh && c->n_pend == 0)
+        refresh_ring(c);
+    return done;
+}
+
+int ringkv_pending(const struct ringkv_client *c)
+{
+    return c ? (int)c->n_pend : 0;
+}
+
+int ringkv_next_timeout_ms(const struct ringkv_client *c)
+{
+    if (c == NULL || c->n_pend == 0)
+        return -1;
+    uint64_t now = rkv_clock_mono_ms();
+    return c->pend_deadline <= now ? 0 : (int)(c->pend_deadline - now);
+}
+
+int ringkv_fd(struct ringkv_client *c)
+{
+    if (c == NULL)
+        return -1;
+    if (c->epfd >= 0)
+        return c->epfd;
+    c->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (c->epfd < 0) {
+        fail(c, RKV_ERR_IO, "epoll_create1: %s", strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        int fd;
+        size_t len = sizeof fd;
+        if (c->nodes[i].sock && zmq_getsockopt(c->nodes[i].sock, ZMQ_FD, &fd, &len) == 0) {
+            struct epoll_event ev = {.events = EPOLLIN};
+            epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev);
+        }
+    }
+    return c->epfd;
+}
+
+int ringkv_wait(struct ringkv_client *c, int timeout_ms)
+{
+    if (c == NULL || c->in_callback)
+        return 0;
+    uint64_t until = timeout_ms < 0 ? UINT64_MAX : rkv_clock_mono_ms() + (uint64_t)timeout_ms;
+    zmq_pollitem_t items[RKV_NODES_MAX];
+    for (;;) {
+        int done = ringkv_process(c);
+        if (done > 0 || c->n_pend == 0)
+            return done;
+        uint64_t now = rkv_clock_mono_ms();
+        if (now >= until)
+            return 0;
+        int n = 0;
+        for (size_t i = 0; i < c->n_nodes && n < (int)RKV_NODES_MAX; i++)
+            if (c->nodes[i].sock)
+                items[n++] = (zmq_pollitem_t){.socket = c->nodes[i].sock, .events = ZMQ_POLLIN};
+        uint64_t wake = c->pend_deadline < until ? c->pend_deadline : until;
+        long t = wake <= now ? 0 : (long)(wake - now);
+        if (zmq_poll(items, n, t) < 0 && zmq_errno() != EINTR) {
+            fail(c, RKV_ERR_IO, "zmq_poll: %s", zmq_strerror(zmq_errno()));
+            return -1;
+        }
+    }
+}
 
 int ringkv_ring(struct ringkv_client *c, struct ringkv_ring_info *info)
 {

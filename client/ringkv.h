@@ -225,6 +225,80 @@ int ringkv_del(struct ringkv_client *c, const void *key, size_t key_len,
  * client that made it may be closed already. */
 void ringkv_result_free(struct ringkv_result *res);
 
+/* ---- pipelining ----
+ *
+ * Many requests in flight on one client, for throughput: start them with
+ * the _async calls, which return at once, and take their completions with
+ * ringkv_process (from your own event loop) or ringkv_wait (blocking).
+ *
+ *   static void got(void *arg, struct ringkv_result *res)
+ *   {
+ *       if (res->status == RINGKV_OK) ...use res->siblings...
+ *       ringkv_result_free(res);
+ *   }
+ *   for (int i = 0; i < 100; i++)
+ *       ringkv_get_async(c, keys[i], lens[i], NULL, got, NULL);
+ *   while (ringkv_pending(c) > 0)
+ *       ringkv_wait(c, -1);
+ *
+ * From an external event loop (poll, epoll, libuv, ...): watch
+ * ringkv_fd(c) for readability, wake up after ringkv_next_timeout_ms(c),
+ * and call ringkv_process(c) on either. The descriptor is edge-like: after
+ * it is readable, call ringkv_process until it returns 0 before waiting on
+ * it again (ringkv_process takes at most RINGKV_PIPELINE_MAX replies per
+ * socket per call).
+ *
+ * Rules:
+ *  - One thread at a time, as for every call on a client. Callbacks run on
+ *    that thread, inside ringkv_process or ringkv_wait, one at a time.
+ *  - A callback owns the result it is given (free it with
+ *    ringkv_result_free, now or later); res->status is the request's
+ *    outcome (RINGKV_ETIMEOUT if no reply came by its deadline; it may
+ *    still have been applied). arg is yours, passed back untouched.
+ *  - A callback may start new _async requests. It must not call the
+ *    blocking functions, ringkv_process, ringkv_wait or ringkv_close.
+ *  - While requests are in flight, blocking calls (get, put, del) fail with
+ *    RINGKV_EINVAL: they would read the pipelined replies. A new ring is
+ *    fetched only when nothing is in flight.
+ *  - At most RINGKV_PIPELINE_MAX requests in flight (RINGKV_EBUSY beyond),
+ *    and a node serves at most limits.inflight_per_client of them per
+ *    connection (the rest complete with RINGKV_EBUSY).
+ *  - A pipelined request goes to the first reachable node of the key's
+ *    preference list and is not retried elsewhere. A delete needs a
+ *    context (opt->context): read first.
+ *  - Keys, values and options are borrowed for the call only.
+ *  - ringkv_close with requests in flight drops them without callbacks.
+ *
+ * The _async calls return RINGKV_OK when the request is sent; otherwise
+ * the error (the callback is then never called).
+ */
+#define RINGKV_PIPELINE_MAX 4096
+
+typedef void ringkv_done_fn(void *arg, struct ringkv_result *res);
+
+int ringkv_get_async(struct ringkv_client *c, const void *key, size_t key_len,
+                     const struct ringkv_request_options *opt, ringkv_done_fn *done, void *arg);
+int ringkv_put_async(struct ringkv_client *c, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const struct ringkv_request_options *opt,
+                     ringkv_done_fn *done, void *arg);
+int ringkv_del_async(struct ringkv_client *c, const void *key, size_t key_len,
+                     const struct ringkv_request_options *opt, ringkv_done_fn *done, void *arg);
+/* Runs the callbacks of the replies that arrived and of the requests whose
+ * deadline passed; returns how many. Never blocks. */
+int ringkv_process(struct ringkv_client *c);
+/* Processes, waiting up to timeout_ms (-1: no limit) for at least one
+ * completion; returns how many (0 on timeout or with nothing in flight,
+ * -1 on error, see ringkv_errmsg). */
+int ringkv_wait(struct ringkv_client *c, int timeout_ms);
+/* Requests in flight. */
+int ringkv_pending(const struct ringkv_client *c);
+/* A descriptor that becomes readable when replies may be waiting (owned by
+ * the client; do not read or close it), or -1 on error. */
+int ringkv_fd(struct ringkv_client *c);
+/* Milliseconds until the earliest deadline of a request in flight (0: one
+ * has passed), or -1 with nothing in flight. */
+int ringkv_next_timeout_ms(const struct ringkv_client *c);
+
 /* ---- the ring and its nodes ---- */
 
 /* Owned by the client, valid until the next call on it (see "Memory"). */

@@ -6,6 +6,7 @@
  * a clean stop), and expired values staying expired on every replica.
  */
 #include <check.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -471,6 +472,135 @@ static int run_cli(char *out, size_t cap, const char *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* ---- pipelining ---- */
+
+#define PIPE_KEYS 600
+
+struct pipe_state {
+    int done, ok, timeouts;
+    int status[PIPE_KEYS];
+    struct ringkv_result res[PIPE_KEYS];
+};
+
+static void pipe_done(void *arg, struct ringkv_result *res)
+{
+    struct pipe_state *st = arg;
+    st->done++;
+    st->ok += res->status == RINGKV_OK;
+    st->timeouts += res->status == RINGKV_ETIMEOUT;
+    ringkv_result_free(res);
+}
+
+/* Keeps each result, for the test to read (the slot is the key's number). */
+struct pipe_slot {
+    struct pipe_state *st;
+    int i;
+};
+
+static void pipe_keep(void *arg, struct ringkv_result *res)
+{
+    struct pipe_slot *s = arg;
+    s->st->done++;
+    s->st->status[s->i] = res->status;
+    s->st->res[s->i] = *res; /* the result is ours: moved, freed later */
+}
+
+static void wait_all(struct ringkv_client *c, struct pipe_state *st, int want)
+{
+    uint64_t deadline = rkv_clock_mono_ms() + WAIT_MS;
+    while (st->done < want) {
+        ck_assert_msg(rkv_clock_mono_ms() < deadline, "%d of %d completions", st->done, want);
+        ck_assert_int_ge(ringkv_wait(c, 1000), 0);
+    }
+}
+
+/* Hundreds of requests in flight on one client; completions by waiting
+ * and through the descriptor of an external poll loop. */
+START_TEST(pipelined_requests)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    static struct pipe_state st;
+    static struct pipe_slot slots[PIPE_KEYS];
+    memset(&st, 0, sizeof st);
+    char k[32], v[32];
+    for (int i = 0; i < PIPE_KEYS; i++) {
+        snprintf(k, sizeof k, "pipe%d", i);
+        snprintf(v, sizeof v, "value%d", i);
+        ck_assert_msg(ringkv_put_async(c, k, strlen(k), v, strlen(v), NULL, pipe_done, &st) ==
+                          RINGKV_OK, "%s", ringkv_errmsg(c));
+    }
+    ck_assert_int_gt(ringkv_pending(c), 0);
+    ck_assert_int_ge(ringkv_next_timeout_ms(c), 0);
+    /* a blocking call now would eat pipelined replies: refused */
+    struct ringkv_result r;
+    ck_assert_int_eq(ringkv_get(c, "pipe0", 5, NULL, &r), RINGKV_EINVAL);
+    wait_all(c, &st, PIPE_KEYS);
+    ck_assert_int_eq(st.ok, PIPE_KEYS);
+    ck_assert_int_eq(ringkv_pending(c), 0);
+    ck_assert_int_eq(ringkv_next_timeout_ms(c), -1);
+
+    /* reads, driven by poll() on ringkv_fd as an event loop would */
+    memset(&st, 0, sizeof st);
+    int fd = ringkv_fd(c);
+    ck_assert_int_ge(fd, 0);
+    for (int i = 0; i < PIPE_KEYS; i++) {
+        snprintf(k, sizeof k, "pipe%d", i);
+        slots[i] = (struct pipe_slot){.st = &st, .i = i};
+        ck_assert_int_eq(ringkv_get_async(c, k, strlen(k), &(struct ringkv_request_options){.r = 3},
+                                          pipe_keep, &slots[i]),
+                         RINGKV_OK);
+    }
+    uint64_t deadline = rkv_clock_mono_ms() + WAIT_MS;
+    while (st.done < PIPE_KEYS) {
+        ck_assert_msg(rkv_clock_mono_ms() < deadline, "%d of %d reads", st.done, PIPE_KEYS);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int t = ringkv_next_timeout_ms(c);
+        poll(&p, 1, t < 0 || t > 1000 ? 1000 : t);
+        while (ringkv_process(c) > 0)
+            ;
+    }
+    for (int i = 0; i < PIPE_KEYS; i++) {
+        snprintf(v, sizeof v, "value%d", i);
+        ck_assert_msg(st.status[i] == RINGKV_OK, "pipe%d: %s", i, ringkv_strerror(st.status[i]));
+        ck_assert_uint_eq(st.res[i].n_siblings, 1);
+        ck_assert_mem_eq(st.res[i].siblings[0].value, v, strlen(v));
+    }
+    /* deletes with the contexts read; without one, refused */
+    ck_assert_int_eq(ringkv_del_async(c, "pipe0", 5, NULL, pipe_done, &st), RINGKV_EINVAL);
+    struct pipe_state dels = {0};
+    for (int i = 0; i < PIPE_KEYS; i += 2) {
+        snprintf(k, sizeof k, "pipe%d", i);
+        struct ringkv_request_options o = {.context = st.res[i].context,
+                                           .context_len = st.res[i].context_len};
+        ck_assert_int_eq(ringkv_del_async(c, k, strlen(k), &o, pipe_done, &dels), RINGKV_OK);
+    }
+    for (int i = 0; i < PIPE_KEYS; i++)
+        ringkv_result_free(&st.res[i]);
+    wait_all(c, &dels, PIPE_KEYS / 2);
+    ck_assert_int_eq(dels.ok, PIPE_KEYS / 2);
+    get_is(c, "pipe0", NULL, NULL, 0);
+    const char *want[] = {"value1"};
+    get_is(c, "pipe1", NULL, want, 1);
+
+    /* a node that stops answering: its requests time out, by their deadline */
+    cluster_node_signal(&cl, 0, SIGSTOP);
+    memset(&st, 0, sizeof st);
+    int sent = 0;
+    for (int i = 0; i < 50; i++) {
+        snprintf(k, sizeof k, "pipe%d", i);
+        if (ringkv_get_async(c, k, strlen(k), &(struct ringkv_request_options){.timeout_ms = 300,
+                                                                                .coordinator = "n1"},
+                             pipe_done, &st) == RINGKV_OK)
+            sent++;
+    }
+    ck_assert_int_gt(sent, 0);
+    wait_all(c, &st, sent);
+    cluster_node_signal(&cl, 0, SIGCONT);
+    ck_assert_int_eq(st.timeouts, sent);
+    ringkv_close(c);
+}
+END_TEST
+
 START_TEST(command_line_session)
 {
     char out[65536];
@@ -519,6 +649,7 @@ int main(void)
     tcase_add_test(tc, restart_keeps_data_and_actor_after_clean_stop);
     tcase_add_test(tc, expired_value_does_not_come_back);
     tcase_add_test(tc, command_line_session);
+    tcase_add_test(tc, pipelined_requests);
     suite_add_tcase(su, tc);
     return test_run(su);
 }
