@@ -29,6 +29,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/object.h"
+#include "common/resp.h"
 #include "common/wire.h"
 #include "storage/storage.h"
 #include "tests/fuzz/storage_seed.h"
@@ -694,6 +695,160 @@ static void seeds_storage(void)
     put_seed("regress-empty-key", &sd);
 }
 
+/* ---- resp: a 4-byte header (bounds and reads; 6 in big mode), the stream ---- */
+
+/* The header of fuzz_resp.c's input. bulk and request are indexes into its
+ * bulk_maxes and request_maxes, reads four nibbles indexing read_sizes. */
+struct resp_setup {
+    unsigned args_max; /* 1..64 */
+    unsigned mode;     /* 0 plain, 1 each request parsed twice, 2 the buffer moves, 3 big */
+    unsigned bulk;
+    unsigned request;
+    unsigned reads;
+    unsigned big_at, big_extra; /* big mode: 'x' * (RESP_INLINE_MAX - 128 + extra) at big_at */
+};
+
+/* args_max 64, bulk_max 4096, request_max 1 MiB */
+#define RESP_BOUNDS .args_max = 64, .bulk = 11, .request = 13
+static const struct resp_setup resp_bytewise = {RESP_BOUNDS, .reads = 0x0000};
+static const struct resp_setup resp_split = {RESP_BOUNDS, .reads = 0xe630}; /* 1 3 7 200 */
+static const struct resp_setup resp_moving = {RESP_BOUNDS, .mode = 2, .reads = 0x8421};
+static const struct resp_setup resp_twice = {RESP_BOUNDS, .mode = 1, .reads = 0x7520};
+static const struct resp_setup resp_whole = {RESP_BOUNDS, .reads = 0xffff}; /* 4096 */
+/* args_max 3, bulk_max 5, request_max 31: requests right at the bounds */
+static const struct resp_setup resp_tight = {
+    .args_max = 3, .bulk = 4, .request = 5, .reads = 0x5310};
+/* bulk_max and request_max at 2^32 - 1 */
+static const struct resp_setup resp_widest = {
+    .args_max = 64, .bulk = 15, .request = 15, .reads = 0xe630};
+
+static void resp_seed(const char *name, const struct resp_setup *s, const void *p, size_t len)
+{
+    uint8_t buf[2048];
+    size_t head = s->mode == 3 ? 6 : 4;
+    if (s->args_max < 1 || s->args_max > 64 || head + len > sizeof buf)
+        die("resp seed");
+    buf[0] = (uint8_t)((s->args_max - 1) | s->mode << 6);
+    buf[1] = (uint8_t)(s->bulk | s->request << 4);
+    buf[2] = (uint8_t)(s->reads & 0xff);
+    buf[3] = (uint8_t)(s->reads >> 8);
+    buf[4] = (uint8_t)s->big_at;
+    buf[5] = (uint8_t)s->big_extra;
+    memcpy(buf + head, p, len);
+    put_file("resp", name, buf, head + len);
+}
+
+static void resp_text(const char *name, const struct resp_setup *s, const char *text)
+{
+    resp_seed(name, s, text, strlen(text));
+}
+
+/* Appends a multibulk request of n C-string arguments. */
+static void resp_request(struct rkv_buf *b, unsigned n, const char *const *args)
+{
+    check(resp_array(b, n), "resp_array");
+    for (unsigned i = 0; i < n; i++)
+        check(resp_bulk_str(b, args[i]), "resp_bulk");
+}
+
+static void seeds_resp_valid(void)
+{
+    struct rkv_buf b = {0};
+    static const char *const set[] = {"SET", "key", "value"};
+    resp_request(&b, 3, set);
+    resp_seed("multibulk-set", &resp_bytewise, b.data, b.len);
+    b.len = 0;
+    check(resp_array(&b, 3), "resp_array"); /* binary, empty and CRLF inside arguments */
+    check(resp_bulk(&b, "SET", 3), "resp_bulk");
+    check(resp_bulk(&b, "k\0\r\n", 4), "resp_bulk");
+    check(resp_bulk(&b, "", 0), "resp_bulk");
+    resp_seed("multibulk-binary", &resp_split, b.data, b.len);
+    resp_text("inline-ping", &resp_bytewise, "PING\r\n");
+    resp_text("inline-blanks", &resp_split, "  SET\tkey  va\rlue \n");
+    resp_text("empty-requests", &resp_bytewise, "\r\n\n  \t\r\n*0\r\n*-1\r\n");
+
+    b.len = 0; /* a pipeline of both forms */
+    static const char *const get[] = {"GET", "key"};
+    static const char *const del[] = {"DEL", "a", "b", "c"};
+    resp_request(&b, 3, set);
+    check(rkv_buf_append(&b, "PING\r\n", 6), "append");
+    resp_request(&b, 2, get);
+    check(rkv_buf_append(&b, "\r\nGET key\n", 10), "append");
+    resp_request(&b, 4, del);
+    check(rkv_buf_append(&b, "*0\r\n", 4), "append");
+    resp_seed("pipeline-bytewise", &resp_bytewise, b.data, b.len);
+    resp_seed("pipeline-split", &resp_split, b.data, b.len);
+    resp_seed("pipeline-moving-buffer", &resp_moving, b.data, b.len);
+    resp_seed("pipeline-parsed-twice", &resp_twice, b.data, b.len);
+    resp_seed("pipeline-whole", &resp_whole, b.data, b.len);
+    resp_seed("pipeline-cut-mid-bulk", &resp_split, b.data, 30);
+
+    b.len = 0; /* exactly at args_max 3, bulk_max 5, request_max 31 */
+    static const char *const tight[] = {"SET", "abcde", "x"};
+    resp_request(&b, 3, tight);
+    resp_seed("tight-bounds", &resp_tight, b.data, b.len);
+    resp_text("tight-bounds-inline", &resp_tight, "SET abcde x\n");
+    rkv_buf_free(&b);
+}
+
+static void seeds_resp_traps(void)
+{
+    resp_text("trap-count-2-32", &resp_widest, "*4294967295\r\n");
+    resp_text("trap-count-2-63", &resp_widest, "*9223372036854775807\r\n$1\r\na\r\n");
+    resp_text("trap-count-unfilled", &resp_split, "*64\r\n$1\r\na\r\n");
+    resp_text("trap-count-too-many", &resp_tight, "*4\r\n$1\r\na\r\n");
+    resp_text("trap-bulk-2-32", &resp_widest, "*1\r\n$4294967295\r\n");
+    resp_text("trap-bulk-claim-unfilled", &resp_widest, "*1\r\n$4294967200\r\nab");
+    resp_text("trap-bulk-too-big", &resp_tight, "*1\r\n$6\r\nabcdef\r\n");
+    resp_text("trap-request-too-big", &resp_tight,
+              "*3\r\n$3\r\nSET\r\n$5\r\nabcde\r\n$2\r\nxy\r\n");
+    resp_text("trap-bulk-negative", &resp_split, "*1\r\n$-1\r\n");
+    resp_text("trap-bulk-plus", &resp_split, "*1\r\n$+1\r\na\r\n");
+    resp_text("trap-bulk-leading-zero", &resp_split, "*1\r\n$01\r\na\r\n");
+    resp_text("trap-bulk-not-a-number", &resp_split, "*1\r\n$abc\r\n");
+    resp_text("trap-bulk-20-digits", &resp_split, "*1\r\n$99999999999999999999\r\n");
+    resp_text("trap-number-line-long", &resp_split,
+              "*1\r\n$000000000000000000000000000000000001\r\n");
+    resp_text("trap-count-not-a-number", &resp_split, "*1x\r\n");
+    resp_text("trap-count-lf-only", &resp_split, "*1\n$1\na\n");
+    resp_text("trap-bulk-lf-only", &resp_split, "*1\r\n$3\nabc\r\n");
+    resp_text("trap-bulk-no-crlf", &resp_split, "*1\r\n$3\r\nabcXY");
+    resp_text("trap-bulk-cr-only", &resp_split, "*1\r\n$3\r\nabc\rX");
+    resp_text("trap-bulk-truncated", &resp_split, "*2\r\n$3\r\nabc\r\n$3\r\nab");
+    resp_text("trap-not-dollar", &resp_split, "*1\r\n:1\r\n");
+    resp_text("trap-inline-too-many", &resp_tight, "a b c d\n");
+    resp_text("trap-inline-word-too-big", &resp_tight, "GET abcdef\n");
+    resp_text("trap-inline-unterminated", &resp_split, "GET key");
+
+    /* Regressions: resp_arg_int took "-0", which Redis's string2ll refuses,
+     * so a bulk length or count of -0 was read as 0 (docs/fuzzing.md). */
+    resp_text("regress-bulk-minus-zero", &resp_split, "*1\r\n$-0\r\n\r\n");
+    resp_text("regress-count-minus-zero", &resp_split, "*-0\r\nPING\r\n");
+    resp_text("regress-arg-minus-zero", &resp_split, "EXPIRE k -0\r\n");
+
+    /* big mode: 'x' * (RESP_INLINE_MAX - 128 + extra) inserted at big_at,
+     * bulk_max 64 KiB, request_max 64 KiB or 1 MiB */
+    struct resp_setup big = {.args_max = 4, .mode = 3, .bulk = 12, .request = 13, .reads = 0xe630};
+    big.big_extra = 126; /* a line of RESP_INLINE_MAX - 2 bytes and CRLF: accepted */
+    resp_text("big-inline-at-limit", &big, "\r\n");
+    big.big_extra = 127; /* one more: refused */
+    resp_text("big-inline-over-limit", &big, "\r\n");
+    big.big_extra = 128; /* RESP_INLINE_MAX bytes and no LF: refused */
+    resp_text("big-inline-unterminated", &big, "");
+    big.big_at = 12; /* a bulk of RESP_INLINE_MAX - 36 = 65500 bytes */
+    big.big_extra = 92;
+    big.request = 11;
+    resp_text("big-bulk", &big, "*1\r\n$65500\r\n\r\nPING\r\n");
+    big.request = 10;
+    resp_text("big-bulk-over-request-max", &big, "*1\r\n$65500\r\n\r\n");
+}
+
+static void seeds_resp(void)
+{
+    seeds_resp_valid();
+    seeds_resp_traps();
+}
+
 /* ---- config ---- */
 
 static void put_text(const char *name, const char *text)
@@ -764,5 +919,6 @@ int main(int argc, char **argv)
     seeds_codec();
     seeds_storage();
     seeds_config();
+    seeds_resp();
     return 0;
 }
