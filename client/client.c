@@ -38,10 +38,10 @@
 #include "ring/ring.h"
 
 #define ATTEMPT_MARGIN_MS 500  /* beyond the server's own deadline */
-#define CONNECT_WAIT_MS 250    /* a new connection may take this long to come up */
-#define DOWN_FOR_MS 2000       /* a member that did not answer is skipped this long */
-#define SEEDS_MAX 64
-#define SOCK_HWM 10000
+#define CONNECT_WAIT_MS   250  /* a new connection may take this long to come up */
+#define DOWN_FOR_MS       2000 /* a member that did not answer is skipped this long */
+#define SEEDS_MAX         64
+#define SOCK_HWM          10000
 /* Replies a node may have queued for this client: one is awaited, the rest
  * are late answers to attempts given up on. With ZMQ_MAXMSGSIZE at
  * RKV_MESSAGE_BYTES_MAX this bounds what a node can make the client hold. */
@@ -51,13 +51,15 @@
 _Static_assert(SAME_CODE(RINGKV_ENOTFOUND, RKV_ERR_NOTFOUND) &&
                    SAME_CODE(RINGKV_EQUORUM, RKV_ERR_QUORUM) &&
                    SAME_CODE(RINGKV_EUNAVAILABLE, RKV_ERR_UNAVAILABLE) &&
-                   SAME_CODE(RINGKV_ETOOBIG, RKV_ERR_TOOBIG) && SAME_CODE(RINGKV_EBUSY, RKV_ERR_BUSY) &&
+                   SAME_CODE(RINGKV_ETOOBIG, RKV_ERR_TOOBIG) &&
+                   SAME_CODE(RINGKV_EBUSY, RKV_ERR_BUSY) &&
                    SAME_CODE(RINGKV_ETIMEOUT, RKV_ERR_TIMEOUT) &&
-                   SAME_CODE(RINGKV_EPROTO, RKV_ERR_PROTO) && SAME_CODE(RINGKV_EFAILED, RKV_ERR_FAILED),
+                   SAME_CODE(RINGKV_EPROTO, RKV_ERR_PROTO) &&
+                   SAME_CODE(RINGKV_EFAILED, RKV_ERR_FAILED),
                "client error codes are the server's status codes");
 
 struct cnode {
-    bool connected_once;       /* its socket has carried a reply */
+    bool connected_once;                 /* its socket has carried a reply */
     char server_key[CERT_Z85_BYTES + 1]; /* Z85 public key, "" without CURVE */
     char id[RKV_NODE_ID_BYTES_MAX + 1];
     char host[CONFIG_HOST_BYTES];
@@ -71,7 +73,7 @@ struct seed {
     char id[RKV_NODE_ID_BYTES_MAX + 1]; /* "" if not given */
     char host[CONFIG_HOST_BYTES];
     uint16_t port;
-    char key[CERT_Z85_BYTES + 1];       /* CURVE: the seed's public key */
+    char key[CERT_Z85_BYTES + 1]; /* CURVE: the seed's public key */
 };
 
 struct ringkv_client {
@@ -79,34 +81,34 @@ struct ringkv_client {
     struct ringkv_options opt;
     struct seed seeds[SEEDS_MAX];
     size_t n_seeds;
-    bool curve;                 /* CurveZMQ on */
-    struct cert me;             /* this client's key pair */
+    bool curve;     /* CurveZMQ on */
+    struct cert me; /* this client's key pair */
     char keys_dir[CONFIG_PATH_BYTES];
     char name[64];
     uint32_t partitions, replicas, read_quorum, write_quorum, server_timeout_ms;
     struct ring *ring;
-    struct cnode *nodes;       /* by ring member index */
+    struct cnode *nodes; /* by ring member index */
     size_t n_nodes;
     struct ringkv_node_info *infos;
-    bool refresh;              /* a reply carried another ring epoch */
+    bool refresh; /* a reply carried another ring epoch */
     uint64_t next_id;
     char errmsg[512];
     struct rkv_buf req, rep;
     /* pipelining (see "Pipelining" in ringkv.h) */
-    struct pending *pend;       /* by slot: RINGKV_PIPELINE_MAX at most */
+    struct pending *pend; /* by slot: RINGKV_PIPELINE_MAX at most */
     uint32_t cap_pend, n_pend;
     uint32_t *free_pend;
     uint32_t n_free_pend;
-    uint64_t pend_deadline;     /* the earliest deadline of a pending request */
+    uint64_t pend_deadline; /* the earliest deadline of a pending request */
     bool in_callback;
-    int epfd;                   /* ringkv_fd's descriptor, -1 until asked for */
+    int epfd; /* ringkv_fd's descriptor, -1 until asked for */
 };
 
 /* A pipelined request waiting for its reply. */
 struct pending {
-    uint64_t id;                /* 0: the slot is free */
+    uint64_t id; /* 0: the slot is free */
     uint32_t type, member;
-    uint64_t deadline;          /* monotonic ms */
+    uint64_t deadline; /* monotonic ms */
     ringkv_done_fn *done;
     void *arg;
 };
@@ -115,7 +117,7 @@ struct pending {
  * here, never in the client, so that a result outlives a ring refresh (which
  * frees c->nodes), the next request (which reuses c->rep) and ringkv_close. */
 struct result_mem {
-    struct rkv_buf data;        /* answered ids, sibling values, context */
+    struct rkv_buf data; /* answered ids, sibling values, context */
     struct ringkv_sibling *sibs;
     const char **answered;
     char node[RKV_NODE_ID_BYTES_MAX + 1];
@@ -584,9 +586,9 @@ int ringkv_connect(const struct ringkv_options *o, struct ringkv_client **out)
             return RKV_OK;
         }
     }
-    return fail(c, RKV_ERR_UNAVAILABLE,
-                "no seed answered within %u ms (tried %zu: %s:%u%s)%s", c->opt.connect_timeout_ms,
-                c->n_seeds, c->seeds[0].host, c->seeds[0].port, c->n_seeds > 1 ? ", ..." : "",
+    return fail(c, RKV_ERR_UNAVAILABLE, "no seed answered within %u ms (tried %zu: %s:%u%s)%s",
+                c->opt.connect_timeout_ms, c->n_seeds, c->seeds[0].host, c->seeds[0].port,
+                c->n_seeds > 1 ? ", ..." : "",
                 c->curve ? "; with CurveZMQ this also means the ring refused this client's key"
                          : "");
 }
@@ -642,8 +644,8 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
             node_socket(c, n);
             uint64_t until = now + attempt_ms < deadline ? now + attempt_ms : deadline;
             uint64_t conn = now + CONNECT_WAIT_MS < until ? now + CONNECT_WAIT_MS : until;
-            int rc = n->sock ? send_request(c, n->sock, !n->connected_once, conn)
-                             : RKV_ERR_UNAVAILABLE;
+            int rc =
+                n->sock ? send_request(c, n->sock, !n->connected_once, conn) : RKV_ERR_UNAVAILABLE;
             if (rc == RKV_OK)
                 rc = await_reply(c, n->sock, id, until, m);
             if (rc == RKV_OK) {
@@ -822,11 +824,12 @@ static int check_key(struct ringkv_client *c, size_t key_len)
     if (c == NULL || c->ring == NULL)
         return RKV_ERR_INVAL;
     if (c->n_pend > 0)
-        return fail(c, RKV_ERR_INVAL, "%u pipelined requests are in flight: a blocking call "
-                    "would drop their replies (ringkv_wait for them first)", c->n_pend);
+        return fail(c, RKV_ERR_INVAL,
+                    "%u pipelined requests are in flight: a blocking call "
+                    "would drop their replies (ringkv_wait for them first)",
+                    c->n_pend);
     if (key_len > RKV_KEY_BYTES_MAX)
-        return fail(c, RKV_ERR_TOOBIG, "key of %zu bytes is over %u", key_len,
-                    RKV_KEY_BYTES_MAX);
+        return fail(c, RKV_ERR_TOOBIG, "key of %zu bytes is over %u", key_len, RKV_KEY_BYTES_MAX);
     return RKV_OK;
 }
 
@@ -964,8 +967,8 @@ static int pipeline_send(struct ringkv_client *c, const void *key, size_t key_le
         n = ring_walk(c->ring, ring_partition(c->ring, ring_hash_key(key, key_len)), order,
                       RKV_NODES_MAX);
     }
-    uint32_t timeout_ms = (o->timeout_ms ? o->timeout_ms : c->server_timeout_ms) +
-                          ATTEMPT_MARGIN_MS;
+    uint32_t timeout_ms =
+        (o->timeout_ms ? o->timeout_ms : c->server_timeout_ms) + ATTEMPT_MARGIN_MS;
     if (c->opt.timeout_ms && !o->timeout_ms)
         timeout_ms = c->opt.timeout_ms;
     for (int pass = 0; pass < 2; pass++) {
@@ -974,16 +977,19 @@ static int pipeline_send(struct ringkv_client *c, const void *key, size_t key_le
             uint64_t now = rkv_clock_mono_ms();
             if ((nd->down_until_ms > now) != (pass == 1) || node_socket(c, nd) == NULL)
                 continue;
-            if (send_request(c, nd->sock, !nd->connected_once, now + CONNECT_WAIT_MS) !=
-                RKV_OK) {
+            if (send_request(c, nd->sock, !nd->connected_once, now + CONNECT_WAIT_MS) != RKV_OK) {
                 nd->down_until_ms = now + DOWN_FOR_MS;
                 continue;
             }
             nd->connected_once = true;
             nd->down_until_ms = 0;
             uint64_t deadline = rkv_clock_mono_ms() + timeout_ms;
-            c->pend[slot] = (struct pending){.id = id, .type = type, .member = order[k],
-                                             .deadline = deadline, .done = done, .arg = arg};
+            c->pend[slot] = (struct pending){.id = id,
+                                             .type = type,
+                                             .member = order[k],
+                                             .deadline = deadline,
+                                             .done = done,
+                                             .arg = arg};
             c->n_pend++;
             if (c->n_pend == 1 || deadline < c->pend_deadline)
                 c->pend_deadline = deadline;
@@ -1002,8 +1008,7 @@ static int pipeline(struct ringkv_client *c, uint32_t type, const void *key, siz
     if (c == NULL || c->ring == NULL || done == NULL)
         return RKV_ERR_INVAL;
     if (key_len > RKV_KEY_BYTES_MAX)
-        return fail(c, RKV_ERR_TOOBIG, "key of %zu bytes is over %u", key_len,
-                    RKV_KEY_BYTES_MAX);
+        return fail(c, RKV_ERR_TOOBIG, "key of %zu bytes is over %u", key_len, RKV_KEY_BYTES_MAX);
     if (value_len > RKV_VALUE_BYTES_MAX)
         return fail(c, RKV_ERR_TOOBIG, "value of %zu bytes is over %u", value_len,
                     RKV_VALUE_BYTES_MAX);
@@ -1018,10 +1023,14 @@ static int pipeline(struct ringkv_client *c, uint32_t type, const void *key, siz
     if (rc != RKV_OK)
         return fail(c, rc, "out of memory");
     uint64_t id = (++c->next_id << PEND_SLOT_BITS) | slot;
-    struct wire_msg m = {.type = type, .id = id, .epoch = ring_epoch(c->ring),
-                         .key = {key, (uint32_t)key_len}, .value = {value, (uint32_t)value_len},
+    struct wire_msg m = {.type = type,
+                         .id = id,
+                         .epoch = ring_epoch(c->ring),
+                         .key = {key, (uint32_t)key_len},
+                         .value = {value, (uint32_t)value_len},
                          .context = {o.context, (uint32_t)o.context_len},
-                         .quorum = type == WIRE_GET ? o.r : o.w, .timeout_ms = o.timeout_ms,
+                         .quorum = type == WIRE_GET ? o.r : o.w,
+                         .timeout_ms = o.timeout_ms,
                          .ttl_ms = o.ttl_ms};
     c->req.len = 0;
     rc = wire_encode_request(&c->req, &m);
@@ -1089,8 +1098,8 @@ static int drain_socket(struct ringkv_client *c, void *sock)
             break;
         }
         bool more = zmq_msg_more(&msg);
-        int set = more ? RKV_ERR_PROTO : rkv_buf_set(&c->rep, zmq_msg_data(&msg),
-                                                      zmq_msg_size(&msg));
+        int set =
+            more ? RKV_ERR_PROTO : rkv_buf_set(&c->rep, zmq_msg_data(&msg), zmq_msg_size(&msg));
         zmq_msg_close(&msg);
         while (more) { /* nodes send one part; drop anything else */
             zmq_msg_init(&msg);

@@ -44,64 +44,70 @@
 
 #include <xxhash.h>
 
-#define READ_BYTES (64u * 1024)        /* one read() */
-#define READ_PER_TURN (256u * 1024)    /* per connection and loop turn */
+#define READ_BYTES      (64u * 1024)  /* one read() */
+#define READ_PER_TURN   (256u * 1024) /* per connection and loop turn */
 #define ACCEPT_PER_TURN 64
-#define KEEP_BYTES (64u * 1024)        /* buffers larger than this are returned when idle */
-#define REDIS_VERSION "7.0.0"          /* what INFO and HELLO claim to speak */
-#define KEY_SLOTS 1024                 /* per connection: keys in flight, hashed */
+#define KEEP_BYTES      (64u * 1024) /* buffers larger than this are returned when idle */
+#define REDIS_VERSION   "7.0.0"      /* what INFO and HELLO claim to speak */
+#define KEY_SLOTS       1024         /* per connection: keys in flight, hashed */
 
 /* What a command's reply is made of. */
 enum call_kind {
-    K_DONE = 0,     /* the reply is written already */
-    K_GET,          /* bulk of the newest sibling, or nil */
-    K_MGET,         /* array of those */
-    K_WRITE,        /* +OK once every part succeeded (SET, SETEX, MSET) */
-    K_SET_NX,       /* get, then put if absent: +OK or nil */
-    K_SET_XX,       /* get, then put if present */
-    K_DEL,          /* get each, delete those found: count */
-    K_EXISTS,       /* get each: count of found */
-    K_EXPIRE,       /* get, then put again with a new expiry: 1 or 0 */
-    K_TTL,          /* get: seconds left, -1, -2 */
+    K_DONE = 0, /* the reply is written already */
+    K_GET,      /* bulk of the newest sibling, or nil */
+    K_MGET,     /* array of those */
+    K_WRITE,    /* +OK once every part succeeded (SET, SETEX, MSET) */
+    K_SET_NX,   /* get, then put if absent: +OK or nil */
+    K_SET_XX,   /* get, then put if present */
+    K_DEL,      /* get each, delete those found: count */
+    K_EXISTS,   /* get each: count of found */
+    K_EXPIRE,   /* get, then put again with a new expiry: 1 or 0 */
+    K_TTL,      /* get: seconds left, -1, -2 */
     K_PTTL,
+    K_FLUSH, /* an overwriting delete of every key this node stores */
 };
+
+#define FLUSH_INFLIGHT 256 /* FLUSHALL's deletes in flight at once */
 
 struct call {
     uint8_t kind;
-    uint8_t phase;          /* two-phase kinds: 0 reading, 1 writing */
+    uint8_t phase; /* two-phase kinds: 0 reading, 1 writing */
     bool done;
     uint32_t nkeys;
-    uint32_t waiting;       /* parts in flight */
+    uint32_t waiting; /* parts in flight */
     int64_t count;
-    uint64_t ttl_ms;        /* SET with EX/PX, EXPIRE */
-    bool delete_now;        /* EXPIRE with a time in the past */
-    int error;              /* first failure of a part */
+    uint64_t ttl_ms; /* SET with EX/PX, EXPIRE */
+    bool delete_now; /* EXPIRE with a time in the past */
+    int error;       /* first failure of a part */
     char errmsg[RESP_ERROR_BYTES];
-    struct rkv_buf reply;   /* the reply (or MGET's parts, in key order) */
-    struct rkv_buf keep;    /* keys (and SET's value) for the second phase */
-    struct rkv_buf offs;    /* uint32 offsets of the keys in keep, then the end */
-    struct rkv_buf *parts;  /* MGET: one reply per key */
+    struct rkv_buf reply;  /* the reply (or MGET's parts, in key order) */
+    struct rkv_buf keep;   /* keys (and SET's value) for the second phase */
+    struct rkv_buf offs;   /* uint32 offsets of the keys in keep, then the end */
+    struct rkv_buf *parts; /* MGET: one reply per key */
     uint32_t cap_parts;
-    bool writes;            /* its slots count as writes */
-    struct rkv_buf slots;   /* uint16 key slots it holds until done (see key_slots) */
+    uint32_t flush_part; /* FLUSHALL: the partition being listed, and where */
+    uint64_t flush_cursor;
+    bool writes;          /* its slots count as writes */
+    struct rkv_buf slots; /* uint16 key slots it holds until done (see key_slots) */
 };
 
 struct conn {
-    int fd;                 /* -1: free */
+    int fd; /* -1: free */
     uint32_t gen;
-    bool closing;           /* write what is queued, then close */
-    bool ready;             /* on the ready list */
+    bool closing; /* write what is queued, then close */
+    bool barrier; /* a FLUSHALL is in flight: nothing else starts */
+    bool ready;   /* on the ready list */
     struct resp_parser parser;
     struct rkv_buf in;
-    size_t in_off;          /* consumed bytes at the front of in */
+    size_t in_off; /* consumed bytes at the front of in */
     struct rkv_buf out;
-    size_t out_off;         /* written bytes at the front of out */
-    struct call *calls;     /* a ring of cap_calls commands */
+    size_t out_off;     /* written bytes at the front of out */
+    struct call *calls; /* a ring of cap_calls commands */
     uint32_t cap_calls, head, n_calls;
-    uint64_t head_seq;      /* seq of calls[head] */
-    uint32_t inflight;      /* parts in flight */
-    uint16_t *slot_reads;   /* KEY_SLOTS: commands in flight reading keys of the slot */
-    uint16_t *slot_writes;  /* ...and writing them */
+    uint64_t head_seq;     /* seq of calls[head] */
+    uint32_t inflight;     /* parts in flight */
+    uint16_t *slot_reads;  /* KEY_SLOTS: commands in flight reading keys of the slot */
+    uint16_t *slot_writes; /* ...and writing them */
     char name[64];
 };
 
@@ -109,12 +115,12 @@ struct resp_server {
     int listen_fd;
     struct conn *conns;
     uint32_t n_conns, cap_conns, open;
-    uint32_t *ready;        /* connections to look at after the turn */
+    uint32_t *ready; /* connections to look at after the turn */
     uint32_t n_ready;
-    uint32_t queue_max;     /* commands and parts in flight per connection */
-    struct rkv_buf slots;   /* scratch: the key slots of the command being parsed */
-    size_t out_max;         /* replies waiting to be written, per connection */
-    struct rkv_buf frame;   /* scratch: a request for the coordinator */
+    uint32_t queue_max;   /* commands and parts in flight per connection */
+    struct rkv_buf slots; /* scratch: the key slots of the command being parsed */
+    size_t out_max;       /* replies waiting to be written, per connection */
+    struct rkv_buf frame; /* scratch: a request for the coordinator */
 };
 
 /* ---- helpers ---- */
@@ -122,7 +128,7 @@ struct resp_server {
 /* No more commands are taken from c until it has room again. */
 static bool conn_paused(const struct resp_server *s, const struct conn *c)
 {
-    return c->closing || c->n_calls == s->queue_max || c->inflight >= s->queue_max ||
+    return c->closing || c->barrier || c->n_calls == s->queue_max || c->inflight >= s->queue_max ||
            c->out.len - c->out_off > s->out_max;
 }
 
@@ -250,25 +256,27 @@ static void submit(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub,
     coord_on_client(n->coord, n->now_ms, token, &m, s->frame.data, s->frame.len, false);
 }
 
-static void submit_get(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub,
-                       const uint8_t *key, uint32_t key_len)
+static void submit_get(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub, const uint8_t *key,
+                       uint32_t key_len)
 {
-    submit(n, idx, seq, sub,
-           &(struct wire_msg){.type = WIRE_GET, .key = {key, key_len}});
+    submit(n, idx, seq, sub, &(struct wire_msg){.type = WIRE_GET, .key = {key, key_len}});
 }
 
-static void submit_put(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub,
-                       const uint8_t *key, uint32_t key_len, const uint8_t *value,
-                       uint32_t value_len, const struct wire_bytes *ctx, uint64_t ttl_ms)
+static void submit_put(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub, const uint8_t *key,
+                       uint32_t key_len, const uint8_t *value, uint32_t value_len,
+                       const struct wire_bytes *ctx, uint64_t ttl_ms)
 {
     submit(n, idx, seq, sub,
-           &(struct wire_msg){.type = WIRE_PUT, .key = {key, key_len},
-                              .value = {value, value_len}, .context = ctx ? *ctx : (struct wire_bytes){0},
-                              .ttl_ms = ttl_ms, .flags = ctx ? 0 : WIRE_FLAG_OVERWRITE});
+           &(struct wire_msg){.type = WIRE_PUT,
+                              .key = {key, key_len},
+                              .value = {value, value_len},
+                              .context = ctx ? *ctx : (struct wire_bytes){0},
+                              .ttl_ms = ttl_ms,
+                              .flags = ctx ? 0 : WIRE_FLAG_OVERWRITE});
 }
 
-static void submit_del(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub,
-                       const uint8_t *key, uint32_t key_len, const struct wire_bytes *ctx)
+static void submit_del(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub, const uint8_t *key,
+                       uint32_t key_len, const struct wire_bytes *ctx)
 {
     submit(n, idx, seq, sub,
            &(struct wire_msg){.type = WIRE_DEL, .key = {key, key_len}, .context = *ctx});
@@ -361,8 +369,8 @@ static bool named_before(const struct call *k, uint32_t i)
 }
 
 /* The second phase of SET NX/XX, DEL and EXPIRE, from a get's answer. */
-static void second_phase(struct node *n, uint32_t idx, uint64_t seq, struct call *k,
-                         uint32_t sub, const struct found *f)
+static void second_phase(struct node *n, uint32_t idx, uint64_t seq, struct call *k, uint32_t sub,
+                         const struct found *f)
 {
     const uint8_t *key;
     uint32_t key_len;
@@ -394,8 +402,7 @@ static void second_phase(struct node *n, uint32_t idx, uint64_t seq, struct call
         if (k->delete_now)
             submit_del(n, idx, seq, 0, key, key_len, &f->ctx);
         else
-            submit_put(n, idx, seq, 0, key, key_len, f->value, f->value_len, &f->ctx,
-                       k->ttl_ms);
+            submit_put(n, idx, seq, 0, key, key_len, f->value, f->value_len, &f->ctx, k->ttl_ms);
         break;
     default:
         break;
@@ -406,6 +413,8 @@ static void second_phase(struct node *n, uint32_t idx, uint64_t seq, struct call
 static void call_done(struct conn *c, struct call *k)
 {
     k->done = true;
+    if (k->kind == K_FLUSH || k->kind == K_DONE)
+        c->barrier = false; /* only a barrier command was running */
     for (size_t i = 0; i + 2 <= k->slots.len; i += 2) {
         uint16_t slot = rkv_get_u16(k->slots.data + i);
         if (k->writes)
@@ -431,6 +440,7 @@ static void finish_call(struct conn *c, struct call *k)
                 rkv_buf_append(&k->reply, k->parts[i].data, k->parts[i].len);
             break;
         case K_WRITE:
+        case K_FLUSH:
             resp_simple(&k->reply, "OK");
             break;
         case K_SET_NX:
@@ -450,8 +460,42 @@ static void finish_call(struct conn *c, struct call *k)
     call_done(c, k);
 }
 
-void resp_on_reply(struct node *n, const struct node_resp_route *rt, const void *msg,
-                   size_t len)
+struct flush_ctx {
+    struct node *n;
+    uint32_t idx;
+    uint64_t seq;
+};
+
+static int flush_key(void *arg, const void *key, size_t key_len, const struct store_meta *meta)
+{
+    (void)meta;
+    struct flush_ctx *f = arg;
+    submit(f->n, f->idx, f->seq, 0,
+           &(struct wire_msg){
+               .type = WIRE_DEL, .key = {key, (uint32_t)key_len}, .flags = WIRE_FLAG_OVERWRITE});
+    return 0;
+}
+
+/* Keeps FLUSHALL's deletes going: lists more keys while fewer than
+ * FLUSH_INFLIGHT are in flight, partition by partition. */
+static void flush_more(struct node *n, uint32_t idx, uint64_t seq, struct call *k)
+{
+    struct flush_ctx f = {.n = n, .idx = idx, .seq = seq};
+    uint32_t parts = n->cfg->partitions;
+    while (k->error == RKV_OK && k->waiting < FLUSH_INFLIGHT && k->flush_part < parts) {
+        int rc = store_list(n->store, (uint16_t)k->flush_part, &k->flush_cursor,
+                            FLUSH_INFLIGHT - k->waiting, flush_key, &f);
+        if (rc != RKV_OK) {
+            k->error = rc;
+            snprintf(k->errmsg, sizeof k->errmsg, "listing the keys: %s", rkv_strerror(rc));
+        } else if (k->flush_cursor == STORE_CURSOR_END) {
+            k->flush_part++;
+            k->flush_cursor = 0;
+        }
+    }
+}
+
+void resp_on_reply(struct node *n, const struct node_resp_route *rt, const void *msg, size_t len)
 {
     struct resp_server *s = n->resp;
     if (s == NULL || rt->conn >= s->n_conns)
@@ -469,7 +513,8 @@ void resp_on_reply(struct node *n, const struct node_resp_route *rt, const void 
                               .message = {(const uint8_t *)"no reply", 8}};
     }
     struct found f;
-    bool write = k->kind == K_WRITE || k->phase == 1 || (k->kind == K_DEL && rt->sub >= k->nkeys);
+    bool write = k->kind == K_WRITE || k->kind == K_FLUSH || k->phase == 1 ||
+                 (k->kind == K_DEL && rt->sub >= k->nkeys);
     if (write) {
         if (m.status != RKV_OK)
             fail_part(k, &m);
@@ -488,9 +533,10 @@ void resp_on_reply(struct node *n, const struct node_resp_route *rt, const void 
             break;
         case K_TTL:
         case K_PTTL: {
-            int64_t left = !f.any ? -2 : f.expiry_ms == 0 ? -1
-                           : f.expiry_ms <= now          ? 0
-                                                         : (int64_t)(f.expiry_ms - now);
+            int64_t left = !f.any               ? -2
+                           : f.expiry_ms == 0   ? -1
+                           : f.expiry_ms <= now ? 0
+                                                : (int64_t)(f.expiry_ms - now);
             if (left > 0 && k->kind == K_TTL)
                 left = (left + 500) / 1000;
             resp_int(&k->reply, left);
@@ -503,6 +549,8 @@ void resp_on_reply(struct node *n, const struct node_resp_route *rt, const void 
     } else if (k->kind == K_MGET && rt->sub < k->nkeys) {
         resp_nil(&k->parts[rt->sub]); /* the error is reported for the whole command */
     }
+    if (k->kind == K_FLUSH)
+        flush_more(n, rt->conn, rt->seq, k);
     if (k->waiting == 0)
         finish_call(c, k);
 }
@@ -515,7 +563,7 @@ struct cmd_ctx {
     struct conn *c;
     struct call *k;
     uint64_t seq;
-    const uint8_t *buf;     /* the request's bytes */
+    const uint8_t *buf; /* the request's bytes */
     const struct resp_parser *p;
 };
 
@@ -551,16 +599,14 @@ static bool keys_ok(struct cmd_ctx *x, uint32_t first, uint32_t step)
 {
     if ((x->p->n - first + step - 1) / step > x->n->resp->queue_max) {
         char msg[96];
-        snprintf(msg, sizeof msg, "ERR more than %u keys in one command",
-                 x->n->resp->queue_max);
+        snprintf(msg, sizeof msg, "ERR more than %u keys in one command", x->n->resp->queue_max);
         reply_error(x, msg);
         return false;
     }
     for (uint32_t i = first; i < x->p->n; i += step) {
         if (x->p->args[i].len == 0 || x->p->args[i].len > x->n->cfg->key_bytes_max) {
             char msg[96];
-            snprintf(msg, sizeof msg, "ERR a key must be 1 to %u bytes",
-                     x->n->cfg->key_bytes_max);
+            snprintf(msg, sizeof msg, "ERR a key must be 1 to %u bytes", x->n->cfg->key_bytes_max);
             reply_error(x, msg);
             return false;
         }
@@ -580,8 +626,7 @@ static bool value_ok(struct cmd_ctx *x, uint32_t i)
 }
 
 /* A time argument in units of unit_ms; false (replied) if it is not one. */
-static bool time_arg(struct cmd_ctx *x, uint32_t i, uint64_t unit_ms, bool positive,
-                     int64_t *ms)
+static bool time_arg(struct cmd_ctx *x, uint32_t i, uint64_t unit_ms, bool positive, int64_t *ms)
 {
     uint32_t len;
     const uint8_t *a = arg(x, i, &len);
@@ -828,11 +873,10 @@ static void cmd_info(struct cmd_ctx *x)
              "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n"
              "# Keyspace\r\ndb0:keys=%llu,expires=0,avg_ttl=0\r\n",
              REDIS_VERSION, WIRE_SOFTWARE_VERSION, (long)getpid(), n->me->resp_port,
-             (unsigned long long)((rkv_clock_mono_ms() - n->started_ms) / 1000), n->me->id, n->cfg->name,
-             n->resp->open, n->cfg->sync == STORE_SYNC_ALWAYS,
+             (unsigned long long)((rkv_clock_mono_ms() - n->started_ms) / 1000), n->me->id,
+             n->cfg->name, n->resp->open, n->cfg->sync == STORE_SYNC_ALWAYS,
              (unsigned long long)n->stats.resp_connections,
-             (unsigned long long)n->stats.resp_commands,
-             (unsigned long long)n->stats.resp_refused,
+             (unsigned long long)n->stats.resp_commands, (unsigned long long)n->stats.resp_refused,
              (unsigned long long)key_estimate(n));
     resp_bulk_str(&x->k->reply, text);
     reply_done(x);
@@ -956,7 +1000,15 @@ static void cmd_flushall(struct cmd_ctx *x)
                        "cluster.toml)");
         return;
     }
-    reply_error(x, "ERR FLUSHALL: deleting every key of a ring is not supported yet");
+    if (x->p->n > 2 || (x->p->n == 2 && !arg_is(x, 1, "SYNC") && !arg_is(x, 1, "ASYNC"))) {
+        reply_error(x, "ERR syntax error");
+        return;
+    }
+    struct call *k = x->k;
+    k->kind = K_FLUSH;
+    k->flush_part = 0;
+    k->flush_cursor = 0;
+    flush_more(x->n, x->idx, x->seq, k);
 }
 
 /* Keys: none (first 0); argument `first` only (step 0); or every step-th
@@ -967,21 +1019,34 @@ struct command {
     void (*run)(struct cmd_ctx *x);
     uint8_t first, step;
     bool writes;
+    bool barrier; /* starts alone, once all before it are done; all after it wait */
 };
 
 static const struct command commands[] = {
-    {"GET", 2, cmd_get, 1, 0, false},         {"SET", -3, cmd_set, 1, 0, true},
-    {"SETEX", 4, cmd_setex, 1, 0, true},      {"PSETEX", 4, cmd_setex, 1, 0, true},
-    {"MGET", -2, cmd_mget, 1, 1, false},      {"MSET", -3, cmd_mset, 1, 2, true},
-    {"DEL", -2, cmd_keys, 1, 1, true},        {"UNLINK", -2, cmd_keys, 1, 1, true},
-    {"EXISTS", -2, cmd_keys, 1, 1, false},    {"EXPIRE", 3, cmd_expire, 1, 0, true},
-    {"PEXPIRE", 3, cmd_expire, 1, 0, true},   {"TTL", 2, cmd_ttl, 1, 0, false},
-    {"PTTL", 2, cmd_ttl, 1, 0, false},        {"PING", -1, cmd_ping, 0, 0, false},
-    {"ECHO", 2, cmd_echo, 0, 0, false},       {"QUIT", -1, cmd_quit, 0, 0, false},
-    {"SELECT", 2, cmd_select, 0, 0, false},   {"DBSIZE", 1, cmd_dbsize, 0, 0, false},
-    {"INFO", -1, cmd_info, 0, 0, false},      {"CONFIG", -2, cmd_config, 0, 0, false},
-    {"CLIENT", -2, cmd_client, 0, 0, false},  {"COMMAND", -1, cmd_command, 0, 0, false},
-    {"HELLO", -1, cmd_hello, 0, 0, false},    {"FLUSHALL", -1, cmd_flushall, 0, 0, false},
+    {"GET", 2, cmd_get, 1, 0, false, false},
+    {"SET", -3, cmd_set, 1, 0, true, false},
+    {"SETEX", 4, cmd_setex, 1, 0, true, false},
+    {"PSETEX", 4, cmd_setex, 1, 0, true, false},
+    {"MGET", -2, cmd_mget, 1, 1, false, false},
+    {"MSET", -3, cmd_mset, 1, 2, true, false},
+    {"DEL", -2, cmd_keys, 1, 1, true, false},
+    {"UNLINK", -2, cmd_keys, 1, 1, true, false},
+    {"EXISTS", -2, cmd_keys, 1, 1, false, false},
+    {"EXPIRE", 3, cmd_expire, 1, 0, true, false},
+    {"PEXPIRE", 3, cmd_expire, 1, 0, true, false},
+    {"TTL", 2, cmd_ttl, 1, 0, false, false},
+    {"PTTL", 2, cmd_ttl, 1, 0, false, false},
+    {"PING", -1, cmd_ping, 0, 0, false, false},
+    {"ECHO", 2, cmd_echo, 0, 0, false, false},
+    {"QUIT", -1, cmd_quit, 0, 0, false, false},
+    {"SELECT", 2, cmd_select, 0, 0, false, false},
+    {"DBSIZE", 1, cmd_dbsize, 0, 0, false, false},
+    {"INFO", -1, cmd_info, 0, 0, false, false},
+    {"CONFIG", -2, cmd_config, 0, 0, false, false},
+    {"CLIENT", -2, cmd_client, 0, 0, false, false},
+    {"COMMAND", -1, cmd_command, 0, 0, false, false},
+    {"HELLO", -1, cmd_hello, 0, 0, false, false},
+    {"FLUSHALL", -1, cmd_flushall, 0, 0, false, true},
 };
 
 static const struct command *find_command(const struct resp_parser *p, const uint8_t *buf)
@@ -1011,8 +1076,8 @@ static bool key_slots(struct resp_server *s, struct conn *c, const struct comman
     bool clear = true;
     uint32_t last = cmd->step ? p->n - 1 : cmd->first;
     for (uint32_t i = cmd->first; i <= last; i += cmd->step ? cmd->step : 1) {
-        uint16_t slot = (uint16_t)(XXH3_64bits(resp_arg_ptr(p, buf, i), p->args[i].len) &
-                                   (KEY_SLOTS - 1));
+        uint16_t slot =
+            (uint16_t)(XXH3_64bits(resp_arg_ptr(p, buf, i), p->args[i].len) & (KEY_SLOTS - 1));
         bool seen = false;
         for (size_t j = 0; j + 2 <= s->slots.len && !seen; j += 2)
             seen = rkv_get_u16(s->slots.data + j) == slot;
@@ -1137,15 +1202,17 @@ static void parse_input(struct node *n, uint32_t idx)
             continue;
         }
         const struct command *cmd = find_command(&c->parser, buf);
-        if (!key_slots(s, c, cmd, &c->parser, buf)) {
+        if ((cmd && cmd->barrier && c->n_calls > 1) || !key_slots(s, c, cmd, &c->parser, buf)) {
             c->n_calls--; /* parsed again once the keys are free */
             break;
         }
         c->in_off += used;
         hold_slots(s, c, k, cmd);
         n->stats.resp_commands++;
-        struct cmd_ctx x = {.n = n, .idx = idx, .c = c, .k = k, .seq = seq, .buf = buf,
-                            .p = &c->parser};
+        struct cmd_ctx x = {
+            .n = n, .idx = idx, .c = c, .k = k, .seq = seq, .buf = buf, .p = &c->parser};
+        if (cmd && cmd->barrier)
+            c->barrier = true;
         run_command(&x, cmd);
         c = &s->conns[idx];
     }
@@ -1287,7 +1354,8 @@ static int listen_on(const struct config_node *me, struct rkv_error *err)
 {
     char port[8];
     snprintf(port, sizeof port, "%u", me->resp_port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai;
     int g = getaddrinfo(me->host, port, &hints, &ai);
@@ -1429,12 +1497,16 @@ bool resp_after_turn(struct node *n)
         write_out(n, idx);
         if (c->fd < 0)
             continue;
-        /* commands that waited for room */
-        uint32_t before = c->n_calls;
+        /* commands that waited for room or for their keys: those answered
+         * at once are written now, the others wake the next turn */
+        uint64_t taken = n->stats.resp_commands;
         if (c->in.len > c->in_off && !conn_paused(s, c)) {
             parse_input(n, idx);
-            c = &s->conns[idx];
-            more |= c->n_calls != before;
+            more |= n->stats.resp_commands != taken;
+            if (c->fd >= 0) {
+                collect_replies(c);
+                write_out(n, idx);
+            }
         }
     }
     s->n_ready = 0;

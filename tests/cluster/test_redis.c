@@ -51,7 +51,8 @@ static void conn_open(struct conn *c, int node)
 {
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(c->fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(cl.resp_port[node]),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(cl.resp_port[node]),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
     int one = 1;
@@ -191,7 +192,7 @@ static void cmd(struct conn *c, int argc, const char *const *argv)
 }
 
 #define CMD(c, ...)                                                                                \
-    cmd((c), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),                 \
+    cmd((c), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),                  \
         (const char *[]){__VA_ARGS__})
 
 /* ---- tests ---- */
@@ -342,10 +343,7 @@ END_TEST
 START_TEST(malformed_requests_close_the_connection)
 {
     static const char *const bad[] = {
-        "*1\r\n$x\r\n",
-        "*2\r\n$3\r\nGET\r\n:1\r\n",
-        "*-5x\r\n",
-        "*1\r\n$999999999999\r\n",
+        "*1\r\n$x\r\n",       "*2\r\n$3\r\nGET\r\n:1\r\n", "*-5x\r\n", "*1\r\n$999999999999\r\n",
         "*1\r\n$3\r\nabcdef",
     };
     static const char *const why[] = {
@@ -416,6 +414,35 @@ START_TEST(connections_are_bounded)
 }
 END_TEST
 
+/* FLUSHALL, switched on: every key goes, in order with the pipeline. */
+START_TEST(flushall_when_allowed)
+{
+    cluster_stop(&cl); /* this test wants its own ring */
+    struct cluster_opts o = {.n = 3, .resp = true, .extra_resp = "flushall = true"};
+    cluster_start_opts(&cl, &o);
+    struct conn c;
+    conn_open(&c, 1);
+    char key[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "f%d", i);
+        CMD(&c, "SET", key, "x");
+    }
+    CMD(&c, "FLUSHALL");
+    CMD(&c, "SET", "after", "kept");
+    for (int i = 0; i < 300; i++)
+        expect(&c, "+OK");
+    expect(&c, "+OK");
+    expect(&c, "+OK");
+    CMD(&c, "MGET", "f0", "f150", "f299", "after");
+    expect(&c, "[nil,nil,nil,$kept]");
+    CMD(&c, "EXISTS", "f1", "f2", "f3");
+    expect(&c, ":0");
+    CMD(&c, "FLUSHALL", "NOW");
+    expect(&c, "-ERR syntax error");
+    conn_close(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("redis");
@@ -427,6 +454,7 @@ int main(void)
     tcase_add_test(tc, siblings_show_the_newest_and_set_replaces_them);
     tcase_add_test(tc, malformed_requests_close_the_connection);
     tcase_add_test(tc, connections_are_bounded);
+    tcase_add_test(tc, flushall_when_allowed);
     suite_add_tcase(su, tc);
     return test_run(su);
 }
