@@ -69,7 +69,7 @@ bool resp_arg_int(const uint8_t *a, uint32_t len, int64_t *out)
     bool neg = len > 0 && a[0] == '-';
     if (neg)
         i = 1;
-    if (i == len || len - i > 19 || (a[i] == '0' && len - i > 1))
+    if (i == len || len - i > 19 || (a[i] == '0' && (len - i > 1 || neg))) /* "-0" too */
         return false;
     uint64_t v = 0;
     for (; i < len; i++) {

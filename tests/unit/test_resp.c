@@ -87,6 +87,8 @@ START_TEST(protocol_errors)
         {"*1\r\n$1025\r\n", "Protocol error: invalid bulk length"},
         {"*1\r\n$+1\r\n", "Protocol error: invalid bulk length"},
         {"*1\r\n$01\r\n", "Protocol error: invalid bulk length"},
+        {"*1\r\n$-0\r\n", "Protocol error: invalid bulk length"},
+        {"*-0\r\n", "Protocol error: invalid multibulk length"},
         {"*1\r\n$3\r\nabcXY", "Protocol error: bulk string not followed by CRLF"},
         {"*1\r\n$1000000000000000000000000000000000000", "Protocol error: invalid bulk length"},
         {"*2\r\n$1000\r\n", "Protocol error: request larger than 1000 bytes"},
@@ -151,6 +153,7 @@ START_TEST(arguments)
     ck_assert(!resp_arg_int((const uint8_t *)"1 ", 2, &v));
     ck_assert(!resp_arg_int((const uint8_t *)"+1", 2, &v));
     ck_assert(!resp_arg_int((const uint8_t *)"007", 3, &v));
+    ck_assert(!resp_arg_int((const uint8_t *)"-0", 2, &v)); /* as string2ll: fuzz_resp */
     ck_assert(resp_arg_is((const uint8_t *)"sEt", 3, "SET"));
     ck_assert(!resp_arg_is((const uint8_t *)"SETX", 4, "SET"));
     ck_assert(!resp_arg_is((const uint8_t *)"SE", 2, "SET"));
