@@ -26,7 +26,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 
-#define POLL_IDLE_MS 1000
+#define POLL_IDLE_MS  1000
 #define MSG_PARTS_MAX 2
 
 /* Receives one message of up to MSG_PARTS_MAX parts. Returns the number of
@@ -65,12 +65,12 @@ static bool is_client_request(uint32_t type)
 
 /* Answers a client request that gets no reply route (malformed, refused
  * busy, or while shutting down): straight to its connection. */
-static void reply_unrouted(struct node *n, const void *rid, size_t rid_len, uint64_t id,
-                           int status, const char *msg)
+static void reply_unrouted(struct node *n, const void *rid, size_t rid_len, uint64_t id, int status,
+                           const char *msg)
 {
     n->buf.len = 0;
-    if (wire_encode_reply(&n->buf, id, ring_epoch(n->ring), status, msg, NULL, 0, false, NULL,
-                          0) != RKV_OK ||
+    if (wire_encode_reply(&n->buf, id, ring_epoch(n->ring), status, msg, NULL, 0, false, NULL, 0) !=
+            RKV_OK ||
         zmq_send(n->client_sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(n->client_sock, n->buf.data, n->buf.len, ZMQ_DONTWAIT) < 0)
         n->stats.send_failures++;
@@ -99,8 +99,10 @@ static void on_client(struct node *n, const void *rid, size_t rid_len, const uin
             snprintf(msg, sizeof msg, "queue_depth_max (%u) requests in flight on this node",
                      n->cfg->queue_depth_max);
         else
-            snprintf(msg, sizeof msg, "inflight_per_client (%u) requests in flight on this "
-                     "connection", n->cfg->inflight_per_client);
+            snprintf(msg, sizeof msg,
+                     "inflight_per_client (%u) requests in flight on this "
+                     "connection",
+                     n->cfg->inflight_per_client);
         n->stats.refused_busy++;
         reply_unrouted(n, rid, rid_len, m.id, RKV_ERR_BUSY, msg);
         return;
@@ -122,8 +124,8 @@ static void refuse_peer(struct node *n, uint32_t member, const struct wire_msg *
         struct wire_msg inner;
         uint64_t id = wire_decode(m->inner.p, m->inner.len, &inner) == RKV_OK ? inner.id : 0;
         n->tmp.len = 0;
-        rc = wire_encode_reply(&n->tmp, id, ring_epoch(n->ring), status, msg, NULL, 0, false,
-                               NULL, 0);
+        rc = wire_encode_reply(&n->tmp, id, ring_epoch(n->ring), status, msg, NULL, 0, false, NULL,
+                               0);
         if (rc == RKV_OK)
             rc = wire_encode_wrapped(&n->buf, WIRE_FORWARD_REPLY, m->id, ring_epoch(n->ring),
                                      n->tmp.data, n->tmp.len);
@@ -141,9 +143,10 @@ static int check_replica_request(struct node *n, uint32_t member, const struct w
     uint64_t epoch = ring_epoch(n->ring);
     if (m->epoch != epoch) {
         if (n->stats.epoch_refused++ == 0)
-            RKV_WARN("node", "%s: %s has ring epoch %016llx, this node %016llx: are their "
-                     "cluster files the same? (refusing its requests)", n->me->id,
-                     ring_member_id(n->ring, member), (unsigned long long)m->epoch,
+            RKV_WARN("node",
+                     "%s: %s has ring epoch %016llx, this node %016llx: are their "
+                     "cluster files the same? (refusing its requests)",
+                     n->me->id, ring_member_id(n->ring, member), (unsigned long long)m->epoch,
                      (unsigned long long)epoch);
         return RKV_ERR_EPOCH;
     }
@@ -287,8 +290,8 @@ void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t l
     if (wire_decode(msg, len, &m) != RKV_OK || m.id == 0)
         return;
     if (m.type == WIRE_REPLICA_GET || m.type == WIRE_REPLICA_PUT) {
-        struct wire_msg fail = {.type = WIRE_REPLICA_REPLY, .id = m.id,
-                                .status = RKV_ERR_UNAVAILABLE};
+        struct wire_msg fail = {
+            .type = WIRE_REPLICA_REPLY, .id = m.id, .status = RKV_ERR_UNAVAILABLE};
         coord_on_reply(n->coord, n->now_ms, member, &fail);
     }
 }
@@ -346,8 +349,8 @@ static void drain(struct node *n, void *sock, int which, uint32_t member)
         if (np != (routed ? 2 : 1)) {
             n->stats.bad_requests++;
         } else if (which == 0) {
-            on_client(n, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]),
-                      zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]));
+            on_client(n, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
+                      zmq_msg_size(&parts[1]));
         } else if (which == 1) {
             size_t rl = zmq_msg_size(&parts[0]);
             if (rl <= NODE_ROUTING_ID_BYTES)
@@ -392,10 +395,16 @@ int node_run(struct node *n)
         member_of[count] = i;
         items[count++] = (zmq_pollitem_t){.socket = n->peers[i], .events = ZMQ_POLLIN};
     }
-    int zap = -1; /* the ZAP handler's socket, last */
+    int zap = -1; /* the ZAP handler's socket */
     if (n->sec.zap) {
         zap = count;
         items[count++] = (zmq_pollitem_t){.socket = n->sec.zap, .events = ZMQ_POLLIN};
+    }
+    int synced = -1; /* the store's sync thread says a ticket is durable */
+    if (n->cfg->sync == STORE_SYNC_ALWAYS) {
+        node_group_commit(n); /* starts the sync thread, whose fd is polled */
+        synced = count;
+        items[count++] = (zmq_pollitem_t){.fd = store_sync_fd(n->store), .events = ZMQ_POLLIN};
     }
     int fixed = count;
     uint64_t stop_at = 0;
@@ -425,6 +434,8 @@ int node_run(struct node *n)
                 continue;
             if (i == zap)
                 security_on_zap(n);
+            else if (i == synced)
+                node_acks_durable(n);
             else
                 drain(n, items[i].socket, i < 2 ? i : 2, member_of[i]);
         }
@@ -440,6 +451,7 @@ int node_run(struct node *n)
     coord_tick(n->coord, UINT64_MAX);
     run_outbox(n);
     node_group_commit(n);
+    node_acks_wait(n, NODE_SHUTDOWN_GRACE_MS);
     finish_turn(n);
     resp_after_turn(n);
     rkv_free(items);

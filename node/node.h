@@ -78,6 +78,7 @@ struct node_ack {
     bool to_self;        /* report to our own coordinator */
     uint32_t member;     /* else: the peer's ring index */
     uint64_t id;         /* the request id to answer */
+    uint64_t ticket;     /* sync = "always": durable at this store ticket */
 };
 
 struct node_client_key {
@@ -136,9 +137,10 @@ struct node {
     uint64_t *inflight_key;
     uint32_t *inflight_count;
     uint32_t inflight_cap;        /* a power of two */
-    struct node_ack *acks;
-    size_t n_acks, cap_acks;
+    struct node_ack *acks;       /* in order; the first n_ticketed wait for their ticket */
+    size_t n_acks, cap_acks, n_ticketed;
     uint64_t minted;             /* versions made by this turn's local updates */
+    uint64_t minted_unsynced;    /* ...and by earlier turns whose ticket is not durable */
     uint64_t now_ms;
     uint64_t started_ms;
     volatile sig_atomic_t *stop;
@@ -194,6 +196,10 @@ void node_replica_get(struct node *n, const struct wire_msg *m, struct wire_msg 
 int node_replica_put(struct node *n, const struct wire_msg *m, const struct node_ack *ack);
 void node_local_update(struct node *n, const struct coord_update *u);
 void node_group_commit(struct node *n);
+/* Acknowledges the writes whose store ticket is durable now. */
+void node_acks_durable(struct node *n);
+/* The same, waiting up to deadline_ms for all of them (at shutdown). */
+void node_acks_wait(struct node *n, uint32_t deadline_ms);
 
 /* security.c */
 int security_open(struct node *n, struct rkv_error *err);

@@ -10,7 +10,10 @@
  */
 #include "node/node.h"
 
+#include <poll.h>
+
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 /* The limits for data that comes from other nodes: the hard ceilings for
@@ -47,8 +50,7 @@ static void store_failed(struct node *n)
 }
 
 /* Loads the local copy of key into n->local (empty if there is none). */
-static int load_local(struct node *n, uint16_t part, const void *key, size_t key_len,
-                      bool *found)
+static int load_local(struct node *n, uint16_t part, const void *key, size_t key_len, bool *found)
 {
     object_free(&n->local);
     object_init(&n->local);
@@ -152,7 +154,8 @@ void node_local_update(struct node *n, const struct coord_update *u)
         rc = object_update(&n->local, ctx, n->actor, u->now_ms, u->value, u->value_len,
                            u->expiry_ms, u->tomb, &n->limits);
         if (rc == RKV_ERR_TOOBIG) {
-            snprintf(toobig, sizeof toobig, "the key would have more than siblings_max (%u) "
+            snprintf(toobig, sizeof toobig,
+                     "the key would have more than siblings_max (%u) "
                      "siblings or take more than object_bytes_max (%u bytes): read it and "
                      "write with its context to resolve its siblings",
                      n->cfg->siblings_max, n->cfg->object_bytes_max);
@@ -169,13 +172,59 @@ void node_local_update(struct node *n, const struct coord_update *u)
     /* u points into the coordinator's state: done with it before calling in */
     coord_on_local_update(n->coord, n->now_ms, req, rc, msg, n->tmp.data, n->tmp.len);
     if (rc == RKV_OK && push_ack(n, &(struct node_ack){.to_self = true, .id = req}) != RKV_OK)
-        coord_on_reply(n->coord, n->now_ms, n->self,
-                       &(struct wire_msg){.type = WIRE_REPLICA_REPLY, .id = req,
-                                          .status = RKV_ERR_NOMEM});
+        coord_on_reply(
+            n->coord, n->now_ms, n->self,
+            &(struct wire_msg){.type = WIRE_REPLICA_REPLY, .id = req, .status = RKV_ERR_NOMEM});
 }
 
+/* Answers the first count acknowledgements with rc and drops them. */
+static void send_acks(struct node *n, size_t count, int rc)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct node_ack *a = &n->acks[i];
+        if (a->to_self) {
+            struct wire_msg m = {.type = WIRE_REPLICA_REPLY, .id = a->id, .status = (uint32_t)rc};
+            coord_on_reply(n->coord, n->now_ms, n->self, &m);
+            continue;
+        }
+        n->buf.len = 0;
+        if (wire_encode_replica_reply(&n->buf, a->id, ring_epoch(n->ring), rc, NULL, 0) == RKV_OK &&
+            node_send_cluster(n, a->member, n->buf.data, n->buf.len) != RKV_OK)
+            RKV_DEBUG("node", "acknowledgement to a peer could not be sent");
+    }
+    memmove(n->acks, n->acks + count, (n->n_acks - count) * sizeof *n->acks);
+    n->n_acks -= count;
+    n->n_ticketed = n->n_ticketed > count ? n->n_ticketed - count : 0;
+}
+
+/*
+ * sync = "always": the turn's writes go to the store's sync thread
+ * (store_commit_async) and their acknowledgements wait, in order, for
+ * their ticket; the loop serves the next turn meanwhile and
+ * node_acks_durable releases them. Other policies commit (and sync, when
+ * due) in the turn and acknowledge at once.
+ */
 void node_group_commit(struct node *n)
 {
+    if (n->cfg->sync == STORE_SYNC_ALWAYS) {
+        uint64_t ticket;
+        int rc = store_commit_async(n->store, &ticket);
+        n->stats.commits++;
+        if (rc != RKV_OK) {
+            RKV_ERROR("node", "group commit of %zu writes failed: %s", n->n_acks - n->n_ticketed,
+                      store_errmsg(n->store));
+            store_failed(n);
+            send_acks(n, n->n_acks, rc); /* earlier turns' too: the store is failed */
+            return;
+        }
+        for (size_t i = n->n_ticketed; i < n->n_acks; i++)
+            n->acks[i].ticket = ticket;
+        n->n_ticketed = n->n_acks;
+        /* versions made from here on are in later tickets */
+        n->minted_unsynced += n->minted;
+        n->minted = 0;
+        return;
+    }
     int rc = store_commit(n->store);
     n->stats.commits++;
     if (rc != RKV_OK) {
@@ -185,20 +234,43 @@ void node_group_commit(struct node *n)
     }
     n->minted = 0;
     /* Acknowledge only now: every write of the turn is durable (or failed). */
-    for (size_t i = 0; i < n->n_acks; i++) {
-        struct node_ack *a = &n->acks[i];
-        if (a->to_self) {
-            struct wire_msg m = {.type = WIRE_REPLICA_REPLY, .id = a->id, .status = (uint32_t)rc};
-            coord_on_reply(n->coord, n->now_ms, n->self, &m);
-            continue;
-        }
-
-        n->buf.len = 0;
-        if (wire_encode_replica_reply(&n->buf, a->id, ring_epoch(n->ring), rc, NULL, 0) ==
-                RKV_OK &&
-            node_send_cluster(n, a->member, n->buf.data, n->buf.len) != RKV_OK)
-            RKV_DEBUG("node", "acknowledgement to a peer could not be sent");
-    }
-    n->n_acks = 0;
+    send_acks(n, n->n_acks, rc);
     store_tick(n->store);
+}
+
+void node_acks_wait(struct node *n, uint32_t deadline_ms)
+{
+    uint64_t until = rkv_clock_mono_ms() + deadline_ms;
+    while (n->cfg->sync == STORE_SYNC_ALWAYS && n->n_ticketed > 0) {
+        node_acks_durable(n);
+        uint64_t now = rkv_clock_mono_ms();
+        if (n->n_ticketed == 0 || now >= until)
+            return;
+        struct pollfd p = {.fd = store_sync_fd(n->store), .events = POLLIN};
+        poll(&p, 1, (int)(until - now));
+    }
+}
+
+void node_acks_durable(struct node *n)
+{
+    if (n->cfg->sync != STORE_SYNC_ALWAYS)
+        return;
+    uint64_t done;
+    int rc = store_synced(n->store, &done);
+    if (rc != RKV_OK) {
+        if (n->minted_unsynced || n->minted) {
+            n->minted_unsynced = n->minted = 0;
+            node_rotate_actor(n, "an fdatasync failed after this node made new versions");
+        }
+        RKV_ERROR("node", "fdatasync failed: %zu writes are not acknowledged", n->n_ticketed);
+        send_acks(n, n->n_ticketed, RKV_ERR_IO);
+        return;
+    }
+    size_t k = 0;
+    while (k < n->n_ticketed && n->acks[k].ticket <= done)
+        k++;
+    if (k == n->n_ticketed)
+        n->minted_unsynced = 0;
+    if (k > 0)
+        send_acks(n, k, RKV_OK);
 }

@@ -599,6 +599,7 @@ int store_merge_wait(struct store *s)
 void merge_reap_retired(struct store *s)
 {
     pthread_mutex_lock(&s->mu);
+    store_sync_quiesce(s); /* it may hold numbers of the files closed below */
     for (size_t i = 0; i < s->n_retired; i++)
         store_file_release(s, &s->retired[i]);
     s->n_retired = 0;

@@ -248,6 +248,28 @@ int store_commit(struct store *s);
 /* Commits, then fdatasyncs whatever the policy. */
 int store_sync(struct store *s);
 
+/*
+ * Pipelined durability: the fdatasync of a commit runs on the store's own
+ * sync thread while the caller goes on (ringkvd acknowledges a turn's
+ * writes once they are durable and meanwhile serves the next turn).
+ *
+ * store_commit_async ends the batch like store_commit, except that it does
+ * not sync, whatever the policy: the batch is written to the OS and visible
+ * to store_get at once, and *ticket names it. It is durable once
+ * store_synced reports a ticket at least as high. Tickets only grow; a
+ * commit that wrote nothing gets the current ticket. store_sync_fd is an
+ * eventfd that becomes readable after each round of the sync thread (it is
+ * started by the first store_commit_async); store_synced reads it clear.
+ *
+ * store_synced: the highest durable ticket in *ticket; RKV_ERR_FAILED once
+ * an fdatasync of the thread has failed (no later ticket will ever be
+ * durable, and the store fails at its next commit). Reads may see writes
+ * that are not durable yet: a crash before their ticket can lose them.
+ */
+int store_commit_async(struct store *s, uint64_t *ticket);
+int store_synced(struct store *s, uint64_t *ticket);
+int store_sync_fd(const struct store *s);
+
 /* For STORE_SYNC_INTERVAL: runs the fdatasync if one is due. Cheap. */
 int store_tick(struct store *s);
 

@@ -254,6 +254,8 @@ static void store_free(struct store *s)
     rkv_buf_free(&s->scratch);
     rkv_buf_free(&s->listkey);
     pthread_cond_destroy(&s->merge_done_cv);
+    pthread_cond_destroy(&s->sync_cv);
+    pthread_cond_destroy(&s->sync_idle_cv);
     pthread_cond_destroy(&s->merge_cv);
     pthread_mutex_destroy(&s->mu);
     rkv_free(s->dir);
@@ -282,6 +284,9 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->merge_cv, NULL);
     pthread_cond_init(&s->merge_done_cv, NULL);
+    pthread_cond_init(&s->sync_cv, NULL);
+    pthread_cond_init(&s->sync_idle_cv, NULL);
+    s->sync_efd = -1;
     s->opt = o;
     s->ops = o.fileops ? o.fileops : store_fileops_posix();
     s->lock_fd = -1;
@@ -325,6 +330,7 @@ int store_close(struct store *s)
         return RKV_OK;
     /* A failed store reports it: what its last batch wrote is unknown. */
     int rc = s->failed ? RKV_ERR_FAILED : store_sync(s);
+    store_sync_stop(s);
     merge_thread_stop(s);
     store_free(s);
     return rc;

@@ -312,7 +312,27 @@ struct store {
     int merge_last_error;
     uint64_t merges;
     uint64_t merge_bytes_reclaimed;
+
+    /* Sync thread (syncer.c), for store_commit_async; its state is under mu. */
+    pthread_t sync_thread;
+    bool sync_thread_started;
+    pthread_cond_t sync_cv;       /* wakes the sync thread */
+    pthread_cond_t sync_idle_cv;  /* sync_busy cleared */
+    bool sync_stop;
+    bool sync_busy;               /* it holds fd numbers of table files */
+    uint64_t sync_asked;          /* the highest ticket handed to it */
+    uint64_t sync_done;           /* the highest ticket durable */
+    int sync_error;               /* sticky: a failed fdatasync */
+    int sync_efd;                 /* eventfd written after each round; -1 */
 };
+
+/* syncer.c. store_sync_quiesce: caller holds mu; returns once the sync
+ * thread holds no file descriptor. */
+int store_sync_start(struct store *s);
+void store_sync_stop(struct store *s);
+void store_sync_quiesce(struct store *s);
+/* write.c: store_commit without any fdatasync. */
+int store_commit_nosync(struct store *s);
 
 /* Formats s->errmsg and returns code. */
 int store_fail(struct store *s, int code, const char *fmt, ...)

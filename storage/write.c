@@ -255,6 +255,7 @@ static void rollback(struct store *s, int code)
     s->wbuf_len = 0;
     uint32_t start = s->batch.start_file_id;
     pthread_mutex_lock(&s->mu);
+    store_sync_quiesce(s); /* it may hold numbers of the files closed below */
     for (size_t i = 0; i < s->n_files;) {
         struct store_file *f = &s->files[i];
         if (f->sealed || f->id == start) {
@@ -316,8 +317,8 @@ static int sync_dirty(struct store *s)
             int sys = s->ops->fdatasync(s->ops->ctx, fds[i]);
             if (sys < 0) {
                 s->failed = rkv_err_from_errno(-sys);
-                RKV_ERROR("storage", "%s: fdatasync %010u.log: %s; store is failed", s->dir,
-                          ids[i], strerror(-sys));
+                RKV_ERROR("storage", "%s: fdatasync %010u.log: %s; store is failed", s->dir, ids[i],
+                          strerror(-sys));
                 return store_fail(s, s->failed,
                                   "storage: fdatasync %010u.log: %s; the store is failed, "
                                   "reopen it",
@@ -383,7 +384,9 @@ static bool sync_due(const struct store *s)
     return now < s->last_sync_ms || now - s->last_sync_ms >= s->opt.sync_interval_ms;
 }
 
-int store_commit(struct store *s)
+/* Ends the batch: writes it, fdatasyncs it as the policy says (unless
+ * nosync), applies it. */
+static int commit(struct store *s, bool nosync)
 {
     if (atomic_load_explicit(&s->have_retired, memory_order_acquire))
         merge_reap_retired(s);
@@ -400,7 +403,7 @@ int store_commit(struct store *s)
         rollback(s, rc);
         return rc;
     }
-    if (s->opt.sync == STORE_SYNC_ALWAYS || sync_due(s)) {
+    if (!nosync && (s->opt.sync == STORE_SYNC_ALWAYS || sync_due(s))) {
         rc = sync_dirty(s);
         if (rc != RKV_OK) {
             batch_clear(s);
@@ -414,13 +417,24 @@ int store_commit(struct store *s)
         if (rc != RKV_OK) {
             s->failed = rc;
             batch_clear(s);
-            return store_fail(s, rc, "storage: keydir cannot grow (out of memory); the "
-                                     "commit is on disk, reopen the store to see it");
+            return store_fail(s, rc,
+                              "storage: keydir cannot grow (out of memory); the "
+                              "commit is on disk, reopen the store to see it");
         }
     }
     batch_clear(s);
     merge_maybe_trigger(s);
     return RKV_OK;
+}
+
+int store_commit(struct store *s)
+{
+    return commit(s, false);
+}
+
+int store_commit_nosync(struct store *s)
+{
+    return commit(s, true);
 }
 
 int store_sync(struct store *s)
@@ -456,9 +470,8 @@ static int write_begin(struct store *s, size_t key_len, size_t value_len)
         return store_fail(s, RKV_ERR_TOOBIG, "storage: key of %zu bytes exceeds the limit of %u",
                           key_len, s->opt.key_bytes_max);
     if (value_len > s->opt.value_bytes_max)
-        return store_fail(s, RKV_ERR_TOOBIG,
-                          "storage: value of %zu bytes exceeds the limit of %u", value_len,
-                          s->opt.value_bytes_max);
+        return store_fail(s, RKV_ERR_TOOBIG, "storage: value of %zu bytes exceeds the limit of %u",
+                          value_len, s->opt.value_bytes_max);
     if (s->batch.n_ops >= s->opt.batch_ops_max) {
         /* The caller did not ask for this commit, so it cannot be where the
          * caller learns that the batch failed: a failure here rolled back
@@ -528,8 +541,10 @@ int store_put(struct store *s, uint16_t partition, const void *key, size_t key_l
     uint64_t keys = keydir_part_count(&s->kd, partition);
     pthread_mutex_unlock(&s->mu);
     if (keys + s->batch.n_ops >= KD_PART_KEYS_MAX)
-        return store_fail(s, RKV_ERR_TOOBIG, "storage: partition %u holds the most keys one "
-                          "partition can (%u)", partition, KD_PART_KEYS_MAX);
+        return store_fail(s, RKV_ERR_TOOBIG,
+                          "storage: partition %u holds the most keys one "
+                          "partition can (%u)",
+                          partition, KD_PART_KEYS_MAX);
     return write_record(s, partition, key, key_len, keydir_hash(key, key_len), value, value_len,
                         expiry_ms, false);
 }

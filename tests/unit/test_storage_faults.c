@@ -10,18 +10,20 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "storage/store_int.h"
 #include "tests/support/memvfs.h"
 #include "tests/support/testutil.h"
 
-#define DB "/db"
-#define NKEYS 32
-#define ABSENT (-1)
+#define DB          "/db"
+#define NKEYS       32
+#define ABSENT      (-1)
 #define PENDING_MAX 4096
 
 static uint64_t fake_now = 1700000000000ull;
@@ -54,8 +56,8 @@ static struct store_options mem_opts(struct memvfs *v)
 /* ---- the model ---- */
 
 struct model {
-    int committed[NKEYS];        /* version, or ABSENT */
-    int pending[NKEYS][64];      /* states written since the last commit */
+    int committed[NKEYS];   /* version, or ABSENT */
+    int pending[NKEYS][64]; /* states written since the last commit */
     int n_pending[NKEYS];
     int next_version;
 };
@@ -568,7 +570,7 @@ START_TEST(failed_auto_commit_is_reported)
     put_ver(s, &doomed, 3, 4, RKV_ERR_NOSPC); /* c: its commit of a and b fails */
     ck_assert_int_eq(read_state(s, 1, "rolled back"), ABSENT);
     ck_assert_int_eq(read_state(s, 2, "rolled back"), ABSENT);
-    memvfs_clear_faults(v); /* even with space back, the failure is reported */
+    memvfs_clear_faults(v);                     /* even with space back, the failure is reported */
     put_ver(s, &doomed, 4, 5, RKV_ERR_ABORTED); /* d */
     ck_assert_int_eq(store_del(s, key_part(0), "key00", 5), RKV_ERR_ABORTED);
     commit_expect(s, RKV_ERR_NOSPC); /* a and b are not durable */
@@ -652,6 +654,93 @@ START_TEST(interval_sync_follows_the_injected_clock)
     ck_assert_uint_eq(put_commit_at(s, &m, t0 + 100, 5, 5), 0);
     ck_assert_int_eq(durable_state(v, 5, "clock set back"), 5);
     store_close(s);
+    memvfs_free(v);
+}
+END_TEST
+
+/* Waits, on the eventfd with a deadline, until ticket t is durable or the
+ * sync thread has failed; returns store_synced's status. */
+static int wait_ticket(struct store *s, uint64_t t)
+{
+    uint64_t deadline = rkv_clock_mono_ms() + 10000;
+    for (;;) {
+        uint64_t done;
+        int rc = store_synced(s, &done);
+        if (rc != RKV_OK || done >= t)
+            return rc;
+        ck_assert_msg(rkv_clock_mono_ms() < deadline, "ticket %llu not durable in 10 s",
+                      (unsigned long long)t);
+        struct pollfd p = {.fd = store_sync_fd(s), .events = POLLIN};
+        poll(&p, 1, 100);
+    }
+}
+
+/* store_commit_async: visible at once, durable at its ticket. */
+START_TEST(async_commit_is_durable_at_its_ticket)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "async");
+    struct model m;
+    model_init(&m);
+    uint64_t t = 0, prev = 0;
+    for (int i = 1; i <= 200; i++) {
+        put_ver(s, &m, i % 13, i, RKV_OK);
+        if (i % 4 == 0) {
+            ck_assert_int_eq(store_commit_async(s, &t), RKV_OK);
+            model_commit(&m);
+            ck_assert_uint_gt(t, prev); /* every commit that wrote gets a new ticket */
+            prev = t;
+            ck_assert_int_eq(read_state(s, i % 13, "visible before durable"), i);
+        }
+        if (i % 40 == 0) {
+            ck_assert_int_eq(wait_ticket(s, t), RKV_OK);
+            check_invariants(s, "async");
+            /* a power loss now keeps everything up to the ticket */
+            for (int k = 0; k < 13; k++)
+                ck_assert_int_eq(durable_state(v, k, "async"), model_latest(&m, k));
+        }
+    }
+    /* a commit that wrote nothing gets the ticket there is */
+    uint64_t same;
+    ck_assert_int_eq(store_commit_async(s, &same), RKV_OK);
+    ck_assert_uint_eq(same, t);
+    store_close(s);
+    memvfs_free(v);
+}
+END_TEST
+
+/* A failed fdatasync of the sync thread: the ticket never becomes durable
+ * and the store fails, as with store_commit. */
+START_TEST(async_sync_failure_is_sticky)
+{
+    struct memvfs *v = memvfs_new();
+    struct store_options o = mem_opts(v);
+    struct store *s = open_ok(DB, &o, "async eio");
+    struct model m;
+    model_init(&m);
+    uint64_t t1, t2, t3, done;
+    put_ver(s, &m, 1, 1, RKV_OK);
+    ck_assert_int_eq(store_commit_async(s, &t1), RKV_OK);
+    ck_assert_int_eq(wait_ticket(s, t1), RKV_OK);
+    model_commit(&m);
+    memvfs_fail_syncs(v, 0, EIO);
+    put_ver(s, &m, 2, 2, RKV_OK);
+    ck_assert_int_eq(store_commit_async(s, &t2), RKV_OK);
+    ck_assert_int_eq(wait_ticket(s, t2), RKV_ERR_FAILED);
+    ck_assert_int_eq(store_synced(s, &done), RKV_ERR_FAILED);
+    ck_assert_uint_lt(done, t2);
+    memvfs_clear_faults(v); /* no retry, even if the disk recovers */
+    ck_assert_int_eq(store_commit_async(s, &t3), RKV_ERR_FAILED);
+    ck_assert_ptr_nonnull(strstr(store_errmsg(s), "failed"));
+    put_ver(s, &m, 3, 3, RKV_ERR_FAILED);
+    store_close(s);
+    struct memvfs *img = memvfs_image(v, 2, MEMVFS_TEAR_RANDOM);
+    o.fileops = memvfs_ops(img);
+    s = open_ok(DB, &o, "async eio reopen");
+    ck_assert_int_eq(read_state(s, 1, "async eio"), 1);
+    store_close(s);
+    memvfs_free(img);
     memvfs_free(v);
 }
 END_TEST
@@ -979,8 +1068,7 @@ END_TEST
  * it got a seq with the bit set too: acknowledged, synced, and gone at the
  * next open. Such records are invalid now, and writes stop (RKV_ERR_TOOBIG)
  * rather than reach the bit. */
-static size_t seq_record(uint8_t *out, uint64_t seq, const char *key,
-                         const struct record_keys *k)
+static size_t seq_record(uint8_t *out, uint64_t seq, const char *key, const struct record_keys *k)
 {
     struct record r = {.seq = seq,
                        .value_len = 1,
@@ -1174,7 +1262,10 @@ static void hint_case(const struct hint_entry *e, uint64_t rec_expiry, bool rec_
     record_encode(log, &r, &k);
     size_t n = record_bytes(1, r.value_len);
     memset(log + n, 0, 64); /* room after it, which a longer value_len may claim */
-    struct record pad = {.seq = 2, .value_len = 40, .key_len = 1, .key = (const uint8_t *)"z",
+    struct record pad = {.seq = 2,
+                         .value_len = 40,
+                         .key_len = 1,
+                         .key = (const uint8_t *)"z",
                          .value = (const uint8_t *)"0123456789012345678901234567890123456789"};
     record_encode(log + n, &pad, &k);
     n += record_bytes(1, 40);
@@ -1330,8 +1421,11 @@ START_TEST(planted_records_are_never_accepted)
     /* the value: a planted record under the guessed secret, then planted
      * headers (format, flags and lengths plausible), back to back, each
      * claiming a body to the end of the value */
-    struct record planted = {.seq = STORE_SEQ_MAX, .value_len = 4, .key_len = 7,
-                             .key = (const uint8_t *)"planted", .value = (const uint8_t *)"evil"};
+    struct record planted = {.seq = STORE_SEQ_MAX,
+                             .value_len = 4,
+                             .key_len = 7,
+                             .key = (const uint8_t *)"planted",
+                             .value = (const uint8_t *)"evil"};
     record_encode(value, &planted, &guessed);
     size_t vlen = 512 * 1024;
     for (size_t off = 64; off + RECORD_HDR_BYTES <= vlen; off += RECORD_HDR_BYTES) {
@@ -1340,16 +1434,25 @@ START_TEST(planted_records_are_never_accepted)
         value[off + 37] = RECORD_FORMAT;
     }
     size_t n = 0;
-    struct record a = {.seq = 1, .value_len = 1, .key_len = 1, .key = (const uint8_t *)"a",
+    struct record a = {.seq = 1,
+                       .value_len = 1,
+                       .key_len = 1,
+                       .key = (const uint8_t *)"a",
                        .value = (const uint8_t *)"1"};
     record_encode(log + n, &a, &real);
     n += record_bytes(1, 1);
     size_t damaged = n;
-    struct record holder = {.seq = 2, .value_len = (uint32_t)vlen, .key_len = 6,
-                            .key = (const uint8_t *)"holder", .value = value};
+    struct record holder = {.seq = 2,
+                            .value_len = (uint32_t)vlen,
+                            .key_len = 6,
+                            .key = (const uint8_t *)"holder",
+                            .value = value};
     record_encode(log + n, &holder, &real);
     n += record_bytes(6, vlen);
-    struct record b = {.seq = 3, .value_len = 1, .key_len = 1, .key = (const uint8_t *)"b",
+    struct record b = {.seq = 3,
+                       .value_len = 1,
+                       .key_len = 1,
+                       .key = (const uint8_t *)"b",
                        .value = (const uint8_t *)"2"};
     record_encode(log + n, &b, &real);
     n += record_bytes(1, 1);
@@ -1430,6 +1533,8 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, enospc_rolls_back_the_batch);
     tcase_add_test(tc, failed_auto_commit_is_reported);
     tcase_add_test(tc, interval_sync_follows_the_injected_clock);
+    tcase_add_test(tc, async_commit_is_durable_at_its_ticket);
+    tcase_add_test(tc, async_sync_failure_is_sticky);
     tcase_add_test(tc, short_writes_are_completed);
     tcase_add_test(tc, merge_crash_at_every_step);
     tcase_add_test(tc, merge_drops_keys_whose_records_rotted);
