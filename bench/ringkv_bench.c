@@ -1,20 +1,28 @@
 /*
- * ringkv_bench.c: ringkv-bench, a load generator for a running ring. It
- * drives the ring through libringkv only (ringkv.h), from --clients threads
- * with one struct ringkv_client each, and prints what the clients saw:
- * ops/s and p50/p99/p99.9 latency of reads, writes and both, errors by code,
- * and the settings. --csv prints one machine-readable line instead (the
- * report then goes to stderr); bench/ring-bench.sh uses it.
+ * ringkv_bench.c: ringkv-bench, a load generator for a running ring (or
+ * any Redis-protocol server). It has two modes, with the same workloads,
+ * options and report:
+ *  - libringkv (the default): --clients threads with one struct
+ *    ringkv_client each, blocking calls, per-request R and W. libringkv has
+ *    no asynchronous API yet, so this mode has one request in flight per
+ *    client: --pipeline above 1 is refused.
+ *  - RESP (--resp HOST:PORT[,...]): bench_resp.c, its own RESP2 client on
+ *    non-blocking sockets, --pipeline requests in flight per connection and
+ *    optionally WAIT after each SET; for ringkv's resp_port and for Redis.
+ * Both print ops/s and p50/p99/p99.9 latency of reads, writes and both,
+ * errors by code, and the settings. --csv prints one machine-readable line
+ * instead (the report then goes to stderr); bench/ring-bench.sh and
+ * bench/compare use it.
  *
- * Design. Every client thread runs a closed loop: pick an op (a write with
- * the workload's probability), pick a key (uniform, or zipfian with theta
- * 0.99), call ringkv_get or ringkv_put, time the call with CLOCK_MONOTONIC
- * and record it in the thread's own histograms; the main thread only moves
- * a shared phase (warmup, measure, stop) and sleeps. Nothing is shared
- * between threads while they run except that phase and read-only settings;
- * the histograms are merged after the threads are joined. Every random draw
- * comes from a splitmix64 generator seeded from --prng-seed (and the thread
- * number), never from the clock.
+ * Design (libringkv mode). Every client thread runs a closed loop: pick an
+ * op (a write with the workload's probability), pick a key (uniform, or
+ * zipfian with theta 0.99), call ringkv_get or ringkv_put, time the call
+ * with CLOCK_MONOTONIC and record it in the thread's own histograms; the
+ * main thread only moves a shared phase (warmup, measure, stop) and sleeps.
+ * Nothing is shared between threads while they run except that phase and
+ * read-only settings; the histograms are merged after the threads are
+ * joined. Every random draw comes from a splitmix64 generator seeded from
+ * --prng-seed (and the thread number), never from the clock.
  *
  * Writes and contexts. A put without a context on a key that exists adds a
  * sibling, so a benchmark that wrote blindly would pile siblings up. Here
@@ -33,25 +41,19 @@
  * cached: with R + W <= N a read may miss the owner's last put. Reads pick
  * any key. For zipfian writes the drawn key k is moved to the key its thread
  * owns in k's block of `clients` consecutive keys, which keeps the skew but
- * never shares a key between writers.
- *
- * Zipfian. The method of Gray et al., "Quickly generating billion-record
- * synthetic databases" (SIGMOD 1994): zeta(n, theta) is summed once (O(n)
- * at start), then each draw is O(1): one uniform u, and rank
- * n * (eta * u - eta + 1)^(1 / (1 - theta)) past the two closed-form first
- * ranks. Rank r is key r, so the hottest keys are 0, 1, 2, ...; placement
- * on the ring hashes the key, so hot keys still spread over partitions.
+ * never shares a key between writers. (The RESP mode needs none of this: a
+ * RESP SET overwrites.)
  *
  * Latency. Each call is timed from just before to just after the library
  * call; a failed call is counted by its code and kept out of the latency
- * columns. Histograms are log-linear (HIST_SUB_BITS bits of mantissa): every
- * bucket is at most 1/128 of its value wide and is reported at its middle,
- * so a percentile is within 0.4% (exact below 256 ns). ops/s counts the
+ * columns. The histograms (bench_util.c) are within 0.4%. ops/s counts the
  * successful ops that started in the measured window, over its length.
  *
  * Exit status: 0; 1 if more than 1% of the measured ops (or of the setup
  * ops) failed, if no op succeeded, or on a setup error; 2 on bad usage.
  */
+#include "bench/bench.h"
+
 #include <zmq.h>
 
 #include "client/ringkv.h"
@@ -59,7 +61,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -68,30 +69,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
-#include <time.h>
-#include <unistd.h>
 
-#define KEY_BYTES         16 /* keys are 16 decimal digits */
-#define CLIENTS_MAX       4096u
-#define KEYS_MAX          100000000ull /* the context cache holds one slot per key */
-#define VALUE_BYTES_MAX   (1u << 20)   /* the default limits.value_bytes_max */
-#define DURATION_MAX_S    86400u
-#define VALUE_POOL_SPAN   (1u << 16) /* a power of two: values start anywhere in it */
-#define SETUP_CLIENTS_MIN 16u        /* connections that preload or prime, at least */
-#define ZIPF_THETA        0.99
-#define FAIL_PERMILLE_MAX 10u /* more failed ops than this (1%) fails the run */
-#define ERR_CODES         32  /* error counters by code; larger codes share the last */
-#define ERRMSG_BYTES      240
-#define CTX_BYTES_MIN     64 /* first allocation of a context slot */
-#define NODES_MAX         64 /* nodes whose statistics are shown */
-
-#define HIST_SUB_BITS 8
-#define HIST_SUB      (1u << HIST_SUB_BITS) /* values below are exact */
-#define HIST_HALF     (HIST_SUB / 2)        /* buckets per power of two above */
-#define HIST_TOP_BITS 36                    /* ~68.7 s: longer latencies are clamped */
-#define HIST_BUCKETS  (HIST_SUB + (HIST_TOP_BITS - HIST_SUB_BITS) * HIST_HALF)
+#define SETUP_CLIENTS_MIN 16u /* connections that preload or prime, at least */
+#define CTX_BYTES_MIN     64  /* first allocation of a context slot */
+#define NODES_MAX         64  /* nodes whose statistics are shown */
 
 #define DEFAULT_CONFIG      "cluster.toml"
 #define DEFAULT_KEYS        100000ull
@@ -101,225 +82,7 @@
 #define DEFAULT_WARMUP_S    1u
 #define DEFAULT_SEED        0x72696e676b76ull /* "ringkv" */
 
-static void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static void bench_die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ringkv-bench: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-/* ---- time, randomness, keys ---- */
-
-static inline uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Sleeps until CLOCK_MONOTONIC reaches t_ns. */
-static void sleep_until_ns(uint64_t t_ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(t_ns / 1000000000u),
-                          .tv_nsec = (long)(t_ns % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        continue;
-}
-
-/* splitmix64: small, fast, and good enough to pick keys. */
-static inline uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n) (multiply-shift; the bias is below 2^-32). */
-static inline uint64_t rng_below(uint64_t *state, uint64_t n)
-{
-    return (uint64_t)(((unsigned __int128)rng_next(state) * n) >> 64);
-}
-
-/* Uniform in [0, 1), 53 bits. */
-static inline double rng_unit(uint64_t *state)
-{
-    return (double)(rng_next(state) >> 11) * 0x1.0p-53;
-}
-
-/* The 16 decimal digits of v, no terminator. */
-static inline void key_format(char *key, uint64_t v)
-{
-    for (int i = KEY_BYTES - 1; i >= 0; i--) {
-        key[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-/* ---- zipfian ranks (Gray et al.; see the file comment) ---- */
-
-struct zipf {
-    uint64_t n;
-    double theta, alpha, zetan, eta, half_pow_theta;
-};
-
-static void zipf_init(struct zipf *z, uint64_t n, double theta)
-{
-    double zetan = 0, zeta2 = 1.0 + pow(0.5, theta);
-    for (uint64_t i = 1; i <= n; i++)
-        zetan += pow((double)i, -theta);
-    *z = (struct zipf){
-        .n = n,
-        .theta = theta,
-        .alpha = 1.0 / (1.0 - theta),
-        .zetan = zetan,
-        .eta = (1.0 - pow(2.0 / (double)n, 1.0 - theta)) / (1.0 - zeta2 / zetan),
-        .half_pow_theta = pow(0.5, theta),
-    };
-}
-
-/* A rank in [0, n); rank 0 is the most frequent. */
-static uint64_t zipf_next(const struct zipf *z, uint64_t *rng)
-{
-    double u = rng_unit(rng);
-    double uz = u * z->zetan;
-    if (uz < 1.0)
-        return 0;
-    if (uz < 1.0 + z->half_pow_theta || z->n < 3)
-        return z->n > 1 ? 1 : 0;
-    uint64_t r = (uint64_t)((double)z->n * pow(z->eta * u - z->eta + 1.0, z->alpha));
-    return r < z->n ? r : z->n - 1;
-}
-
-/* ---- latency histograms (log-linear; see the file comment) ---- */
-
-struct hist {
-    uint64_t count, sum_ns, min_ns, max_ns;
-    uint64_t buckets[HIST_BUCKETS];
-};
-
-static uint32_t hist_index(uint64_t v)
-{
-    if (v < HIST_SUB)
-        return (uint32_t)v;
-    if (v >= (1ull << HIST_TOP_BITS))
-        v = (1ull << HIST_TOP_BITS) - 1;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* HIST_SUB_BITS .. HIST_TOP_BITS-1 */
-    unsigned shift = e - (HIST_SUB_BITS - 1);
-    uint64_t m = v >> shift; /* HIST_HALF .. HIST_SUB-1 */
-    return HIST_SUB + (e - HIST_SUB_BITS) * HIST_HALF + (uint32_t)(m - HIST_HALF);
-}
-
-/* The middle of bucket i, in ns. */
-static double hist_bucket_mid(uint32_t i)
-{
-    if (i < HIST_SUB)
-        return i;
-    uint32_t j = i - HIST_SUB;
-    unsigned e = HIST_SUB_BITS + j / HIST_HALF;
-    unsigned shift = e - (HIST_SUB_BITS - 1);
-    uint64_t lower = (uint64_t)(HIST_HALF + j % HIST_HALF) << shift;
-    return (double)lower + (double)(1ull << shift) / 2.0;
-}
-
-static inline void hist_record(struct hist *h, uint64_t ns)
-{
-    if (h->count == 0 || ns < h->min_ns)
-        h->min_ns = ns;
-    if (ns > h->max_ns)
-        h->max_ns = ns;
-    h->count++;
-    h->sum_ns += ns;
-    h->buckets[hist_index(ns)]++;
-}
-
-static void hist_merge(struct hist *into, const struct hist *h)
-{
-    if (h->count == 0)
-        return;
-    if (into->count == 0 || h->min_ns < into->min_ns)
-        into->min_ns = h->min_ns;
-    if (h->max_ns > into->max_ns)
-        into->max_ns = h->max_ns;
-    into->count += h->count;
-    into->sum_ns += h->sum_ns;
-    for (uint32_t i = 0; i < HIST_BUCKETS; i++)
-        into->buckets[i] += h->buckets[i];
-}
-
-/* Nearest-rank percentile (per mille, or per 10^4 with scale 10000), in µs. */
-static double hist_percentile_us(const struct hist *h, uint64_t part, uint64_t scale)
-{
-    if (h->count == 0)
-        return 0;
-    uint64_t rank = (h->count * part + scale - 1) / scale, seen = 0;
-    if (rank == 0)
-        rank = 1;
-    for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->buckets[i];
-        if (seen >= rank) {
-            double v = hist_bucket_mid(i);
-            v = v < (double)h->min_ns ? (double)h->min_ns : v;
-            v = v > (double)h->max_ns ? (double)h->max_ns : v;
-            return v / 1e3;
-        }
-    }
-    return h->max_ns / 1e3;
-}
-
-/* ---- settings ---- */
-
-enum wl_id { WL_READ, WL_95_5, WL_50_50, WL_WRITE, WL_COUNT };
-
-struct wl_def {
-    const char *name;
-    const char *alias; /* also accepted by --workload */
-    unsigned write_permille;
-};
-
-static const struct wl_def wl_defs[WL_COUNT] = {
-    [WL_READ] = {.name = "read", .alias = "read-only", .write_permille = 0},
-    [WL_95_5] = {.name = "95/5", .alias = "95-5", .write_permille = 50},
-    [WL_50_50] = {.name = "50/50", .alias = "50-50", .write_permille = 500},
-    [WL_WRITE] = {.name = "write", .alias = "write-only", .write_permille = 1000},
-};
-
-enum dist { DIST_UNIFORM, DIST_ZIPFIAN };
-
-struct bench_cfg {
-    const char *config_path; /* used when seeds is NULL */
-    const char *seeds;
-    enum wl_id wl;
-    enum dist dist;
-    uint64_t keys;
-    uint32_t value_bytes;
-    uint32_t clients;
-    uint32_t duration_s, warmup_s;
-    uint32_t r, w; /* 0: the ring's */
-    bool preload;
-    bool csv;
-    uint64_t seed;
-};
-
 /* ---- per-thread state ---- */
-
-/* What one thread saw; merged after the threads are joined. */
-struct tally {
-    struct hist read, write;            /* successful ops */
-    uint64_t errors[ERR_CODES];         /* failed ops by code */
-    char errmsg[ERR_CODES][ERRMSG_BYTES]; /* the first message of each code */
-    uint64_t not_found;                 /* reads that found no live value */
-    uint64_t multi_sibling_reads;       /* reads that returned more than one value */
-    uint64_t siblings_max;
-    uint64_t bad_values;                /* values of another size than --value */
-    uint64_t ctx_fetches;               /* unmeasured reads for a lost context */
-};
 
 /* The context of an owned key, from its last put (or a setup read). */
 struct ctx_slot {
@@ -328,7 +91,6 @@ struct ctx_slot {
     bool valid;
 };
 
-enum phase { PH_WARMUP, PH_MEASURE, PH_STOP };
 
 struct bench;
 
@@ -381,39 +143,6 @@ static uint32_t eff_w(const struct bench *b)
     return b->cfg.w ? b->cfg.w : b->ring_w;
 }
 
-static void tally_error(struct tally *t, int rc, const char *msg)
-{
-    int slot = rc > 0 && rc < ERR_CODES ? rc : ERR_CODES - 1;
-    if (t->errors[slot]++ == 0)
-        snprintf(t->errmsg[slot], sizeof t->errmsg[slot], "%s", msg);
-}
-
-static void tally_merge(struct tally *into, const struct tally *t)
-{
-    hist_merge(&into->read, &t->read);
-    hist_merge(&into->write, &t->write);
-    for (int i = 0; i < ERR_CODES; i++) {
-        if (t->errors[i] && into->errors[i] == 0)
-            memcpy(into->errmsg[i], t->errmsg[i], sizeof into->errmsg[i]);
-        into->errors[i] += t->errors[i];
-    }
-    into->not_found += t->not_found;
-    into->multi_sibling_reads += t->multi_sibling_reads;
-    if (t->siblings_max > into->siblings_max)
-        into->siblings_max = t->siblings_max;
-    into->bad_values += t->bad_values;
-    into->ctx_fetches += t->ctx_fetches;
-}
-
-static uint64_t tally_failed(const struct tally *t)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < ERR_CODES; i++)
-        n += t->errors[i];
-    return n;
-}
-
-/* Keeps a copy of a context; on failure the slot is left invalid. */
 static void ctx_store(struct ctx_slot *s, const void *ctx, size_t len)
 {
     s->valid = false;
@@ -698,20 +427,6 @@ static void workers_free(struct bench *b)
 }
 
 /* CPU time of this process (every thread), in seconds. */
-static void cpu_times(double *user, double *sys)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    *user = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6;
-    *sys = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-struct run_times {
-    uint64_t measure_ns;
-    double user_s, sys_s; /* this process's CPU during the measured window */
-};
-
-/* Starts the client threads, runs warmup and the measured window, joins. */
 static void bench_run(struct bench *b, struct run_times *rt)
 {
     uint32_t n = b->cfg.clients;
@@ -818,46 +533,6 @@ static void print_nodes(struct bench *b, struct ringkv_client *c, const struct n
 
 /* ---- output ---- */
 
-static void read_first_field(const char *path, const char *prefix, char *out, size_t n)
-{
-    snprintf(out, n, "?");
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return;
-    char line[512];
-    size_t plen = strlen(prefix);
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, prefix, plen) != 0)
-            continue;
-        const char *v = strchr(line, ':');
-        v = v ? v + 1 : line + plen;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        snprintf(out, n, "%.*s", (int)strcspn(v, "\n"), v);
-        break;
-    }
-    fclose(f);
-}
-
-static void print_machine(FILE *out)
-{
-    char cpu[128], mem[64], load[64];
-    struct utsname u;
-    if (uname(&u) != 0)
-        snprintf(u.release, sizeof u.release, "?");
-    read_first_field("/proc/cpuinfo", "model name", cpu, sizeof cpu);
-    read_first_field("/proc/meminfo", "MemTotal", mem, sizeof mem);
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f == NULL || fgets(load, sizeof load, f) == NULL)
-        snprintf(load, sizeof load, "?");
-    load[strcspn(load, "\n")] = '\0';
-    if (f)
-        fclose(f);
-    fprintf(out, "# ringkv-bench: nproc %ld, cpu \"%s\", mem %s, kernel %s, loadavg %s\n",
-            sysconf(_SC_NPROCESSORS_ONLN), cpu, mem, u.release, load);
-}
-
-/* Reads the ring's defaults into b, checks -r/-w, prints the ring. */
 static void print_ring(struct bench *b, struct ringkv_client *c)
 {
     struct ringkv_ring_info info;
@@ -899,70 +574,6 @@ static void print_settings(const struct bench *b)
             "calls only; log-linear histogram, within 0.4%%\n");
 }
 
-static void print_row(FILE *out, const char *op, const struct hist *h, double secs)
-{
-    if (h->count == 0) {
-        fprintf(out, "%-6s %10d %10s %10s %10s %10s %10s %10s\n", op, 0, "-", "-", "-", "-",
-                "-", "-");
-        return;
-    }
-    fprintf(out, "%-6s %10" PRIu64 " %10.0f %10.1f %10.1f %10.1f %10.1f %10.1f\n", op,
-            h->count, (double)h->count / secs, hist_percentile_us(h, 500, 1000),
-            hist_percentile_us(h, 990, 1000), hist_percentile_us(h, 9990, 10000),
-            (double)h->sum_ns / (double)h->count / 1e3, h->max_ns / 1e3);
-}
-
-static void print_table(FILE *out, const struct tally *t, const struct hist *all, double secs)
-{
-    fprintf(out, "\n%-6s %10s %10s %10s %10s %10s %10s %10s\n", "op", "ops", "ops/s", "p50 us",
-            "p99 us", "p99.9 us", "mean us", "max us");
-    print_row(out, "read", &t->read, secs);
-    print_row(out, "write", &t->write, secs);
-    print_row(out, "all", all, secs);
-    fputc('\n', out);
-}
-
-static void print_outcomes(FILE *out, const struct tally *t, const struct hist *all)
-{
-    uint64_t failed = tally_failed(t);
-    if (failed == 0)
-        fprintf(out, "# errors: none\n");
-    for (int i = 0; i < ERR_CODES; i++)
-        if (t->errors[i])
-            fprintf(out, "# errors: %s: %" PRIu64 " (%.3f%% of ops); first: %s\n",
-                    ringkv_strerror(i), t->errors[i],
-                    100.0 * (double)t->errors[i] / (double)(all->count + failed), t->errmsg[i]);
-    fprintf(out,
-            "# reads: %" PRIu64 " found no value, %" PRIu64 " returned more than one sibling "
-            "(most %" PRIu64 "), %" PRIu64 " values not %s bytes; writes: %" PRIu64
-            " context re-reads after a failed put\n",
-            t->not_found, t->multi_sibling_reads, t->siblings_max, t->bad_values, "--value",
-            t->ctx_fetches);
-}
-
-static void print_hist_csv(FILE *out, const struct hist *h, double secs)
-{
-    fprintf(out, ",%" PRIu64 ",%.0f,%.1f,%.1f,%.1f", h->count, (double)h->count / secs,
-            hist_percentile_us(h, 500, 1000), hist_percentile_us(h, 990, 1000),
-            hist_percentile_us(h, 9990, 10000));
-}
-
-/* One line; the columns are listed in usage(). */
-static void print_csv(const struct bench *b, const struct tally *t, const struct hist *all,
-                      double secs)
-{
-    const struct bench_cfg *cfg = &b->cfg;
-    printf("%s,%s,%u,%" PRIu64 ",%u,%u,%u,%.3f", wl_defs[cfg->wl].name,
-           cfg->dist == DIST_ZIPFIAN ? "zipfian" : "uniform", cfg->clients, cfg->keys,
-           cfg->value_bytes, eff_r(b), eff_w(b), secs);
-    print_hist_csv(stdout, all, secs);
-    print_hist_csv(stdout, &t->read, secs);
-    print_hist_csv(stdout, &t->write, secs);
-    printf(",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n", tally_failed(t), t->not_found,
-           t->multi_sibling_reads);
-    fflush(stdout);
-}
-
 /* ---- options ---- */
 
 enum {
@@ -976,6 +587,10 @@ enum {
     OPT_PRELOAD,
     OPT_CSV,
     OPT_PRNG_SEED,
+    OPT_RESP,
+    OPT_PIPELINE,
+    OPT_WAIT,
+    OPT_THREADS,
 };
 
 static const struct option cli_options[] = {
@@ -991,6 +606,10 @@ static const struct option cli_options[] = {
     {.name = "preload", .has_arg = no_argument, .val = OPT_PRELOAD},
     {.name = "csv", .has_arg = no_argument, .val = OPT_CSV},
     {.name = "prng-seed", .has_arg = required_argument, .val = OPT_PRNG_SEED},
+    {.name = "resp", .has_arg = required_argument, .val = OPT_RESP},
+    {.name = "pipeline", .has_arg = required_argument, .val = OPT_PIPELINE},
+    {.name = "wait", .has_arg = required_argument, .val = OPT_WAIT},
+    {.name = "threads", .has_arg = required_argument, .val = OPT_THREADS},
     {.name = "help", .has_arg = no_argument, .val = 'h'},
     {.name = NULL},
 };
@@ -999,18 +618,29 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ringkv-bench [options]\n"
-            "Drives a running ring through libringkv and prints throughput and latency.\n"
+            "Drives a running ring through libringkv, or a Redis-protocol server (ringkv's\n"
+            "resp_port, Redis) with --resp, and prints throughput and latency.\n"
             "  -c, --config FILE     the cluster file (default %s)\n"
             "  -s, --seed HOST:PORT  a node's client address instead of --config\n"
+            "      --resp HOST:PORT[,HOST:PORT...]\n"
+            "                        RESP mode: RESP2 over TCP to these addresses instead of\n"
+            "                        libringkv; connection i goes to address i %% count\n"
+            "      --pipeline N      RESP mode: requests in flight per connection (default 1;\n"
+            "                        libringkv has no asynchronous API yet: 1 there)\n"
+            "      --wait N          RESP mode: send WAIT N 0 after each SET; the SET's latency\n"
+            "                        runs until WAIT answers (Redis replication)\n"
+            "      --threads N       RESP mode: event-loop threads sharing the connections\n"
+            "                        (default 1)\n"
             "      --workload W      read (read-only), 95/5, 50/50, write (write-only);\n"
             "                        reads/writes in percent (default 95/5)\n"
             "      --keys N          key space (default %llu)\n"
             "      --dist D          uniform or zipfian (theta %.2f) (default uniform)\n"
             "      --value BYTES     value size (default %u)\n"
-            "      --clients N       threads, one ringkv_client each (default %u)\n"
+            "      --clients N       libringkv: threads, one ringkv_client each; RESP:\n"
+            "                        connections (default %u)\n"
             "      --duration S      measured seconds (default %u)\n"
             "      --warmup S        seconds run before measuring (default %u)\n"
-            "  -r N, -w N            read / write quorum (default: the ring's)\n"
+            "  -r N, -w N            read / write quorum (default: the ring's; libringkv only)\n"
             "      --preload         write every key once before measuring\n"
             "      --prng-seed N     seed of every random choice (default 0x%llx)\n"
             "      --csv             print one CSV line on stdout (the report goes to stderr):\n"
@@ -1019,7 +649,10 @@ static void usage(FILE *out)
             "                        read_ops,read_ops_per_s,read_p50_us,read_p99_us,read_p999_us,\n"
             "                        write_ops,write_ops_per_s,write_p50_us,write_p99_us,"
             "write_p999_us,\n"
-            "                        errors,reads_not_found,reads_with_siblings\n"
+            "                        errors,reads_not_found,reads_with_siblings,\n"
+            "                        proto,pipeline,wait\n"
+            "                        (proto ringkv or resp; r and w 0 in RESP mode: the server's;\n"
+            "                        latencies in microseconds)\n"
             "  -h, --help\n"
             "Exit status: 0; 1 if more than 1%% of ops failed, or on a setup error; 2 bad "
             "usage.\n",
@@ -1091,6 +724,19 @@ static void cfg_option(struct bench_cfg *cfg, int c, const char *arg)
     case OPT_PRELOAD: cfg->preload = true; break;
     case OPT_CSV: cfg->csv = true; break;
     case OPT_PRNG_SEED: cfg->seed = parse_u64(arg, "--prng-seed", 0, UINT64_MAX); break;
+    case OPT_RESP: {
+        char err[ERRMSG_BYTES];
+        if (!bench_addrs_parse(cfg, arg, err, sizeof err))
+            usage_die("--resp: %s", err);
+        break;
+    }
+    case OPT_PIPELINE:
+        cfg->pipeline = (uint32_t)parse_u64(arg, "--pipeline", 1, PIPELINE_MAX);
+        break;
+    case OPT_WAIT:
+        cfg->wait_replicas = (uint32_t)parse_u64(arg, "--wait", 1, WAIT_REPLICAS_MAX);
+        break;
+    case OPT_THREADS: cfg->threads = (uint32_t)parse_u64(arg, "--threads", 1, THREADS_MAX); break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); exit(2);
     }
@@ -1108,12 +754,34 @@ static void cfg_parse(struct bench_cfg *cfg, int argc, char **argv)
         .duration_s = DEFAULT_DURATION_S,
         .warmup_s = DEFAULT_WARMUP_S,
         .seed = DEFAULT_SEED,
+        .pipeline = 1,
     };
     int c;
-    while ((c = getopt_long(argc, argv, "c:s:r:w:h", cli_options, NULL)) != -1)
+    bool ringkv_only = false; /* an option of the libringkv mode was given */
+    while ((c = getopt_long(argc, argv, "c:s:r:w:h", cli_options, NULL)) != -1) {
+        ringkv_only |= c == 'c' || c == 's' || c == 'r' || c == 'w';
         cfg_option(cfg, c, optarg);
+    }
     if (optind < argc)
         usage_die("unexpected argument \"%s\"", argv[optind]);
+    if (cfg->n_addrs > 0) {
+        if (ringkv_only)
+            usage_die("--config, --seed, -r and -w are for libringkv; with --resp the server "
+                      "decides (ringkv's RESP endpoint uses the ring's R and W)");
+        if (cfg->threads == 0)
+            cfg->threads = 1;
+        if (cfg->threads > cfg->clients)
+            usage_die("--threads (%u) must be at most --clients (%u)", cfg->threads,
+                      cfg->clients);
+        return;
+    }
+    if (cfg->pipeline > 1)
+        usage_die("--pipeline %u: libringkv has no asynchronous API yet, so its clients have one "
+                  "request in flight each; use more --clients, or --resp",
+                  cfg->pipeline);
+    if (cfg->wait_replicas || cfg->threads)
+        usage_die("--wait and --threads are for the RESP mode (--resp); libringkv waits for W "
+                  "replicas (-w) and runs one thread per client");
     if (cfg->keys < cfg->clients)
         usage_die("--keys (%" PRIu64 ") must be at least --clients (%u): each client writes "
                   "keys of its own",
@@ -1137,35 +805,15 @@ static void bench_init(struct bench *b)
 }
 
 /* Prints the results; returns the exit status. */
-static int bench_report(struct bench *b, const struct run_times *rt)
+static int bench_done(struct bench *b, const struct run_times *rt)
 {
     struct tally *t = calloc(1, sizeof *t);
-    struct hist *all = calloc(1, sizeof *all);
-    if (t == NULL || all == NULL)
+    if (t == NULL)
         bench_die("out of memory");
     for (uint32_t i = 0; i < b->cfg.clients; i++)
         tally_merge(t, &b->workers[i].t);
-    hist_merge(all, &t->read);
-    hist_merge(all, &t->write);
-    double secs = (double)rt->measure_ns / 1e9;
-    fprintf(b->out, "# this process (client threads, libzmq threads): user %.2f s + sys %.2f s "
-            "of CPU in the measured %.2f s = %.0f%% of one core\n",
-            rt->user_s, rt->sys_s, secs, 100.0 * (rt->user_s + rt->sys_s) / secs);
-    print_table(b->out, t, all, secs);
-    print_outcomes(b->out, t, all);
-    if (b->cfg.csv)
-        print_csv(b, t, all, secs);
-    uint64_t failed = tally_failed(t), total = failed + all->count;
-    int status = 0;
-    if (all->count == 0) {
-        fprintf(b->out, "# FAILED: no operation succeeded\n");
-        status = 1;
-    } else if (failed * 1000 > total * FAIL_PERMILLE_MAX) {
-        fprintf(b->out, "# FAILED: %" PRIu64 " of %" PRIu64 " ops failed (more than %u%%)\n",
-                failed, total, FAIL_PERMILLE_MAX / 10);
-        status = 1;
-    }
-    free(all);
+    struct report_info ri = {.proto = "ringkv", .r = eff_r(b), .w = eff_w(b)};
+    int status = bench_report(&b->cfg, b->out, &ri, t, rt, ringkv_strerror);
     free(t);
     return status;
 }
@@ -1176,6 +824,11 @@ int main(int argc, char **argv)
     if (b == NULL)
         bench_die("out of memory");
     cfg_parse(&b->cfg, argc, argv);
+    if (b->cfg.n_addrs > 0) {
+        int rc = resp_bench_main(&b->cfg, b->cfg.csv ? stderr : stdout);
+        free(b);
+        return rc;
+    }
     bench_init(b);
     b->zctx = zmq_ctx_new();
     if (b->zctx == NULL)
@@ -1196,7 +849,7 @@ int main(int argc, char **argv)
     bench_run(b, &rt);
     nodes_snapshot(probe, after, NODES_MAX);
     print_nodes(b, probe, before, after, (double)rt.measure_ns / 1e9);
-    int status = bench_report(b, &rt);
+    int status = bench_done(b, &rt);
     ringkv_close(probe);
     workers_free(b);
     zmq_ctx_term(b->zctx);
