@@ -33,6 +33,8 @@ if [ "${1:-}" = bench ]; then
     [ -f /usr/include/lmdb.h ]         || add liblmdb-dev
     [ -f /usr/include/leveldb/c.h ]    || add libleveldb-dev
     [ -f /usr/include/rocksdb/c.h ]    || add librocksdb-dev
+    command -v redis-server >/dev/null 2>&1    || add redis-server # bench/compare
+    command -v redis-benchmark >/dev/null 2>&1 || add redis-tools  # redis-cli too
 fi
 
 [ -z "$need" ] && exit 0
