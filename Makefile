@@ -27,7 +27,7 @@ $(error build dependencies are missing; see the messages above)
 endif
 endif
 
-PKGS       := libzmq libsodium msgpack libxxhash
+PKGS       := libzmq libsodium libxxhash
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)

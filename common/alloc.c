@@ -88,11 +88,17 @@ int rkv_grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
         return RKV_OK;
-    size_t ncap = *cap + *cap / 2;
+    /* doubling while small (most buffers are messages of a few hundred
+     * bytes: few reallocations to get there), half again beyond 4 KiB;
+     * never less than 8 elements or 64 bytes */
+    size_t bytes = *cap * (elem ? elem : 1);
+    size_t ncap = bytes < 4096 ? 2 * *cap : *cap + *cap / 2;
     if (ncap < need)
         ncap = need;
     if (ncap < 8)
         ncap = 8;
+    if (elem != 0 && elem < 8 && ncap < 64 / elem)
+        ncap = 64 / elem;
     if (elem != 0 && ncap > SIZE_MAX / elem)
         return RKV_ERR_NOMEM;
     void *p = rkv_realloc(*arr, ncap * elem);

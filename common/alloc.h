@@ -33,7 +33,8 @@ void *rkv_memdup(const void *p, size_t len);
 
 /*
  * Grows an array: makes *cap at least need (elements of elem bytes), by at
- * least half again, so appends cost amortised O(1). Returns RKV_OK or
+ * least half again (doubling below 4 KiB), so appends cost amortised O(1);
+ * never to less than 8 elements, nor 64 bytes of elements under 8 bytes. Returns RKV_OK or
  * RKV_ERR_NOMEM (the old array is kept).
  */
 int rkv_grow(void **arr, size_t *cap, size_t need, size_t elem);

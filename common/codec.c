@@ -1,5 +1,5 @@
 /*
- * codec.c: msgpack writer over msgpack-c, and the bounded reader.
+ * codec.c: msgpack writer and bounded reader.
  *
  * Both sides are sticky: after the writer's first failure it appends
  * nothing more (the buffer keeps a clean prefix), and after the reader's
@@ -10,94 +10,136 @@
 
 #include "common/err.h"
 
-/* msgpack-c's packer calls this for every primitive it packs, most of them
- * a few bytes: copy inline while the buffer has room, and grow it (by half
- * again, so amortised O(1)) only when it has not. */
-static int writer_cb(void *data, const char *buf, size_t len)
+/* Room for n more bytes at the end of the buffer, or NULL (the writer is
+ * then failed, and every later write is a no-op). */
+static uint8_t *room(struct mp_writer *w, size_t n)
 {
-    struct mp_writer *w = data;
     struct rkv_buf *b = w->buf;
-    if (len == 0)
-        return w->failed ? -1 : 0;
-    if (!w->failed && b->cap - b->len >= len) {
-        memcpy(b->data + b->len, buf, len);
-        b->len += len;
-        return 0;
-    }
     if (w->failed)
-        return -1;
-    if (rkv_buf_append(b, buf, len) != RKV_OK) {
+        return NULL;
+    if (b->cap - b->len < n && rkv_buf_reserve(b, n) != RKV_OK) {
         w->failed = true;
-        return -1;
+        return NULL;
     }
-    return 0;
+    return b->data + b->len;
+}
+
+/* A tag byte followed by v in `bytes` big-endian bytes (0 for none). */
+static void put_tag(struct mp_writer *w, uint8_t tag, uint64_t v, unsigned bytes)
+{
+    uint8_t *p = room(w, 1 + bytes);
+    if (p == NULL)
+        return;
+    p[0] = tag;
+    for (unsigned i = 0; i < bytes; i++)
+        p[1 + i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    w->buf->len += 1 + bytes;
 }
 
 void mp_writer_init(struct mp_writer *w, struct rkv_buf *buf)
 {
     w->buf = buf;
     w->failed = false;
-    msgpack_packer_init(&w->pk, w, writer_cb);
+}
+
+/* Every value in its shortest form (the reader accepts nothing else). */
+static void put_count(struct mp_writer *w, uint32_t n, uint8_t fix, uint32_t fix_max,
+                      uint8_t tag16)
+{
+    if (n <= fix_max)
+        put_tag(w, (uint8_t)(fix | n), 0, 0);
+    else if (n <= UINT16_MAX)
+        put_tag(w, tag16, n, 2);
+    else
+        put_tag(w, (uint8_t)(tag16 + 1), n, 4);
 }
 
 void mp_write_array(struct mp_writer *w, uint32_t n)
 {
-    msgpack_pack_array(&w->pk, n);
+    put_count(w, n, 0x90, 15, 0xdc);
 }
 
 void mp_write_map(struct mp_writer *w, uint32_t n)
 {
-    msgpack_pack_map(&w->pk, n);
+    put_count(w, n, 0x80, 15, 0xde);
 }
 
 void mp_write_uint(struct mp_writer *w, uint64_t v)
 {
-    msgpack_pack_uint64(&w->pk, v);
+    if (v <= 0x7f)
+        put_tag(w, (uint8_t)v, 0, 0);
+    else if (v <= UINT8_MAX)
+        put_tag(w, 0xcc, v, 1);
+    else if (v <= UINT16_MAX)
+        put_tag(w, 0xcd, v, 2);
+    else if (v <= UINT32_MAX)
+        put_tag(w, 0xce, v, 4);
+    else
+        put_tag(w, 0xcf, v, 8);
 }
 
 void mp_write_int(struct mp_writer *w, int64_t v)
 {
-    msgpack_pack_int64(&w->pk, v);
+    if (v >= 0)
+        mp_write_uint(w, (uint64_t)v);
+    else if (v >= -32)
+        put_tag(w, (uint8_t)(0xe0 | (v & 0x1f)), 0, 0);
+    else if (v >= INT8_MIN)
+        put_tag(w, 0xd0, (uint64_t)v, 1);
+    else if (v >= INT16_MIN)
+        put_tag(w, 0xd1, (uint64_t)v, 2);
+    else if (v >= INT32_MIN)
+        put_tag(w, 0xd2, (uint64_t)v, 4);
+    else
+        put_tag(w, 0xd3, (uint64_t)v, 8);
 }
 
 void mp_write_bool(struct mp_writer *w, bool v)
 {
-    if (v)
-        msgpack_pack_true(&w->pk);
-    else
-        msgpack_pack_false(&w->pk);
+    put_tag(w, v ? 0xc3 : 0xc2, 0, 0);
 }
 
 void mp_write_nil(struct mp_writer *w)
 {
-    msgpack_pack_nil(&w->pk);
+    put_tag(w, 0xc0, 0, 0);
 }
 
-/* msgpack lengths are 32 bits: msgpack-c would write a truncated length
- * followed by the whole payload, so refuse instead. */
-static bool length_ok(struct mp_writer *w, size_t len)
+/* A length header, then the payload, in one reservation. msgpack lengths
+ * are 32 bits: a longer payload fails the writer. */
+static void put_payload(struct mp_writer *w, uint8_t tag8, const void *p, size_t len)
 {
-    if (len > UINT32_MAX)
+    if (len > UINT32_MAX || room(w, 5 + len) == NULL) {
         w->failed = true;
-    return !w->failed;
+        return;
+    }
+    if (len <= UINT8_MAX)
+        put_tag(w, tag8, len, 1);
+    else if (len <= UINT16_MAX)
+        put_tag(w, (uint8_t)(tag8 + 1), len, 2);
+    else
+        put_tag(w, (uint8_t)(tag8 + 2), len, 4);
+    if (len)
+        memcpy(w->buf->data + w->buf->len, p, len);
+    w->buf->len += len;
 }
 
 void mp_write_bin(struct mp_writer *w, const void *p, size_t len)
 {
-    if (!length_ok(w, len))
-        return;
-    msgpack_pack_bin(&w->pk, len);
-    if (len)
-        msgpack_pack_bin_body(&w->pk, p, len);
+    put_payload(w, 0xc4, p, len);
 }
 
 void mp_write_str(struct mp_writer *w, const char *s, size_t len)
 {
-    if (!length_ok(w, len))
+    if (len <= 31) {
+        if (room(w, 1 + len) == NULL)
+            return;
+        put_tag(w, (uint8_t)(0xa0 | len), 0, 0);
+        if (len)
+            memcpy(w->buf->data + w->buf->len, s, len);
+        w->buf->len += len;
         return;
-    msgpack_pack_str(&w->pk, len);
-    if (len)
-        msgpack_pack_str_body(&w->pk, s, len);
+    }
+    put_payload(w, 0xd9, s, len);
 }
 
 void mp_write_cstr(struct mp_writer *w, const char *s)
@@ -107,7 +149,12 @@ void mp_write_cstr(struct mp_writer *w, const char *s)
 
 void mp_write_raw(struct mp_writer *w, const void *p, size_t len)
 {
-    writer_cb(w, p, len);
+    uint8_t *d = room(w, len);
+    if (d == NULL)
+        return;
+    if (len)
+        memcpy(d, p, len);
+    w->buf->len += len;
 }
 
 void mp_reader_init(struct mp_reader *r, const void *data, size_t len)

@@ -2,7 +2,8 @@
  * codec.h: msgpack encoding and bounded decoding, for the wire protocol and
  * the stored object format.
  *
- * Writing goes through msgpack-c's packer into a struct rkv_buf.
+ * Writing appends each value, in its shortest msgpack form, to a struct
+ * rkv_buf (reserving room once per value, no callback per byte).
  *
  * Reading does not use msgpack-c's unpacker: it allocates a tree sized by
  * the counts a frame claims, so a five-byte frame whose array header says
@@ -21,14 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <msgpack.h>
-
 #include "common/buf.h"
 
 #define MP_DEPTH_MAX 16 /* deepest value mp_skip will walk */
 
 struct mp_writer {
-    msgpack_packer pk;
     struct rkv_buf *buf;
     bool failed; /* out of memory at some point */
 };

@@ -19,6 +19,7 @@
 #include "node/node.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/random.h>

@@ -16,7 +16,6 @@ command -v pkg-config >/dev/null 2>&1 || add pkg-config
 has() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1" 2>/dev/null; }
 
 has libzmq    || add libzmq3-dev
-has msgpack   || add libmsgpack-dev
 has libxxhash || add libxxhash-dev
 has libsodium || add libsodium-dev
 has check     || add check
