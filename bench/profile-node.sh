@@ -22,7 +22,8 @@ pids=()
 cleanup() { kill -TERM "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; }
 trap cleanup EXIT
 
-port=$((30000 + RANDOM % 20000))
+# below the ephemeral range (32768-60999 on Linux), where outgoing connections live
+port=$((20000 + RANDOM % 12000))
 {
     printf '[cluster]\nname = "profile"\nrequest_timeout_ms = 10000\n'
     printf '[storage]\nsync = "always"\n[security]\nmode = "none"\n'

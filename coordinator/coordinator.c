@@ -345,8 +345,23 @@ static void reply_quorum(struct coord *c, struct creq *r, bool deadline)
 
 /* ---- get ---- */
 
-/* Merges the objects of every replica that answered OK into *merged. */
-static int merge_replies(struct coord *c, struct creq *r, struct object *merged)
+static bool same_bytes(const struct rkv_buf *a, const struct rkv_buf *b)
+{
+    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* What the replicas that answered OK hold, merged. Replicas in step send
+ * the same bytes, so a copy equal to one merged already is not decoded
+ * again; when all OK copies are equal (the common case), `agree` says so
+ * and whether that copy is exactly the merge (then none of them is stale,
+ * and replica_stale decodes nothing). */
+struct merge_view {
+    bool agree;          /* every OK copy has the same bytes */
+    bool agree_current;  /* ...and they decode to exactly the merge */
+};
+
+static int merge_replies(struct coord *c, struct creq *r, struct object *merged,
+                         struct merge_view *view)
 {
     struct object tmp;
     object_init(&tmp);
@@ -354,25 +369,43 @@ static int merge_replies(struct coord *c, struct creq *r, struct object *merged)
     object_limits_default(&lim);
     lim.conflict = c->opt.limits.conflict;
     int rc = RKV_OK;
+    int first = -1;
+    uint32_t decoded = 0;
+    view->agree = true;
     for (uint32_t i = 0; i < r->n && rc == RKV_OK; i++) {
         if (r->state[i] != RS_OK)
             continue;
+        bool seen = false;
+        for (uint32_t j = 0; j < i && !seen; j++)
+            seen = r->state[j] == RS_OK && same_bytes(&r->objs[j], &r->objs[i]);
+        if (first >= 0 && !same_bytes(&r->objs[first], &r->objs[i]))
+            view->agree = false;
+        if (first < 0)
+            first = (int)i;
+        if (seen)
+            continue; /* object_sync is idempotent */
         rc = object_decode(r->objs[i].data, r->objs[i].len, &lim, &tmp);
         if (rc == RKV_OK)
             rc = object_sync(merged, &tmp, &lim, NULL);
+        decoded++;
     }
+    /* with one distinct copy, tmp still holds it */
+    view->agree_current = view->agree && rc == RKV_OK && (decoded == 0 || object_same(&tmp, merged));
     object_free(&tmp);
     return rc;
 }
 
 /* Is replica i's copy behind merged? */
 static bool replica_stale(struct creq *r, uint32_t i, const struct object *merged,
-                          struct object *tmp, const struct object_limits *lim)
+                          const struct merge_view *view, struct object *tmp,
+                          const struct object_limits *lim)
 {
     if (r->state[i] == RS_NOTFOUND)
         return merged->n > 0;
     if (r->state[i] != RS_OK)
         return false;
+    if (view->agree)
+        return !view->agree_current;
     if (object_decode(r->objs[i].data, r->objs[i].len, lim, tmp) != RKV_OK)
         return true;
     return !object_same(tmp, merged);
@@ -415,9 +448,10 @@ static void answer_get(struct coord *c, struct creq *r, uint64_t now)
     object_init(&tmp);
     struct object_limits lim;
     object_limits_default(&lim);
-    int rc = merge_replies(c, r, &merged);
+    struct merge_view view;
+    int rc = merge_replies(c, r, &merged, &view);
     for (uint32_t i = 0; rc == RKV_OK && i < r->n; i++)
-        if (replica_stale(r, i, &merged, &tmp, &lim))
+        if (replica_stale(r, i, &merged, &view, &tmp, &lim))
             r->repair_expected = true;
     c->scratch.len = 0;
     uint32_t live = 0;
@@ -446,12 +480,16 @@ static void repair_get(struct coord *c, struct creq *r)
     object_init(&tmp);
     struct object_limits lim;
     object_limits_default(&lim);
-    if (merge_replies(c, r, &merged) == RKV_OK && merged.n > 0) {
+    struct merge_view view;
+    if (merge_replies(c, r, &merged, &view) == RKV_OK && merged.n > 0) {
         c->scratch.len = 0;
-        bool encoded = object_encode(&merged, &c->scratch) == RKV_OK;
-        for (uint32_t i = 0; encoded && i < r->n; i++) {
-            if (!replica_stale(r, i, &merged, &tmp, &lim))
+        bool encoded = false;
+        for (uint32_t i = 0; i < r->n; i++) {
+            if (!replica_stale(r, i, &merged, &view, &tmp, &lim))
                 continue;
+            if (!encoded && object_encode(&merged, &c->scratch) != RKV_OK)
+                break;
+            encoded = true;
             struct coord_out *o = out_push(c, COORD_TO_NODE);
             if (o == NULL)
                 break;
@@ -585,6 +623,15 @@ static void forward(struct coord *c, uint64_t now, uint64_t client, const struct
     if (o == NULL)
         return;
     o->node = target;
+    if (frame == NULL) { /* a request the node made itself: encoded only now */
+        c->scratch.len = 0;
+        if (wire_encode_request(&c->scratch, m) != RKV_OK) {
+            c->n_out--;
+            return;
+        }
+        frame = c->scratch.data;
+        frame_len = c->scratch.len;
+    }
     if (wire_encode_wrapped(&o->msg, WIRE_FORWARD, req_id(c, r), c->epoch, frame, frame_len) !=
         RKV_OK)
         c->n_out--;

@@ -122,7 +122,8 @@ void coord_set_ring(struct coord *c, const struct ring *ring, uint32_t self);
 /*
  * A client request (GET, PUT, DEL). client is the node's token for where
  * the reply goes. frame/frame_len are the request's bytes (kept if it must
- * be forwarded). forwarded: it came through FORWARD, so it must not be
+ * be forwarded); NULL if the node built m itself (it is encoded from m if
+ * it must be forwarded). forwarded: it came through FORWARD, so it must not be
  * forwarded again (two nodes whose rings differ would bounce it forever).
  */
 void coord_on_client(struct coord *c, uint64_t now_ms, uint64_t client, const struct wire_msg *m,

@@ -120,7 +120,6 @@ struct resp_server {
     uint32_t queue_max;   /* commands and parts in flight per connection */
     struct rkv_buf slots; /* scratch: the key slots of the command being parsed */
     size_t out_max;       /* replies waiting to be written, per connection */
-    struct rkv_buf frame; /* scratch: a request for the coordinator */
 };
 
 /* ---- helpers ---- */
@@ -238,12 +237,7 @@ static void submit(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub,
     struct call *k = call_at(c, seq);
     struct node_resp_route route = {.conn = idx, .gen = c->gen, .sub = sub, .seq = seq};
     uint64_t token = node_resp_token(n, &route);
-    s->frame.len = 0;
-    struct wire_msg m;
-    if (token == UINT64_MAX || wire_encode_request(&s->frame, req) != RKV_OK ||
-        wire_decode(s->frame.data, s->frame.len, &m) != RKV_OK) {
-        if (token != UINT64_MAX) /* the route is used up by a reply that never comes */
-            node_send_client(n, token, NULL, 0);
+    if (token == UINT64_MAX) {
         if (k->error == RKV_OK) {
             k->error = RKV_ERR_BUSY;
             snprintf(k->errmsg, sizeof k->errmsg, "queue_depth_max (%u) requests in flight",
@@ -253,7 +247,8 @@ static void submit(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub,
     }
     k->waiting++;
     c->inflight++;
-    coord_on_client(n->coord, n->now_ms, token, &m, s->frame.data, s->frame.len, false);
+    /* no frame: the coordinator encodes the request only if it forwards it */
+    coord_on_client(n->coord, n->now_ms, token, req, NULL, 0, false);
 }
 
 static void submit_get(struct node *n, uint32_t idx, uint64_t seq, uint32_t sub, const uint8_t *key,
@@ -1421,7 +1416,6 @@ void resp_close(struct node *n)
     close(s->listen_fd);
     rkv_free(s->conns);
     rkv_free(s->ready);
-    rkv_buf_free(&s->frame);
     rkv_buf_free(&s->slots);
     rkv_free(s);
     n->resp = NULL;

@@ -3,6 +3,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -300,6 +301,8 @@ void cluster_stop(struct cluster *c)
     c->dir = NULL;
 }
 
+#define STAT_DEADLINE_MS 10000
+
 struct stat_ctx {
     const char *name;
     uint64_t value;
@@ -318,7 +321,15 @@ static void grab_stat(void *ctx, const char *name, uint64_t value)
 uint64_t cluster_stat(struct ringkv_client *c, const char *id, const char *name)
 {
     struct stat_ctx s = {.name = name};
-    int rc = ringkv_stats(c, id, grab_stat, &s);
+    /* a node just (re)started may not be connected yet: retry, to a deadline */
+    uint64_t deadline = rkv_clock_mono_ms() + STAT_DEADLINE_MS;
+    int rc;
+    while ((rc = ringkv_stats(c, id, grab_stat, &s)) == RINGKV_EUNAVAILABLE ||
+           rc == RINGKV_ETIMEOUT) {
+        if (rkv_clock_mono_ms() >= deadline)
+            break;
+        poll(NULL, 0, 50); /* a pause between attempts, not a guess at readiness */
+    }
     ck_assert_msg(rc == RINGKV_OK, "stats of %s: %s", id, ringkv_errmsg(c));
     ck_assert_msg(s.seen, "statistic %s missing", name);
     return s.value;
