@@ -643,7 +643,12 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
             tried_k[k] = true;
             node_socket(c, n);
             uint64_t until = now + attempt_ms < deadline ? now + attempt_ms : deadline;
-            uint64_t conn = now + CONNECT_WAIT_MS < until ? now + CONNECT_WAIT_MS : until;
+            /* a connection not up yet gets a moment, so that a dead node is
+             * passed over quickly; in the last pass, all that is left (a
+             * CurveZMQ handshake can take longer when many clients share
+             * one I/O thread) */
+            uint64_t conn = pass == 1 || now + CONNECT_WAIT_MS >= until ? until
+                                                                       : now + CONNECT_WAIT_MS;
             int rc =
                 n->sock ? send_request(c, n->sock, !n->connected_once, conn) : RKV_ERR_UNAVAILABLE;
             if (rc == RKV_OK)
@@ -658,7 +663,11 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
                 return fail(c, rc, "out of memory");
             any_timeout |= rc == RKV_ERR_TIMEOUT;
             n->down_until_ms = rkv_clock_mono_ms() + DOWN_FOR_MS;
-            node_reset(c, n);
+            /* a socket whose connection never came up keeps trying (its
+             * handshake may be under way); one that had a connection and
+             * failed is made anew */
+            if (n->connected_once)
+                node_reset(c, n);
             int w = snprintf(tried + tlen, sizeof tried - tlen, "%s%s (%s)", tlen ? ", " : "",
                              n->id, rc == RKV_ERR_TIMEOUT ? "no answer" : "unreachable");
             if (w > 0 && (size_t)w < sizeof tried - tlen)
