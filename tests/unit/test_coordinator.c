@@ -15,10 +15,10 @@
 #include "common/limits.h"
 #include "tests/support/testutil.h"
 
-#define NODES 4
-#define KEYS 32
+#define NODES       4
+#define KEYS        32
 #define PENDING_MAX 4096
-#define T0 1700000000000ull
+#define T0          1700000000000ull
 
 /* ---- the simulated cluster ---- */
 
@@ -27,8 +27,8 @@ struct replica {
 };
 
 struct msg {
-    uint32_t to;            /* member the message is for (a reply: from) */
-    bool is_reply;          /* a reply for the coordinator */
+    uint32_t to;   /* member the message is for (a reply: from) */
+    bool is_reply; /* a reply for the coordinator */
     struct rkv_buf bytes;
 };
 
@@ -120,8 +120,13 @@ static void local_update(struct harness *h, const struct coord_update *u)
     object_init(&o);
     if (stored->len)
         ck_assert_int_eq(object_decode(stored->data, stored->len, &h->lim, &o), RKV_OK);
-    int rc = object_update(&o, u->ctx, 0xA1, u->now_ms, u->value, u->value_len, u->expiry_ms,
-                           u->tomb, &h->lim);
+    struct vclock own; /* an overwrite takes the local copy's context, as the node does */
+    vclock_init(&own);
+    if (u->overwrite)
+        ck_assert_int_eq(object_context(&o, &own), RKV_OK);
+    int rc = object_update(&o, u->overwrite ? &own : u->ctx, 0xA1, u->now_ms, u->value,
+                           u->value_len, u->expiry_ms, u->tomb, &h->lim);
+    vclock_free(&own);
     struct rkv_buf enc = {0};
     if (rc == RKV_OK) {
         object_encode(&o, &enc);
@@ -258,8 +263,8 @@ static void client_put(struct harness *h, uint64_t client, int k, const char *v,
                        const void *ctx, size_t ctx_len)
 {
     struct rkv_buf b = {0};
-    wire_encode_put(&b, client, 0, h->keys[k], strlen(h->keys[k]), v, strlen(v), ctx, ctx_len, w,
-                    0, 0);
+    wire_encode_put(&b, client, 0, h->keys[k], strlen(h->keys[k]), v, strlen(v), ctx, ctx_len, w, 0,
+                    0);
     struct wire_msg m;
     ck_assert_int_eq(wire_decode(b.data, b.len, &m), RKV_OK);
     coord_on_client(h->c, h->now, client, &m, b.data, b.len, false);
@@ -544,8 +549,8 @@ START_TEST(limits_of_a_request)
     ck_assert_int_eq(vclock_bump(&vc, 0xB2, 3, h.now + RKV_CONTEXT_AHEAD_MS_MAX), RKV_OK);
     ctx.len = 0;
     ck_assert_int_eq(context_encode(&vc, &ctx), RKV_OK);
-    wire_encode_put(&b, 4, 0, key, strlen(key), "v", 1, ctx.data, ctx.len, 0,
-                    RKV_TIMEOUT_MS_MAX, RKV_TTL_MS_MAX);
+    wire_encode_put(&b, 4, 0, key, strlen(key), "v", 1, ctx.data, ctx.len, 0, RKV_TIMEOUT_MS_MAX,
+                    RKV_TTL_MS_MAX);
     client_raw(&h, 4, &b);
     commit(&h);
     deliver(&h, 0);
@@ -570,7 +575,7 @@ START_TEST(answered_requests_leave_the_deadline_heap)
         struct rkv_buf b = {0};
         wire_encode_get(&b, id, 0, key, strlen(key), 1, RKV_TIMEOUT_MS_MAX);
         client_raw(&h, id, &b); /* R=1: the local reply answers it */
-        while (h.n_pending) /* and the others' replies end it */
+        while (h.n_pending)     /* and the others' replies end it */
             deliver(&h, h.n_pending - 1);
         struct coord_stats st;
         coord_stats(h.c, &st);
@@ -592,8 +597,15 @@ START_TEST(oversized_reply_is_toobig)
     harness_init(&h, 3, 100);
     coord_free(h.c);
     struct coord_options o = {
-        .actor = 0xA1, .self = h.self, .default_r = 2, .default_w = 2, .timeout_ms = 1000,
-        .key_bytes_max = 64, .inflight_max = 100, .message_bytes_max = 600, .limits = h.lim,
+        .actor = 0xA1,
+        .self = h.self,
+        .default_r = 2,
+        .default_w = 2,
+        .timeout_ms = 1000,
+        .key_bytes_max = 64,
+        .inflight_max = 100,
+        .message_bytes_max = 600,
+        .limits = h.lim,
     };
     ck_assert_int_eq(coord_new(&o, h.ring, &h.c), RKV_OK);
     int k = key_with_self(&h, true);
@@ -663,6 +675,75 @@ START_TEST(writes_outside_the_preflist_are_forwarded)
 }
 END_TEST
 
+/* WIRE_FLAG_OVERWRITE supersedes the coordinator's copy without a context;
+ * with one it is refused. A request the node built (no frame) is encoded
+ * when it must be forwarded, flags included. */
+START_TEST(overwrite_supersedes_the_local_copy)
+{
+    struct harness h;
+    harness_init(&h, 3, 100);
+    int k = key_with_self(&h, true);
+    const char *key = h.keys[k];
+    for (uint64_t id = 1; id <= 2; id++) { /* two blind puts: siblings */
+        client_put(&h, id, k, id == 1 ? "a" : "b", 3, NULL, 0);
+        commit(&h);
+        while (h.n_pending)
+            deliver(&h, 0);
+    }
+    struct wire_msg put = {.type = WIRE_PUT,
+                           .id = 3,
+                           .key = {(const uint8_t *)key, (uint32_t)strlen(key)},
+                           .value = {(const uint8_t *)"c", 1},
+                           .quorum = 3,
+                           .flags = WIRE_FLAG_OVERWRITE};
+    coord_on_client(h.c, h.now, 3, &put, NULL, 0, false);
+    run_outbox(&h);
+    commit(&h);
+    while (h.n_pending)
+        deliver(&h, 0);
+    int count;
+    ck_assert_uint_eq(reply_for(&h, 3, &count).status, RKV_OK);
+    client_get(&h, 4, k, 3);
+    while (h.n_pending)
+        deliver(&h, 0);
+    struct wire_msg m = reply_for(&h, 4, &count);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(payload_siblings(&m), 1);
+    /* an overwrite with a context is a contradiction */
+    struct rkv_buf ctx = {0};
+    struct vclock vc;
+    vclock_init(&vc);
+    ck_assert_int_eq(vclock_bump(&vc, 0xB2, 1, h.now), RKV_OK);
+    ck_assert_int_eq(context_encode(&vc, &ctx), RKV_OK);
+    put.id = 5;
+    put.context = (struct wire_bytes){ctx.data, (uint32_t)ctx.len};
+    coord_on_client(h.c, h.now, 5, &put, NULL, 0, false);
+    run_outbox(&h);
+    ck_assert_uint_eq(reply_for(&h, 5, &count).status, RKV_ERR_INVAL);
+    rkv_buf_free(&ctx);
+    vclock_free(&vc);
+    harness_free(&h);
+
+    /* outside the preference list: forwarded, encoded from the struct */
+    harness_init(&h, 4, 100);
+    k = key_with_self(&h, false);
+    put = (struct wire_msg){.type = WIRE_PUT,
+                            .id = 6,
+                            .key = {(const uint8_t *)h.keys[k], (uint32_t)strlen(h.keys[k])},
+                            .value = {(const uint8_t *)"d", 1},
+                            .flags = WIRE_FLAG_OVERWRITE};
+    coord_on_client(h.c, h.now, 6, &put, NULL, 0, false);
+    run_outbox(&h);
+    ck_assert_uint_eq(h.n_pending, 1);
+    struct wire_msg inner; /* the harness keeps a FORWARD's inner frame */
+    ck_assert_int_eq(wire_decode(h.pending[0].bytes.data, h.pending[0].bytes.len, &inner), RKV_OK);
+    ck_assert_uint_eq(inner.type, WIRE_PUT);
+    ck_assert_uint_eq(inner.flags, WIRE_FLAG_OVERWRITE);
+    ck_assert_mem_eq(inner.value.p, "d", 1);
+    harness_free(&h);
+}
+END_TEST
+
 START_TEST(inflight_limit)
 {
     struct harness h;
@@ -713,8 +794,7 @@ START_TEST(many_writes_in_one_turn)
     memcpy(saved, ctx, ctx_len);
     for (uint64_t cl = 100; cl < 160; cl++) { /* 60 siblings: under siblings_max */
         struct rkv_buf b = {0};
-        wire_encode_put(&b, cl, 0, h.keys[k], strlen(h.keys[k]), "v", 1, saved, ctx_len, 1, 0,
-                        0);
+        wire_encode_put(&b, cl, 0, h.keys[k], strlen(h.keys[k]), "v", 1, saved, ctx_len, 1, 0, 0);
         struct wire_msg req;
         ck_assert_int_eq(wire_decode(b.data, b.len, &req), RKV_OK);
         coord_on_client(h.c, h.now, cl, &req, b.data, b.len, false); /* no outbox run */
@@ -747,8 +827,7 @@ START_TEST(random_schedules)
                 client_get(&h, next_client++, k, 1 + (uint32_t)test_rng_below(&r, 3));
             } else if (dice < 50) {
                 int k = (int)test_rng_below(&r, 8);
-                client_put(&h, next_client++, k, "x", 1 + (uint32_t)test_rng_below(&r, 3), NULL,
-                           0);
+                client_put(&h, next_client++, k, "x", 1 + (uint32_t)test_rng_below(&r, 3), NULL, 0);
             } else if (dice < 60) {
                 commit(&h);
             } else if (dice < 85 && h.n_pending) {
@@ -810,6 +889,7 @@ int main(void)
     tcase_add_test(tc, oversized_reply_is_toobig);
     tcase_add_test(tc, writes_outside_the_preflist_are_forwarded);
     tcase_add_test(tc, inflight_limit);
+    tcase_add_test(tc, overwrite_supersedes_the_local_copy);
     tcase_add_test(tc, many_writes_in_one_turn);
     tcase_add_test(tc, random_schedules);
     suite_add_tcase(su, tc);
