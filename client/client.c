@@ -787,6 +787,25 @@ void ringkv_result_free(struct ringkv_result *res)
 }
 
 /* Runs one key request already encoded in c->req. */
+/* The members to try for key, in order: the named coordinator only, or
+ * the key's preference list and then the rest of the ring. */
+static int route(struct ringkv_client *c, const void *key, size_t key_len,
+                 const struct ringkv_request_options *o, uint32_t order[RKV_NODES_MAX],
+                 uint32_t *n)
+{
+    if (o->coordinator) {
+        int idx = ring_member_index(c->ring, o->coordinator);
+        if (idx < 0)
+            return fail(c, RKV_ERR_INVAL, "no node \"%s\" in the ring", o->coordinator);
+        order[0] = (uint32_t)idx;
+        *n = 1;
+        return RKV_OK;
+    }
+    *n = ring_walk(c->ring, ring_partition(c->ring, ring_hash_key(key, key_len)), order,
+                   RKV_NODES_MAX);
+    return RKV_OK;
+}
+
 static int key_request(struct ringkv_client *c, const void *key, size_t key_len, uint64_t id,
                        uint32_t type, const struct ringkv_request_options *o,
                        struct ringkv_result *res)
@@ -794,19 +813,12 @@ static int key_request(struct ringkv_client *c, const void *key, size_t key_len,
     uint32_t timeout_ms = o->timeout_ms;
     uint32_t order[RKV_NODES_MAX];
     uint32_t n;
-    if (o->coordinator) {
-        int idx = ring_member_index(c->ring, o->coordinator);
-        if (idx < 0)
-            return fail(c, RKV_ERR_INVAL, "no node \"%s\" in the ring", o->coordinator);
-        order[0] = (uint32_t)idx;
-        n = 1;
-    } else {
-        uint32_t part = ring_partition(c->ring, ring_hash_key(key, key_len));
-        n = ring_walk(c->ring, part, order, RKV_NODES_MAX);
-    }
+    int rc = route(c, key, key_len, o, order, &n);
+    if (rc != RKV_OK)
+        return rc;
     struct wire_msg m;
     uint32_t from;
-    int rc = exchange(c, order, n, id, timeout_ms, &m, &from);
+    rc = exchange(c, order, n, id, timeout_ms, &m, &from);
     if (rc != RKV_OK)
         return rc;
     if (m.epoch != ring_epoch(c->ring))
@@ -966,16 +978,9 @@ static int pipeline_send(struct ringkv_client *c, const void *key, size_t key_le
                          ringkv_done_fn *done, void *arg)
 {
     uint32_t order[RKV_NODES_MAX], n;
-    if (o->coordinator) {
-        int idx = ring_member_index(c->ring, o->coordinator);
-        if (idx < 0)
-            return fail(c, RKV_ERR_INVAL, "no node \"%s\" in the ring", o->coordinator);
-        order[0] = (uint32_t)idx;
-        n = 1;
-    } else {
-        n = ring_walk(c->ring, ring_partition(c->ring, ring_hash_key(key, key_len)), order,
-                      RKV_NODES_MAX);
-    }
+    int rc = route(c, key, key_len, o, order, &n);
+    if (rc != RKV_OK)
+        return rc;
     uint32_t timeout_ms =
         (o->timeout_ms ? o->timeout_ms : c->server_timeout_ms) + ATTEMPT_MARGIN_MS;
     if (c->opt.timeout_ms && !o->timeout_ms)
