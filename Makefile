@@ -103,8 +103,8 @@ $(BUILD)/bin/ringkv: $(BUILD)/obj/client/cli.o $(CLIENT_LIB)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
 
 # ringkv-bench: the libringkv mode and the RESP mode (bench/bench.h)
-RINGKV_BENCH_OBJ := $(addprefix $(BUILD)/obj/bench/,ringkv_bench.o bench_util.o bench_resp.o \
-                    resp_reply.o)
+RINGKV_BENCH_OBJ := $(addprefix $(BUILD)/obj/bench/,ringkv_bench.o bench_async.o bench_util.o \
+                    bench_resp.o resp_reply.o)
 $(BUILD)/bin/ringkv-bench: $(RINGKV_BENCH_OBJ) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -lm -o $@

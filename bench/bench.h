@@ -1,6 +1,7 @@
 /*
  * bench.h: what the parts of ringkv-bench share. ringkv_bench.c holds the
- * options, main and the libringkv mode; bench_resp.c the RESP mode (its own
+ * options, main and the libringkv mode (bench_lib.h its internals,
+ * bench_async.c its asynchronous loop); bench_resp.c the RESP mode (its own
  * Redis-protocol client over non-blocking sockets); bench_util.c the
  * latency histograms, the zipfian generator and the report; resp_reply.c
  * a sans-I/O parser of RESP2 replies.
@@ -30,9 +31,9 @@
 #define FAIL_PERMILLE_MAX 10u /* more failed ops than this (1%) fails the run */
 #define ERR_CODES         32  /* error counters by code; larger codes share the last */
 #define ERRMSG_BYTES      240
-#define PIPELINE_MAX      1024u /* requests in flight per RESP connection */
+#define PIPELINE_MAX      1024u /* in flight per RESP connection or libringkv client */
 #define WAIT_REPLICAS_MAX 64u
-#define THREADS_MAX       64u /* RESP mode event-loop threads */
+#define THREADS_MAX       64u /* event-loop threads */
 #define ADDRS_MAX         64u /* --resp addresses */
 
 #define HIST_SUB_BITS 8
@@ -158,12 +159,14 @@ struct bench_cfg {
     bool preload;
     bool csv;
     uint64_t seed;
+    uint32_t pipeline; /* requests in flight per connection or client; 1: none */
+    /* event-loop threads. RESP: 0 until parsed, then at least 1. libringkv:
+     * 0 for one blocking thread per client, else the asynchronous API */
+    uint32_t threads;
     /* RESP mode (n_addrs > 0) */
     struct bench_addr addrs[ADDRS_MAX];
     uint32_t n_addrs;
-    uint32_t pipeline;      /* requests in flight per connection; 1: none */
     uint32_t wait_replicas; /* 0: no WAIT; else WAIT n 0 after each SET */
-    uint32_t threads;       /* event-loop threads; 0: the default */
 };
 
 /* ---- what the clients saw ---- */

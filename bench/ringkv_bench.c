@@ -2,10 +2,12 @@
  * ringkv_bench.c: ringkv-bench, a load generator for a running ring (or
  * any Redis-protocol server). It has two modes, with the same workloads,
  * options and report:
- *  - libringkv (the default): --clients threads with one struct
- *    ringkv_client each, blocking calls, per-request R and W. libringkv has
- *    no asynchronous API yet, so this mode has one request in flight per
- *    client: --pipeline above 1 is refused.
+ *  - libringkv (the default), with per-request R and W. With --pipeline 1
+ *    (the default): --clients threads with one struct ringkv_client each,
+ *    blocking calls, one request in flight per client. With --pipeline N
+ *    above 1 (or --threads): --pipeline requests in flight per client
+ *    through the asynchronous API (ringkv_get_async, ...), the clients
+ *    shared by --threads event loops (default one; bench_async.c).
  *  - RESP (--resp HOST:PORT[,...]): bench_resp.c, its own RESP2 client on
  *    non-blocking sockets, --pipeline requests in flight per connection and
  *    optionally WAIT after each SET; for ringkv's resp_port and for Redis.
@@ -14,49 +16,52 @@
  * instead (the report then goes to stderr); bench/ring-bench.sh and
  * bench/compare use it.
  *
- * Design (libringkv mode). Every client thread runs a closed loop: pick an
- * op (a write with the workload's probability), pick a key (uniform, or
- * zipfian with theta 0.99), call ringkv_get or ringkv_put, time the call
- * with CLOCK_MONOTONIC and record it in the thread's own histograms; the
- * main thread only moves a shared phase (warmup, measure, stop) and sleeps.
- * Nothing is shared between threads while they run except that phase and
- * read-only settings; the histograms are merged after the threads are
- * joined. Every random draw comes from a splitmix64 generator seeded from
- * --prng-seed (and the thread number), never from the clock.
+ * Design (libringkv mode; the terms are bench_lib.h's). Every lane runs a
+ * closed loop: pick an op (a write with the workload's probability), pick
+ * a key (uniform, or zipfian with theta 0.99), get or put it, time the
+ * request with CLOCK_MONOTONIC from its start to its completion and record
+ * it in its loop's histograms; the main thread only moves a shared phase
+ * (warmup, measure, stop) and sleeps. Nothing is shared between threads
+ * while they run except that phase and read-only settings; the histograms
+ * are merged after the threads are joined. Every random draw comes from a
+ * splitmix64 generator seeded from --prng-seed (and the lane number), never
+ * from the clock.
  *
  * Writes and contexts. A put without a context on a key that exists adds a
  * sibling, so a benchmark that wrote blindly would pile siblings up. Here
- * key k is written only by the thread k % clients (its owner), which keeps,
+ * key k is written only by the lane k % lanes (its owner), which keeps,
  * per owned key, the context returned by its last put and passes it with
- * the next put: every put supersedes exactly the previous one. The cache is
- * one small buffer per key, grown only when a context is longer than any
- * before (so the total is bounded by keys x the largest context). Before
- * measuring, the contexts are filled: --preload reads and then writes every
- * key (the read's context makes the write supersede whatever the ring held
- * already); without --preload a workload with writes reads every key once
- * ("priming"). Both run on max(clients, SETUP_CLIENTS_MIN) connections of
- * their own. A put that fails leaves its key's context unknown (the put may
- * have been applied); the owner then reads the key again, unmeasured, before
- * its next put (a "context fetch"). Contexts from measured reads are not
- * cached: with R + W <= N a read may miss the owner's last put. Reads pick
- * any key. For zipfian writes the drawn key k is moved to the key its thread
- * owns in k's block of `clients` consecutive keys, which keeps the skew but
- * never shares a key between writers. (The RESP mode needs none of this: a
- * RESP SET overwrites.)
+ * the next put: every put supersedes exactly the previous one. A lane has
+ * one request in flight, so two puts of one key never overlap, also with
+ * --pipeline. The cache is one small buffer per key, grown only when a
+ * context is longer than any before (so the total is bounded by keys x the
+ * largest context). Before measuring, the contexts are filled: --preload
+ * reads and then writes every key (the read's context makes the write
+ * supersede whatever the ring held already); without --preload a workload
+ * with writes reads every key once ("priming"). Both run on
+ * max(clients, SETUP_CLIENTS_MIN) connections of their own, blocking. A put
+ * that fails leaves its key's context unknown (the put may have been
+ * applied); the owner then reads the key again, unmeasured, before its next
+ * put (a "context fetch"). Contexts from measured reads are not cached:
+ * with R + W <= N a read may miss the owner's last put. Reads pick any key.
+ * For zipfian writes the drawn key k is moved to the key its lane owns in
+ * k's block of `lanes` consecutive keys, which keeps the skew but never
+ * shares a key between writers. (The RESP mode needs none of this: a RESP
+ * SET overwrites.)
  *
- * Latency. Each call is timed from just before to just after the library
- * call; a failed call is counted by its code and kept out of the latency
+ * Latency. Blocking: from just before to just after the library call.
+ * Asynchronous: from just before the _async call to the start of its
+ * callback (so it includes the time the reply waited for its loop). A
+ * failed request is counted by its code and kept out of the latency
  * columns. The histograms (bench_util.c) are within 0.4%. ops/s counts the
  * successful ops that started in the measured window, over its length.
  *
  * Exit status: 0; 1 if more than 1% of the measured ops (or of the setup
  * ops) failed, if no op succeeded, or on a setup error; 2 on bad usage.
  */
-#include "bench/bench.h"
+#include "bench/bench_lib.h"
 
 #include <zmq.h>
-
-#include "client/ringkv.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -82,33 +87,6 @@
 #define DEFAULT_WARMUP_S    1u
 #define DEFAULT_SEED        0x72696e676b76ull /* "ringkv" */
 
-/* ---- per-thread state ---- */
-
-/* The context of an owned key, from its last put (or a setup read). */
-struct ctx_slot {
-    uint8_t *data;
-    uint32_t len, cap;
-    bool valid;
-};
-
-
-struct bench;
-
-/* One client thread of the measured run. */
-struct worker {
-    struct bench *b;
-    uint32_t id;
-    pthread_t thread;
-    bool started;
-    struct ringkv_client *c;
-    int connect_rc;
-    char connect_msg[ERRMSG_BYTES];
-    uint64_t rng;
-    struct ctx_slot *ctx; /* owned keys id, id + clients, ...: slot key / clients */
-    uint64_t n_ctx;
-    struct tally t;
-};
-
 /* One connection of the setup (preload or priming). */
 struct setup_worker {
     struct bench *b;
@@ -118,19 +96,6 @@ struct setup_worker {
     int connect_rc;
     char connect_msg[ERRMSG_BYTES];
     struct tally t;
-};
-
-struct bench {
-    struct bench_cfg cfg;
-    struct zipf zipf;
-    uint8_t *pool; /* VALUE_POOL_SPAN + value_bytes seeded bytes */
-    struct worker *workers;
-    pthread_barrier_t ready, go;
-    atomic_int phase;
-    atomic_uint_fast64_t setup_failed; /* keys whose setup failed, over all threads */
-    FILE *out; /* the report: stdout, or stderr with --csv */
-    void *zctx; /* one ZeroMQ context shared by every client (one I/O thread) */
-    uint32_t ring_r, ring_w, ring_n; /* the ring's defaults */
 };
 
 static uint32_t eff_r(const struct bench *b)
@@ -143,7 +108,7 @@ static uint32_t eff_w(const struct bench *b)
     return b->cfg.w ? b->cfg.w : b->ring_w;
 }
 
-static void ctx_store(struct ctx_slot *s, const void *ctx, size_t len)
+void ctx_store(struct ctx_slot *s, const void *ctx, size_t len)
 {
     s->valid = false;
     if (ctx == NULL || len > UINT32_MAX)
@@ -162,17 +127,15 @@ static void ctx_store(struct ctx_slot *s, const void *ctx, size_t len)
     s->valid = true;
 }
 
-/* The slot of key k in its owner's cache. */
-static struct ctx_slot *ctx_slot_of(struct bench *b, uint64_t k)
+struct ctx_slot *ctx_slot_of(struct bench *b, uint64_t k)
 {
-    struct worker *owner = &b->workers[k % b->cfg.clients];
-    return &owner->ctx[k / b->cfg.clients];
+    struct lane *owner = &b->lanes[k % b->n_lanes];
+    return &owner->ctx[k / b->n_lanes];
 }
 
 /* ---- operations ---- */
 
-/* Counts a read's outcome (a found value or none; not an error). */
-static void tally_read_result(struct tally *t, const struct ringkv_result *res, uint32_t vbytes)
+void tally_read_result(struct tally *t, const struct ringkv_result *res, uint32_t vbytes)
 {
     if (res->status == RINGKV_ENOTFOUND) {
         t->not_found++;
@@ -241,54 +204,61 @@ static int op_put(struct bench *b, struct ringkv_client *c, uint64_t k, uint64_t
     return rc;
 }
 
-static uint64_t pick_key(struct worker *w)
+static uint64_t pick_key(struct lane *l)
 {
-    struct bench *b = w->b;
+    struct bench *b = l->b;
     if (b->cfg.dist == DIST_ZIPFIAN)
-        return zipf_next(&b->zipf, &w->rng);
-    return rng_below(&w->rng, b->cfg.keys);
+        return zipf_next(&b->zipf, &l->rng);
+    return rng_below(&l->rng, b->cfg.keys);
 }
 
-/* The key this thread owns in the block of key k (see the file comment). */
-static uint64_t owned_key(const struct worker *w, uint64_t k)
+/* The key lane l owns in the block of key k (see the file comment). */
+static uint64_t owned_key(const struct lane *l, uint64_t k)
 {
-    uint32_t clients = w->b->cfg.clients;
-    uint64_t own = k - k % clients + w->id;
-    return own < w->b->cfg.keys ? own : own - clients; /* keys >= clients */
+    uint32_t lanes = l->b->n_lanes;
+    uint64_t own = k - k % lanes + l->id;
+    return own < l->b->cfg.keys ? own : own - lanes; /* keys >= lanes */
+}
+
+bool lane_pick(struct lane *l, uint64_t *key)
+{
+    bool write = rng_below(&l->rng, 1000) < wl_defs[l->b->cfg.wl].write_permille;
+    uint64_t k = pick_key(l);
+    *key = write ? owned_key(l, k) : k;
+    return write;
 }
 
 /* A write of an owned key: first an unmeasured read if its context is lost. */
-static void worker_write(struct worker *w, uint64_t k, bool measured)
+static void lane_write(struct lane *l, uint64_t k, bool measured)
 {
-    struct ctx_slot *slot = &w->ctx[k / w->b->cfg.clients];
-    struct tally *t = measured ? &w->t : NULL;
+    struct ctx_slot *slot = &l->ctx[k / l->b->n_lanes];
+    struct tally *t = measured ? &l->loop->t : NULL;
     if (!slot->valid) {
-        if (measured)
-            w->t.ctx_fetches++;
-        int rc = op_get(w->b, w->c, k, NULL, slot);
+        if (t)
+            t->ctx_fetches++;
+        int rc = op_get(l->b, l->c, k, NULL, slot);
         if (rc != RINGKV_OK && rc != RINGKV_ENOTFOUND) {
             if (t) /* the write cannot go ahead without a context */
-                tally_error(t, rc, ringkv_errmsg(w->c));
+                tally_error(t, rc, ringkv_errmsg(l->c));
             return;
         }
     }
-    op_put(w->b, w->c, k, &w->rng, t, slot);
+    op_put(l->b, l->c, k, &l->rng, t, slot);
 }
 
-static void worker_op(struct worker *w, bool measured)
+/* One op of a blocking lane. */
+static void lane_op(struct lane *l, bool measured)
 {
-    bool write = rng_below(&w->rng, 1000) < wl_defs[w->b->cfg.wl].write_permille;
-    uint64_t k = pick_key(w);
-    if (write)
-        worker_write(w, owned_key(w, k), measured);
+    uint64_t k;
+    if (lane_pick(l, &k))
+        lane_write(l, k, measured);
     else
-        op_get(w->b, w->c, k, measured ? &w->t : NULL, NULL);
+        op_get(l->b, l->c, k, measured ? &l->loop->t : NULL, NULL);
 }
 
 /* ---- threads ---- */
 
-static int client_connect(const struct bench *b, struct ringkv_client **c, char *msg,
-                          size_t msg_len)
+int client_connect(const struct bench *b, struct ringkv_client **c, char *msg, size_t msg_len)
 {
     const struct bench_cfg *cfg = &b->cfg;
     struct ringkv_options o;
@@ -305,18 +275,22 @@ static int client_connect(const struct bench *b, struct ringkv_client **c, char 
     return rc;
 }
 
-static void *worker_main(void *arg)
+/* The thread of a blocking loop: one client, one lane. */
+static void *loop_blocking_main(void *arg)
 {
-    struct worker *w = arg;
-    struct bench *b = w->b;
-    w->connect_rc = client_connect(b, &w->c, w->connect_msg, sizeof w->connect_msg);
+    struct loop *lp = arg;
+    struct bench *b = lp->b;
+    struct lane *l = &b->lanes[lp->client_first];
+    lp->connect_rc = client_connect(b, &l->c, lp->connect_msg, sizeof lp->connect_msg);
+    b->clients[lp->client_first] = l->c;
     pthread_barrier_wait(&b->ready); /* main checks every connection */
     pthread_barrier_wait(&b->go);
     int ph;
     while ((ph = atomic_load_explicit(&b->phase, memory_order_acquire)) != PH_STOP)
-        worker_op(w, ph == PH_MEASURE);
-    ringkv_close(w->c);
-    w->c = NULL;
+        lane_op(l, ph == PH_MEASURE);
+    ringkv_close(l->c);
+    l->c = NULL;
+    b->clients[lp->client_first] = NULL;
     return NULL;
 }
 
@@ -397,50 +371,70 @@ static void bench_setup(struct bench *b)
     free(sw);
 }
 
-static void workers_alloc(struct bench *b)
+/* Lanes, clients and loops (see bench_lib.h). */
+static void lanes_alloc(struct bench *b)
 {
-    uint32_t n = b->cfg.clients;
-    b->workers = calloc(n, sizeof *b->workers);
-    if (b->workers == NULL)
+    const struct bench_cfg *cfg = &b->cfg;
+    uint32_t n = b->n_lanes = cfg->clients * cfg->pipeline;
+    b->n_loops = b->async ? cfg->threads : cfg->clients;
+    b->lanes = calloc(n, sizeof *b->lanes);
+    b->clients = calloc(cfg->clients, sizeof *b->clients);
+    b->loops = calloc(b->n_loops, sizeof *b->loops);
+    if (b->lanes == NULL || b->clients == NULL || b->loops == NULL)
         bench_die("out of memory");
+    for (uint32_t i = 0; i < b->n_loops; i++) {
+        struct loop *lp = &b->loops[i];
+        lp->b = b;
+        lp->id = i;
+        lp->client_first = (uint32_t)((uint64_t)cfg->clients * i / b->n_loops);
+        lp->n_clients =
+            (uint32_t)((uint64_t)cfg->clients * (i + 1) / b->n_loops) - lp->client_first;
+        for (uint32_t j = lp->client_first * cfg->pipeline;
+             j < (lp->client_first + lp->n_clients) * cfg->pipeline; j++)
+            b->lanes[j].loop = lp;
+    }
     for (uint32_t i = 0; i < n; i++) {
-        struct worker *w = &b->workers[i];
-        w->b = b;
-        w->id = i;
-        w->rng = b->cfg.seed ^ (0x9e3779b97f4a7c15ull * (i + 1u));
-        w->n_ctx = (b->cfg.keys - i + n - 1) / n;
-        w->ctx = calloc(w->n_ctx ? w->n_ctx : 1, sizeof *w->ctx);
-        if (w->ctx == NULL)
+        struct lane *l = &b->lanes[i];
+        l->b = b;
+        l->id = i;
+        l->rng = cfg->seed ^ (0x9e3779b97f4a7c15ull * (i + 1u));
+        l->n_ctx = (cfg->keys - i + n - 1) / n;
+        l->ctx = calloc(l->n_ctx ? l->n_ctx : 1, sizeof *l->ctx);
+        if (l->ctx == NULL)
             bench_die("out of memory");
     }
 }
 
-static void workers_free(struct bench *b)
+static void lanes_free(struct bench *b)
 {
-    for (uint32_t i = 0; i < b->cfg.clients; i++) {
-        struct worker *w = &b->workers[i];
-        for (uint64_t j = 0; j < w->n_ctx; j++)
-            free(w->ctx[j].data);
-        free(w->ctx);
+    for (uint32_t i = 0; i < b->n_lanes; i++) {
+        struct lane *l = &b->lanes[i];
+        for (uint64_t j = 0; j < l->n_ctx; j++)
+            free(l->ctx[j].data);
+        free(l->ctx);
     }
-    free(b->workers);
+    free(b->lanes);
+    free(b->clients);
+    free(b->loops);
 }
 
-/* CPU time of this process (every thread), in seconds. */
+/* Runs the loops through the warmup and the measured window; rt gets the
+ * window's length and this process's CPU time in it. */
 static void bench_run(struct bench *b, struct run_times *rt)
 {
-    uint32_t n = b->cfg.clients;
+    uint32_t n = b->n_loops;
     if (pthread_barrier_init(&b->ready, NULL, n + 1) != 0 ||
         pthread_barrier_init(&b->go, NULL, n + 1) != 0)
         bench_die("pthread_barrier_init failed");
     atomic_store(&b->phase, PH_WARMUP);
+    void *(*loop_main)(void *) = b->async ? loop_async_main : loop_blocking_main;
     for (uint32_t i = 0; i < n; i++)
-        if (pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i]) != 0)
-            bench_die("cannot start client thread %u of %u", i + 1, n);
+        if (pthread_create(&b->loops[i].thread, NULL, loop_main, &b->loops[i]) != 0)
+            bench_die("cannot start thread %u of %u", i + 1, n);
     pthread_barrier_wait(&b->ready);
-    const struct worker *bad = NULL;
+    const struct loop *bad = NULL;
     for (uint32_t i = 0; i < n && bad == NULL; i++)
-        bad = b->workers[i].connect_rc != RINGKV_OK ? &b->workers[i] : NULL;
+        bad = b->loops[i].connect_rc != RINGKV_OK ? &b->loops[i] : NULL;
     if (bad)
         atomic_store(&b->phase, PH_STOP); /* the threads exit at once */
     pthread_barrier_wait(&b->go);
@@ -459,11 +453,12 @@ static void bench_run(struct bench *b, struct run_times *rt)
         rt->sys_s = s1 - s0;
     }
     for (uint32_t i = 0; i < n; i++)
-        pthread_join(b->workers[i].thread, NULL);
+        pthread_join(b->loops[i].thread, NULL);
     pthread_barrier_destroy(&b->ready);
     pthread_barrier_destroy(&b->go);
     if (bad)
-        bench_die("client %u: connect: %s", bad->id + 1, bad->connect_msg);
+        bench_die("%s %u: connect: %s", b->async ? "event loop" : "client", bad->id + 1,
+                  bad->connect_msg);
 }
 
 /* ---- node statistics (before and after the measured run) ---- */
@@ -560,18 +555,28 @@ static void print_settings(const struct bench *b)
         snprintf(dist, sizeof dist, "zipfian theta %.2f", ZIPF_THETA);
     else
         snprintf(dist, sizeof dist, "uniform");
+    char clients[160];
+    if (b->async)
+        snprintf(clients, sizeof clients,
+                 "%u clients x %u in flight (asynchronous API, %u event-loop thread%s)",
+                 cfg->clients, cfg->pipeline, cfg->threads, cfg->threads == 1 ? "" : "s");
+    else
+        snprintf(clients, sizeof clients,
+                 "%u clients (threads, one ringkv_client each, blocking calls)", cfg->clients);
     fprintf(b->out,
-            "# workload %s (%.1f%% writes), %u clients (threads, one ringkv_client each), "
-            "%" PRIu64 " keys x %d bytes (%s), %u-byte values, warmup %u s, measured %u s, "
-            "prng seed 0x%" PRIx64 "\n",
-            wl_defs[cfg->wl].name, wl_defs[cfg->wl].write_permille / 10.0, cfg->clients,
-            cfg->keys, KEY_BYTES, dist, cfg->value_bytes, cfg->warmup_s, cfg->duration_s,
-            cfg->seed);
+            "# workload %s (%.1f%% writes), %s, %" PRIu64 " keys x %d bytes (%s), %u-byte "
+            "values, warmup %u s, measured %u s, prng seed 0x%" PRIx64 "\n",
+            wl_defs[cfg->wl].name, wl_defs[cfg->wl].write_permille / 10.0, clients, cfg->keys,
+            KEY_BYTES, dist, cfg->value_bytes, cfg->warmup_s, cfg->duration_s, cfg->seed);
     fprintf(b->out,
-            "# writes: key k is written only by client k %% clients, always with the context "
-            "of its last put of k (no siblings from the benchmark); reads pick any key\n"
-            "# latency: per call, CLOCK_MONOTONIC around ringkv_get/ringkv_put, successful "
-            "calls only; log-linear histogram, within 0.4%%\n");
+            "# writes: key k is written only by request slot k %% %u (one in flight at a time), "
+            "always with the context of its last put of k (no siblings from the benchmark); "
+            "reads pick any key\n"
+            "# latency: per request, CLOCK_MONOTONIC %s, successful requests only; log-linear "
+            "histogram, within 0.4%%\n",
+            b->n_lanes,
+            b->async ? "from before ringkv_get_async/ringkv_put_async to its callback"
+                     : "around ringkv_get/ringkv_put");
 }
 
 /* ---- options ---- */
@@ -625,18 +630,20 @@ static void usage(FILE *out)
             "      --resp HOST:PORT[,HOST:PORT...]\n"
             "                        RESP mode: RESP2 over TCP to these addresses instead of\n"
             "                        libringkv; connection i goes to address i %% count\n"
-            "      --pipeline N      RESP mode: requests in flight per connection (default 1;\n"
-            "                        libringkv has no asynchronous API yet: 1 there)\n"
+            "      --pipeline N      requests in flight per connection (RESP) or per client\n"
+            "                        (libringkv, up to %u) (default 1). libringkv above 1: the\n"
+            "                        asynchronous API, clients driven by --threads event loops\n"
             "      --wait N          RESP mode: send WAIT N 0 after each SET; the SET's latency\n"
             "                        runs until WAIT answers (Redis replication)\n"
-            "      --threads N       RESP mode: event-loop threads sharing the connections\n"
-            "                        (default 1)\n"
+            "      --threads N       event-loop threads sharing the connections or clients\n"
+            "                        (default 1; libringkv: with --pipeline 1 and no --threads,\n"
+            "                        one thread per client and blocking calls instead)\n"
             "      --workload W      read (read-only), 95/5, 50/50, write (write-only);\n"
             "                        reads/writes in percent (default 95/5)\n"
             "      --keys N          key space (default %llu)\n"
             "      --dist D          uniform or zipfian (theta %.2f) (default uniform)\n"
             "      --value BYTES     value size (default %u)\n"
-            "      --clients N       libringkv: threads, one ringkv_client each; RESP:\n"
+            "      --clients N       libringkv: ringkv_clients (connections to each node); RESP:\n"
             "                        connections (default %u)\n"
             "      --duration S      measured seconds (default %u)\n"
             "      --warmup S        seconds run before measuring (default %u)\n"
@@ -656,7 +663,7 @@ static void usage(FILE *out)
             "  -h, --help\n"
             "Exit status: 0; 1 if more than 1%% of ops failed, or on a setup error; 2 bad "
             "usage.\n",
-            DEFAULT_CONFIG, DEFAULT_KEYS, ZIPF_THETA, DEFAULT_VALUE_BYTES, DEFAULT_CLIENTS,
+            DEFAULT_CONFIG, PIPELINE_MAX, DEFAULT_KEYS, ZIPF_THETA, DEFAULT_VALUE_BYTES, DEFAULT_CLIENTS,
             DEFAULT_DURATION_S, DEFAULT_WARMUP_S, DEFAULT_SEED);
 }
 
@@ -775,17 +782,16 @@ static void cfg_parse(struct bench_cfg *cfg, int argc, char **argv)
                       cfg->clients);
         return;
     }
-    if (cfg->pipeline > 1)
-        usage_die("--pipeline %u: libringkv has no asynchronous API yet, so its clients have one "
-                  "request in flight each; use more --clients, or --resp",
-                  cfg->pipeline);
-    if (cfg->wait_replicas || cfg->threads)
-        usage_die("--wait and --threads are for the RESP mode (--resp); libringkv waits for W "
-                  "replicas (-w) and runs one thread per client");
-    if (cfg->keys < cfg->clients)
-        usage_die("--keys (%" PRIu64 ") must be at least --clients (%u): each client writes "
-                  "keys of its own",
-                  cfg->keys, cfg->clients);
+    if (cfg->wait_replicas)
+        usage_die("--wait is for the RESP mode (--resp); libringkv waits for W replicas (-w)");
+    if (cfg->pipeline > 1 && cfg->threads == 0)
+        cfg->threads = 1; /* asynchronous: event loops */
+    if (cfg->threads > cfg->clients)
+        usage_die("--threads (%u) must be at most --clients (%u)", cfg->threads, cfg->clients);
+    if (cfg->keys < (uint64_t)cfg->clients * cfg->pipeline)
+        usage_die("--keys (%" PRIu64 ") must be at least --clients x --pipeline (%" PRIu64
+                  "): each request slot writes keys of its own",
+                  cfg->keys, (uint64_t)cfg->clients * cfg->pipeline);
 }
 
 /* ---- main ---- */
@@ -801,7 +807,7 @@ static void bench_init(struct bench *b)
     if (b->cfg.dist == DIST_ZIPFIAN)
         zipf_init(&b->zipf, b->cfg.keys, ZIPF_THETA);
     b->out = b->cfg.csv ? stderr : stdout;
-    workers_alloc(b);
+    lanes_alloc(b);
 }
 
 /* Prints the results; returns the exit status. */
@@ -810,8 +816,8 @@ static int bench_done(struct bench *b, const struct run_times *rt)
     struct tally *t = calloc(1, sizeof *t);
     if (t == NULL)
         bench_die("out of memory");
-    for (uint32_t i = 0; i < b->cfg.clients; i++)
-        tally_merge(t, &b->workers[i].t);
+    for (uint32_t i = 0; i < b->n_loops; i++)
+        tally_merge(t, &b->loops[i].t);
     struct report_info ri = {.proto = "ringkv", .r = eff_r(b), .w = eff_w(b)};
     int status = bench_report(&b->cfg, b->out, &ri, t, rt, ringkv_strerror);
     free(t);
@@ -824,6 +830,7 @@ int main(int argc, char **argv)
     if (b == NULL)
         bench_die("out of memory");
     cfg_parse(&b->cfg, argc, argv);
+    b->async = b->cfg.threads > 0;
     if (b->cfg.n_addrs > 0) {
         int rc = resp_bench_main(&b->cfg, b->cfg.csv ? stderr : stdout);
         free(b);
@@ -851,7 +858,7 @@ int main(int argc, char **argv)
     print_nodes(b, probe, before, after, (double)rt.measure_ns / 1e9);
     int status = bench_done(b, &rt);
     ringkv_close(probe);
-    workers_free(b);
+    lanes_free(b);
     zmq_ctx_term(b->zctx);
     free(b->pool);
     free(b);
