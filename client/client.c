@@ -41,6 +41,7 @@
 #define CONNECT_WAIT_MS   250  /* a new connection may take this long to come up */
 #define DOWN_FOR_MS       2000 /* a member that did not answer is skipped this long */
 #define SEEDS_MAX         64
+#define REFRESH_EVERY_MS  1000 /* the ring is fetched again at most this often */
 #define SOCK_HWM          10000
 /* Replies a node may have queued for this client: one is awaited, the rest
  * are late answers to attempts given up on. With ZMQ_MAXMSGSIZE at
@@ -90,7 +91,8 @@ struct ringkv_client {
     struct cnode *nodes; /* by ring member index */
     size_t n_nodes;
     struct ringkv_node_info *infos;
-    bool refresh; /* a reply carried another ring epoch */
+    bool refresh;              /* a reply carried another ring epoch */
+    uint64_t refresh_after_ms; /* monotonic: no new fetch before this */
     uint64_t next_id;
     char errmsg[512];
     struct rkv_buf req, rep;
@@ -427,6 +429,13 @@ static int fetch_ring(struct ringkv_client *c, const char *host, uint16_t port, 
  * the next request tries again. */
 static void refresh_ring(struct ringkv_client *c)
 {
+    /* at most once per REFRESH_EVERY_MS: a node whose cluster file differs
+     * keeps answering with another epoch, and a fetch per request would
+     * double the cost of every request that reaches it */
+    uint64_t now = rkv_clock_mono_ms();
+    if (now < c->refresh_after_ms)
+        return;
+    c->refresh_after_ms = now + REFRESH_EVERY_MS;
     char errmsg[sizeof c->errmsg];
     memcpy(errmsg, c->errmsg, sizeof errmsg);
     uint64_t deadline = rkv_clock_mono_ms() + c->opt.connect_timeout_ms;
@@ -647,8 +656,8 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
              * passed over quickly; in the last pass, all that is left (a
              * CurveZMQ handshake can take longer when many clients share
              * one I/O thread) */
-            uint64_t conn = pass == 1 || now + CONNECT_WAIT_MS >= until ? until
-                                                                       : now + CONNECT_WAIT_MS;
+            uint64_t conn =
+                pass == 1 || now + CONNECT_WAIT_MS >= until ? until : now + CONNECT_WAIT_MS;
             int rc =
                 n->sock ? send_request(c, n->sock, !n->connected_once, conn) : RKV_ERR_UNAVAILABLE;
             if (rc == RKV_OK)
@@ -790,8 +799,7 @@ void ringkv_result_free(struct ringkv_result *res)
 /* The members to try for key, in order: the named coordinator only, or
  * the key's preference list and then the rest of the ring. */
 static int route(struct ringkv_client *c, const void *key, size_t key_len,
-                 const struct ringkv_request_options *o, uint32_t order[RKV_NODES_MAX],
-                 uint32_t *n)
+                 const struct ringkv_request_options *o, uint32_t order[RKV_NODES_MAX], uint32_t *n)
 {
     if (o->coordinator) {
         int idx = ring_member_index(c->ring, o->coordinator);
@@ -840,6 +848,19 @@ static int key_request(struct ringkv_client *c, const void *key, size_t key_len,
     return rc;
 }
 
+/* What a node would refuse anyway, refused here (a timeout past it would
+ * also overflow the client's own deadline arithmetic). */
+static int check_options(struct ringkv_client *c, const struct ringkv_request_options *o)
+{
+    if (o->timeout_ms > RKV_TIMEOUT_MS_MAX)
+        return fail(c, RKV_ERR_INVAL, "timeout_ms %u is over %u", o->timeout_ms,
+                    RKV_TIMEOUT_MS_MAX);
+    if (o->ttl_ms > RKV_TTL_MS_MAX)
+        return fail(c, RKV_ERR_INVAL, "ttl_ms %llu is over %llu", (unsigned long long)o->ttl_ms,
+                    (unsigned long long)RKV_TTL_MS_MAX);
+    return RKV_OK;
+}
+
 static int check_key(struct ringkv_client *c, size_t key_len)
 {
     if (c == NULL || c->ring == NULL)
@@ -862,6 +883,8 @@ int ringkv_get(struct ringkv_client *c, const void *key, size_t key_len,
     if (rc != RKV_OK)
         return rc;
     struct ringkv_request_options o = opt ? *opt : (struct ringkv_request_options){0};
+    if (check_options(c, &o) != RKV_OK)
+        return RKV_ERR_INVAL;
     uint64_t id = ++c->next_id;
     c->req.len = 0;
     rc = wire_encode_get(&c->req, id, ring_epoch(c->ring), key, key_len, o.r, o.timeout_ms);
@@ -882,6 +905,8 @@ int ringkv_put(struct ringkv_client *c, const void *key, size_t key_len, const v
         return fail(c, RKV_ERR_TOOBIG, "value of %zu bytes is over %u", value_len,
                     RKV_VALUE_BYTES_MAX);
     struct ringkv_request_options o = opt ? *opt : (struct ringkv_request_options){0};
+    if (check_options(c, &o) != RKV_OK)
+        return RKV_ERR_INVAL;
     uint64_t id = ++c->next_id;
     c->req.len = 0;
     rc = wire_encode_put(&c->req, id, ring_epoch(c->ring), key, key_len, value, value_len,
@@ -899,6 +924,8 @@ int ringkv_del(struct ringkv_client *c, const void *key, size_t key_len,
     if (rc != RKV_OK)
         return rc;
     struct ringkv_request_options o = opt ? *opt : (struct ringkv_request_options){0};
+    if (check_options(c, &o) != RKV_OK)
+        return RKV_ERR_INVAL;
     struct ringkv_result read = {0};
     if (o.context == NULL) {
         /* delete what exists now: read it for its context */
@@ -1027,6 +1054,8 @@ static int pipeline(struct ringkv_client *c, uint32_t type, const void *key, siz
         return fail(c, RKV_ERR_TOOBIG, "value of %zu bytes is over %u", value_len,
                     RKV_VALUE_BYTES_MAX);
     struct ringkv_request_options o = opt ? *opt : (struct ringkv_request_options){0};
+    if (check_options(c, &o) != RKV_OK)
+        return RKV_ERR_INVAL;
     if (type == WIRE_DEL && o.context == NULL)
         return fail(c, RKV_ERR_INVAL, "a pipelined delete needs the context of a read");
     uint32_t slot;
@@ -1270,6 +1299,8 @@ size_t ringkv_preflist(struct ringkv_client *c, uint32_t partition, const char *
 
 uint32_t ringkv_partition(struct ringkv_client *c, const void *key, size_t key_len)
 {
+    if (c == NULL || c->ring == NULL) /* a handle whose connect failed */
+        return 0;
     return ring_partition(c->ring, ring_hash_key(key, key_len));
 }
 

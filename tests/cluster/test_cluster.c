@@ -100,9 +100,9 @@ START_TEST(crud_at_every_quorum)
                 int rc = ringkv_get(c, k, strlen(k), &ro, &res);
                 ck_assert_msg(rc == RINGKV_OK || rc == RINGKV_ENOTFOUND, "get r=%u: %s", r,
                               ringkv_errmsg(c));
-                ck_assert(rc != RINGKV_OK || (res.n_siblings == 1 &&
-                                              res.siblings[0].value_len == strlen(v) &&
-                                              memcmp(res.siblings[0].value, v, strlen(v)) == 0));
+                ck_assert(rc != RINGKV_OK ||
+                          (res.n_siblings == 1 && res.siblings[0].value_len == strlen(v) &&
+                           memcmp(res.siblings[0].value, v, strlen(v)) == 0));
                 ringkv_result_free(&res);
             }
             get_is(c, k, &(struct ringkv_request_options){.r = 3}, want, 1);
@@ -124,6 +124,12 @@ START_TEST(values_keys_and_limits)
     ck_assert_uint_eq(r.n_siblings, 1);
     ck_assert_uint_eq(r.siblings[0].value_len, 0);
     ringkv_result_free(&r);
+    /* options past what a node accepts are refused by the client itself */
+    struct ringkv_request_options far = {.timeout_ms = 3600001};
+    ck_assert_int_eq(ringkv_get(c, "empty", 5, &far, &r), RINGKV_EINVAL);
+    ck_assert_ptr_nonnull(strstr(ringkv_errmsg(c), "timeout_ms"));
+    far = (struct ringkv_request_options){.ttl_ms = 315360000001ull};
+    ck_assert_int_eq(ringkv_put(c, "empty", 5, "", 0, &far, NULL), RINGKV_EINVAL);
     /* binary key and value with NUL bytes */
     const char key[] = {'b', 0, 'i', 0, 'n'};
     const char val[] = {0, 1, 0, 2, 0, (char)0xff};
@@ -132,7 +138,8 @@ START_TEST(values_keys_and_limits)
     ck_assert(r.siblings[0].value_len == sizeof val &&
               memcmp(r.siblings[0].value, val, sizeof val) == 0);
     ringkv_result_free(&r);
-    ck_assert_int_eq(ringkv_get(c, key, 2, NULL, &r), RINGKV_ENOTFOUND); /* a prefix is another key */
+    ck_assert_int_eq(ringkv_get(c, key, 2, NULL, &r),
+                     RINGKV_ENOTFOUND); /* a prefix is another key */
     ringkv_result_free(&r);
     /* 1 MiB value */
     size_t big = 1024 * 1024;
@@ -251,8 +258,8 @@ END_TEST
 static int local_read(struct ringkv_client *c, const char *id, const char *k,
                       struct ringkv_result *r)
 {
-    int rc = ringkv_get(c, k, strlen(k),
-                        &(struct ringkv_request_options){.r = 1, .coordinator = id}, r);
+    int rc =
+        ringkv_get(c, k, strlen(k), &(struct ringkv_request_options){.r = 1, .coordinator = id}, r);
     if (rc == RINGKV_OK || rc == RINGKV_ENOTFOUND)
         ck_assert_msg(r->n_answered == 1 && strcmp(r->answered[0], id) == 0,
                       "a local read at %s was answered by %s", id,
@@ -374,8 +381,8 @@ START_TEST(restart_keeps_data_and_actor_after_clean_stop)
     ck_assert_int_eq(ringkv_get(c, "durable", 7, &(struct ringkv_request_options){.r = 3}, &r),
                      RINGKV_OK);
     put_ok(c, "durable", "again",
-           &(struct ringkv_request_options){.coordinator = "n1", .context = r.context,
-                                            .context_len = r.context_len, .w = 3});
+           &(struct ringkv_request_options){
+               .coordinator = "n1", .context = r.context, .context_len = r.context_len, .w = 3});
     ringkv_result_free(&r);
     const char *want[] = {"again"};
     get_is(c, "durable", &(struct ringkv_request_options){.r = 3}, want, 1);
@@ -396,8 +403,11 @@ START_TEST(expired_value_does_not_come_back)
     ck_assert_int_eq(ringkv_get(c, "ttl", 3, &r2, &r), RINGKV_OK);
     uint64_t ttl_ms = 300;
     put_ok(c, "ttl", "short-lived",
-           &(struct ringkv_request_options){.coordinator = "n1", .w = 2, .ttl_ms = ttl_ms,
-                                            .context = r.context, .context_len = r.context_len});
+           &(struct ringkv_request_options){.coordinator = "n1",
+                                            .w = 2,
+                                            .ttl_ms = ttl_ms,
+                                            .context = r.context,
+                                            .context_len = r.context_len});
     ringkv_result_free(&r);
     uint64_t written = rkv_clock_mono_ms();
     cluster_node_start(&cl, 2);
@@ -527,7 +537,8 @@ START_TEST(pipelined_requests)
         snprintf(k, sizeof k, "pipe%d", i);
         snprintf(v, sizeof v, "value%d", i);
         ck_assert_msg(ringkv_put_async(c, k, strlen(k), v, strlen(v), NULL, pipe_done, &st) ==
-                          RINGKV_OK, "%s", ringkv_errmsg(c));
+                          RINGKV_OK,
+                      "%s", ringkv_errmsg(c));
     }
     ck_assert_int_gt(ringkv_pending(c), 0);
     ck_assert_int_ge(ringkv_next_timeout_ms(c), 0);
@@ -588,9 +599,10 @@ START_TEST(pipelined_requests)
     int sent = 0;
     for (int i = 0; i < 50; i++) {
         snprintf(k, sizeof k, "pipe%d", i);
-        if (ringkv_get_async(c, k, strlen(k), &(struct ringkv_request_options){.timeout_ms = 300,
-                                                                                .coordinator = "n1"},
-                             pipe_done, &st) == RINGKV_OK)
+        if (ringkv_get_async(
+                c, k, strlen(k),
+                &(struct ringkv_request_options){.timeout_ms = 300, .coordinator = "n1"}, pipe_done,
+                &st) == RINGKV_OK)
             sent++;
     }
     ck_assert_int_gt(sent, 0);
