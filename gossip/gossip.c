@@ -187,8 +187,10 @@ static void fd_arrival(const struct gossip *g, struct fd *f, uint64_t now_ms)
         uint64_t est = g->opt.fd_first_interval_ms;
         fd_push(f, w, est - est / 4);
         fd_push(f, w, est + est / 4);
-    } else {
-        fd_push(f, w, now_ms > f->last_ms ? now_ms - f->last_ms : 0);
+    } else if (now_ms > f->last_ms) {
+        /* several newer heartbeats learned at one instant (from the
+         * answers of one round) are one arrival, not zero-length gaps */
+        fd_push(f, w, now_ms - f->last_ms);
     }
     f->last_ms = now_ms > f->last_ms ? now_ms : f->last_ms;
 }

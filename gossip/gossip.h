@@ -57,7 +57,10 @@
  *   fd_first_interval_ms. At the defaults (1 s interval, threshold 8,
  *   min std-dev 500 ms) a peer whose heartbeats arrive every second is
  *   suspected about 1 + 5.2 * 0.5 = 3.6 s after its last heartbeat was
- *   learned. Suspicion is local and never changes the member table.
+ *   learned; in test_gossip's 8-node simulation, 4.8 s after the node
+ *   stopped (its last heartbeats reach others a round or so late). Newer
+ *   heartbeats learned at one instant count as one arrival. Suspicion is
+ *   local and never changes the member table.
  *
  * ## Wire format (one msgpack array per message)
  *   [version, type, cluster, from, ...]
