@@ -519,9 +519,16 @@ void resp_on_reply(struct node *n, const struct node_resp_route *rt, const void 
         case K_GET:
             reply_found(&k->reply, &f);
             break;
-        case K_MGET:
-            if (rt->sub < k->nkeys)
+        case K_MGET: /* one reply, bounded like one message of the native protocol */
+            if (rt->sub < k->nkeys && (size_t)k->count + f.value_len > s->out_max) {
+                k->error = RKV_ERR_TOOBIG;
+                snprintf(k->errmsg, sizeof k->errmsg,
+                         "the values would take more than limits.message_bytes_max (%zu bytes)",
+                         s->out_max);
+            } else if (rt->sub < k->nkeys) {
+                k->count += f.value_len;
                 reply_found(&k->parts[rt->sub], &f);
+            }
             break;
         case K_EXISTS:
             k->count += f.any;
