@@ -96,7 +96,7 @@ $(CLIENT_SO): $(CLIENT_SRC:%.c=$(BUILD)/pic/%.o) client/libringkv.map
 
 $(BUILD)/bin/ringkvd: $(NODE_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
 $(BUILD)/bin/ringkv: $(BUILD)/obj/client/cli.o $(CLIENT_LIB)
 	@mkdir -p $(dir $@)

@@ -20,6 +20,7 @@ const char *wire_type_name(int type)
     case WIRE_FORWARD: return "FORWARD";
     case WIRE_FORWARD_REPLY: return "FORWARD_REPLY";
     case WIRE_BATCH: return "BATCH";
+    case WIRE_GOSSIP: return "GOSSIP";
     default: return "?";
     }
 }
@@ -40,6 +41,7 @@ static int body_fields(uint32_t type)
     case WIRE_REPLICA_REPLY: return 2;
     case WIRE_FORWARD:
     case WIRE_FORWARD_REPLY:
+    case WIRE_GOSSIP:
     case WIRE_BATCH: return 1;
     default: return -1;
     }
@@ -113,6 +115,7 @@ static bool decode_body(struct mp_reader *r, struct wire_msg *m, bool flagged)
         return mp_read_u32(r, &m->status) && read_bin_or_nil(r, &m->object);
     case WIRE_FORWARD:
     case WIRE_FORWARD_REPLY:
+    case WIRE_GOSSIP:
         return read_bytes(r, &m->inner);
     case WIRE_BATCH: {
         /* every frame is checked here, so wire_batch_next cannot fail */

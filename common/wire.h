@@ -43,6 +43,8 @@
  *   FORWARD        [.., request]     a client request (whole frame, bin) for
  *                                    a node of the key's preference list
  *   FORWARD_REPLY  [.., reply]       the REPLY frame it produced (bin)
+ *   GOSSIP         [.., message]  a gossip/gossip.h message (bin), id 0,
+ *                                    no reply
  *   BATCH          [.., [frame, ...]]  up to WIRE_BATCH_MAX whole messages
  *                                    (bin each, none a BATCH) a node sends
  *                                    to one peer in one loop turn
@@ -79,6 +81,7 @@ enum wire_type {
     WIRE_FORWARD = 67,
     WIRE_FORWARD_REPLY = 68,
     WIRE_BATCH = 69,
+    WIRE_GOSSIP = 70,
 };
 
 const char *wire_type_name(int type);

@@ -748,6 +748,12 @@ static int on_ack(struct gossip *g, uint64_t now_ms, const struct envelope *e,
 
 int gossip_on_message(struct gossip *g, uint64_t now_ms, const void *data, size_t len)
 {
+    return gossip_on_message_from(g, now_ms, NULL, data, len);
+}
+
+int gossip_on_message_from(struct gossip *g, uint64_t now_ms, const char *sender,
+                           const void *data, size_t len)
+{
     g->errmsg[0] = '\0';
     g->stats.received++;
     if (len > g->opt.message_bytes_max) {
@@ -759,6 +765,10 @@ int gossip_on_message(struct gossip *g, uint64_t now_ms, const void *data, size_
     struct envelope e;
     mp_reader_init(&r, data, len);
     int rc = read_envelope(g, &r, &e);
+    if (rc == RKV_OK && sender != NULL && strcmp(e.from, sender) != 0) {
+        set_err(g, "gossip: a message from %s says it is from %s", sender, e.from);
+        rc = RKV_ERR_PROTO;
+    }
     if (rc == RKV_OK && !body_ok(&r, e.type)) {
         set_err(g, "gossip: malformed message body");
         rc = RKV_ERR_PROTO;

@@ -1,7 +1,8 @@
 /*
- * gossip.h: membership by gossip, sans-I/O. NOT USED BY ringkvd YET: the
- * node still takes its member list from cluster.toml; this module is built
- * and unit-tested on its own until node/ wires it in.
+ * gossip.h: membership by gossip, sans-I/O. ringkvd runs it for failure
+ * detection only (a node's peers are alive or suspect, in its statistics);
+ * the member list still comes from cluster.toml, and nothing acts on
+ * suspicion yet (no sloppy quorum, no join or leave).
  *
  * Each node holds a table of versioned node states (struct gossip_node),
  * one per member it has heard of, itself included. It never reads a clock,
@@ -198,6 +199,11 @@ uint64_t gossip_next_deadline(const struct gossip *g);
  * not authenticated here: the node should check it against the transport.
  */
 int gossip_on_message(struct gossip *g, uint64_t now_ms, const void *data, size_t len);
+/* The same for a frame whose sender the transport has authenticated as
+ * member `sender`: a message that names another sender is refused
+ * (RKV_ERR_PROTO), so one member cannot speak for another. */
+int gossip_on_message_from(struct gossip *g, uint64_t now_ms, const char *sender,
+                           const void *data, size_t len);
 
 /* This node's status changes (JOINING -> UP, UP -> LEAVING ...): bumps its
  * version. RKV_ERR_INVAL for REMOVED (use gossip_remove on another node)

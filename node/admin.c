@@ -1,6 +1,7 @@
 /* admin.c: the requests about the node itself: PING, RING, STATS. */
 #include "node/node.h"
 
+#include <stdio.h>
 #include <zmq.h>
 
 #include "common/clock.h"
@@ -92,11 +93,22 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"resp_refused", n->stats.resp_refused},
         {"resp_commands", n->stats.resp_commands},
         {"resp_protocol_errors", n->stats.resp_protocol_errors},
+        {"gossip_refused", n->stats.gossip_refused},
     };
     size_t count = sizeof stat / sizeof stat[0];
-    mp_write_map(w, (uint32_t)count);
+    uint32_t members = ring_member_count(n->ring);
+    mp_write_map(w, (uint32_t)count + 1 + members - 1);
     for (size_t i = 0; i < count; i++)
         add_stat(w, stat[i].name, stat[i].value);
+    /* what this node's failure detector says of each peer */
+    add_stat(w, "peers_suspect", membership_suspects(n));
+    for (uint32_t i = 0; i < members; i++) {
+        if (i == n->self)
+            continue;
+        char name[16 + RKV_NODE_ID_BYTES_MAX];
+        snprintf(name, sizeof name, "suspect.%s", ring_member_id(n->ring, i));
+        add_stat(w, name, !membership_alive(n, i));
+    }
 }
 
 void node_admin(struct node *n, uint64_t token, const struct wire_msg *m)

@@ -185,6 +185,8 @@ static void cluster_message(struct node *n, uint32_t member, const uint8_t *rid,
         if (rc != RKV_OK &&
             wire_encode_replica_reply(&n->buf, m.id, ring_epoch(n->ring), rc, NULL, 0) == RKV_OK)
             node_send_cluster(n, member, n->buf.data, n->buf.len);
+    } else if (m.type == WIRE_GOSSIP) {
+        membership_on_message(n, member, &m);
     } else if (m.type == WIRE_FORWARD) {
         struct wire_msg inner;
         if (wire_decode(m.inner.p, m.inner.len, &inner) != RKV_OK ||
@@ -371,6 +373,9 @@ static long poll_timeout(struct node *n)
         t = next <= now ? 0 : (next - now < (uint64_t)t ? (long)(next - now) : t);
     if (n->cfg->sync == STORE_SYNC_INTERVAL && (long)n->cfg->sync_interval_ms < t)
         t = (long)n->cfg->sync_interval_ms;
+    uint64_t round = membership_next_ms(n), mono = rkv_clock_mono_ms(); /* gossip's clock */
+    if (round != UINT64_MAX && (round <= mono || round - mono < (uint64_t)t))
+        t = round <= mono ? 0 : (long)(round - mono);
     return t;
 }
 
@@ -440,6 +445,8 @@ int node_run(struct node *n)
                 drain(n, items[i].socket, i < 2 ? i : 2, member_of[i]);
         }
         resp_on_poll(n, items + fixed, count - fixed);
+        if (!n->stopping)
+            membership_turn(n);
         coord_tick(n->coord, n->now_ms);
         run_outbox(n);
         node_flush(n); /* peers work on these while we sync */

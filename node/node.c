@@ -327,6 +327,8 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
         rc = open_sockets(n, err);
     if (rc == RKV_OK)
         rc = resp_open(n, err);
+    if (rc == RKV_OK)
+        rc = membership_open(n, err);
     if (rc != RKV_OK)
         return rc;
     struct coord_options co = {
@@ -362,6 +364,7 @@ static void close_socket(void *s)
 void node_close(struct node *n)
 {
     resp_close(n);
+    membership_close(n);
     if (n->peers) {
         for (uint32_t i = 0; i < ring_member_count(n->ring); i++)
             if (n->peers[i])

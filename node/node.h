@@ -48,6 +48,7 @@
 #define NODE_BATCH_PER_SOCKET 256 /* messages taken from one socket per turn */
 #define NODE_ROUTING_ID_BYTES 255 /* ZeroMQ's own ceiling */
 #define NODE_SHUTDOWN_GRACE_MS 3000
+#define NODE_GOSSIP_INTERVAL_MS 1000 /* a gossip round, and a heartbeat, per second */
 
 /* A request of the Redis endpoint: part `sub` of the command numbered seq
  * on connection conn (while its generation is gen). */
@@ -112,6 +113,7 @@ struct node_stats {
     uint64_t resp_refused;     /* refused: resp.connections_max open already */
     uint64_t resp_commands;
     uint64_t resp_protocol_errors;
+    uint64_t gossip_refused;   /* malformed, foreign or misattributed gossip */
 };
 
 struct node {
@@ -151,6 +153,7 @@ struct node {
     struct object local, incoming;
     struct vclock overwrite_ctx;  /* scratch: the local copy's context */
     struct resp_server *resp;     /* NULL: no Redis endpoint */
+    struct gossip *gossip;        /* membership.c: who is alive */
 };
 
 /* Opens everything for node `id` of cfg (which the node then owns). */
@@ -226,6 +229,19 @@ void resp_on_reply(struct node *n, const struct node_resp_route *route, const vo
  * commands that were waiting for room. True if some were taken up (the
  * next poll must not wait). */
 bool resp_after_turn(struct node *n);
+
+/* membership.c: gossip for failure detection (peers alive or suspect) */
+struct gossip;
+int membership_open(struct node *n, struct rkv_error *err);
+void membership_close(struct node *n);
+/* A round if one is due, and what gossip has to send. */
+void membership_turn(struct node *n);
+/* When the next round is due (monotonic ms). */
+uint64_t membership_next_ms(const struct node *n);
+/* A GOSSIP frame from member (authenticated by the transport). */
+void membership_on_message(struct node *n, uint32_t member, const struct wire_msg *m);
+bool membership_alive(const struct node *n, uint32_t member);
+uint32_t membership_suspects(const struct node *n);
 
 /* admin.c */
 void node_admin(struct node *n, uint64_t token, const struct wire_msg *m);

@@ -482,6 +482,52 @@ static int run_cli(char *out, size_t cap, const char *args)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* ---- failure detection ---- */
+
+struct suspicion {
+    struct ringkv_client *c;
+    const char *observer, *stat; /* e.g. "n1", "suspect.n3" */
+    uint64_t want;
+};
+
+static bool suspicion_is(void *arg)
+{
+    struct suspicion *s = arg;
+    return cluster_stat(s->c, s->observer, s->stat) == s->want;
+}
+
+/* Gossip heartbeats feed each node's phi-accrual detector: a node paused
+ * with SIGSTOP is suspected by the others, and cleared on SIGCONT. */
+START_TEST(paused_node_is_suspected_then_cleared)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    const char *observers[] = {"n1", "n2"};
+    for (int i = 0; i < 2; i++) { /* first every peer is heard */
+        struct suspicion s = {c, observers[i], "peers_suspect", 0};
+        wait_for(suspicion_is, &s, WAIT_MS, "every peer alive");
+    }
+    cluster_node_signal(&cl, 2, SIGSTOP);
+    uint64_t t0 = rkv_clock_mono_ms();
+    for (int i = 0; i < 2; i++) {
+        struct suspicion s = {c, observers[i], "suspect.n3", 1};
+        wait_for(suspicion_is, &s, 30000, "n3 suspected");
+        fprintf(stderr, "failure detection: %s suspects n3 %llu ms after SIGSTOP\n",
+                observers[i], (unsigned long long)(rkv_clock_mono_ms() - t0));
+    }
+    struct suspicion other = {c, "n1", "suspect.n2", 0};
+    ck_assert(suspicion_is(&other)); /* the others stay alive */
+    cluster_node_signal(&cl, 2, SIGCONT);
+    t0 = rkv_clock_mono_ms();
+    for (int i = 0; i < 2; i++) {
+        struct suspicion s = {c, observers[i], "suspect.n3", 0};
+        wait_for(suspicion_is, &s, 30000, "n3 alive again");
+        fprintf(stderr, "failure detection: %s clears n3 %llu ms after SIGCONT\n",
+                observers[i], (unsigned long long)(rkv_clock_mono_ms() - t0));
+    }
+    ringkv_close(c);
+}
+END_TEST
+
 /* ---- pipelining ---- */
 
 #define PIPE_KEYS 600
@@ -662,6 +708,7 @@ int main(void)
     tcase_add_test(tc, expired_value_does_not_come_back);
     tcase_add_test(tc, command_line_session);
     tcase_add_test(tc, pipelined_requests);
+    tcase_add_test(tc, paused_node_is_suspected_then_cleared);
     suite_add_tcase(su, tc);
     return test_run(su);
 }

@@ -197,15 +197,9 @@ static bool encode(const struct wire_msg *m, struct rkv_buf *out)
         rc = wire_encode_simple(out, m->type, m->id, m->epoch);
         break;
     case WIRE_GET:
-        rc = wire_encode_get(out, m->id, m->epoch, m->key.p, m->key.len, m->quorum, m->timeout_ms);
-        break;
     case WIRE_PUT:
-        rc = wire_encode_put(out, m->id, m->epoch, m->key.p, m->key.len, m->value.p, m->value.len,
-                             m->context.p, m->context.len, m->quorum, m->timeout_ms, m->ttl_ms);
-        break;
-    case WIRE_DEL:
-        rc = wire_encode_del(out, m->id, m->epoch, m->key.p, m->key.len, m->context.p,
-                             m->context.len, m->quorum, m->timeout_ms);
+    case WIRE_DEL: /* flags included */
+        rc = wire_encode_request(out, m);
         break;
     case WIRE_REPLY:
         return encode_reply(m, out);
@@ -222,6 +216,7 @@ static bool encode(const struct wire_msg *m, struct rkv_buf *out)
         break;
     case WIRE_FORWARD:
     case WIRE_FORWARD_REPLY:
+    case WIRE_GOSSIP:
         rc = wire_encode_wrapped(out, m->type, m->id, m->epoch, m->inner.p, m->inner.len);
         break;
     case WIRE_BATCH:
@@ -239,7 +234,7 @@ static bool same_fields(const struct wire_msg *a, const struct wire_msg *b)
     if (a->type != b->type || a->id != b->id || a->epoch != b->epoch || a->quorum != b->quorum ||
         a->timeout_ms != b->timeout_ms || a->ttl_ms != b->ttl_ms || a->status != b->status ||
         a->n_answered != b->n_answered || a->repaired != b->repaired ||
-        a->partition != b->partition)
+        a->partition != b->partition || a->flags != b->flags)
         return false;
     if (!bytes_eq(&a->key, &b->key) || !bytes_eq(&a->value, &b->value) ||
         !bytes_eq(&a->context, &b->context) || !bytes_eq(&a->message, &b->message) ||

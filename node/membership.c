@@ -1,0 +1,119 @@
+/*
+ * membership.c: the node's side of gossip/gossip.h. For now gossip only
+ * tells a node which peers are alive: heartbeats spread by gossip feed a
+ * phi-accrual detector per peer, whose verdict shows in the node's
+ * statistics (peers_suspect, suspect.<id>). The member list still comes
+ * from cluster.toml and nothing acts on suspicion yet (docs/architecture.md,
+ * "Not built yet").
+ *
+ * Gossip messages travel as WIRE_GOSSIP frames in the peer batches, like
+ * replica requests, and come in on the cluster port, where the transport
+ * has authenticated the sender (with CurveZMQ, its key; the routing id is
+ * its member id): a message that names another sender is refused. Gossip
+ * runs on the monotonic clock, so a wall-clock jump cannot make every peer
+ * look silent.
+ */
+#include "node/node.h"
+
+#include <stdio.h>
+#include <sys/random.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "gossip/gossip.h"
+
+int membership_open(struct node *n, struct rkv_error *err)
+{
+    uint32_t members = ring_member_count(n->ring);
+    const char **seeds = rkv_calloc(members ? members : 1, sizeof *seeds);
+    if (seeds == NULL)
+        return rkv_error_set(err, RKV_ERR_NOMEM, "membership: out of memory");
+    for (uint32_t i = 0; i < members; i++)
+        seeds[i] = ring_member_id(n->ring, i);
+    struct gossip_options o = {
+        .cluster = n->cfg->name,
+        .seeds = seeds,
+        .n_seeds = members,
+        .interval_ms = NODE_GOSSIP_INTERVAL_MS,
+        .message_bytes_max = n->cfg->message_bytes_max,
+    };
+    struct gossip_node *self = &o.self;
+    snprintf(self->id, sizeof self->id, "%s", n->me->id);
+    snprintf(self->host, sizeof self->host, "%s", n->me->host);
+    self->client_port = n->me->client_port;
+    self->cluster_port = n->me->cluster_port;
+    self->vnodes = n->cfg->vnodes;
+    /* new on every start, and greater than the last one's: the wall clock */
+    self->incarnation = rkv_clock_realtime_ms();
+    self->status = GOSSIP_UP;
+    if (getrandom(&o.rng_seed, sizeof o.rng_seed, 0) != sizeof o.rng_seed)
+        o.rng_seed = self->incarnation ^ (uint64_t)n->self << 32;
+    int rc = gossip_new(&o, &n->gossip, err);
+    rkv_free(seeds);
+    return rc;
+}
+
+void membership_close(struct node *n)
+{
+    gossip_free(n->gossip);
+    n->gossip = NULL;
+}
+
+/* Sends what gossip queued, each message to the member it names. */
+static void send_outbox(struct node *n)
+{
+    size_t count;
+    struct gossip_out *out = gossip_outbox(n->gossip, &count);
+    for (size_t i = 0; i < count; i++) {
+        int member = ring_member_index(n->ring, out[i].to);
+        if (member < 0 || (uint32_t)member == n->self)
+            continue;
+        n->buf.len = 0;
+        if (wire_encode_wrapped(&n->buf, WIRE_GOSSIP, 0, ring_epoch(n->ring), out[i].msg.data,
+                                out[i].msg.len) == RKV_OK)
+            node_send_peer(n, (uint32_t)member, n->buf.data, n->buf.len);
+    }
+    gossip_outbox_clear(n->gossip);
+}
+
+void membership_turn(struct node *n)
+{
+    if (n->gossip == NULL)
+        return;
+    uint64_t now = rkv_clock_mono_ms();
+    if (now >= gossip_next_deadline(n->gossip))
+        gossip_tick(n->gossip, now);
+    send_outbox(n);
+}
+
+uint64_t membership_next_ms(const struct node *n)
+{
+    return n->gossip ? gossip_next_deadline(n->gossip) : UINT64_MAX;
+}
+
+void membership_on_message(struct node *n, uint32_t member, const struct wire_msg *m)
+{
+    if (n->gossip == NULL)
+        return;
+    int rc = gossip_on_message_from(n->gossip, rkv_clock_mono_ms(), ring_member_id(n->ring, member),
+                                    m->inner.p, m->inner.len);
+    if (rc != RKV_OK && n->stats.gossip_refused++ == 0)
+        RKV_WARN("node", "%s: %s (refusing such gossip; logged once)", n->me->id,
+                 gossip_errmsg(n->gossip));
+    send_outbox(n); /* the answer, if any */
+}
+
+bool membership_alive(const struct node *n, uint32_t member)
+{
+    return n->gossip == NULL || member == n->self ||
+           gossip_alive(n->gossip, ring_member_id(n->ring, member), rkv_clock_mono_ms());
+}
+
+uint32_t membership_suspects(const struct node *n)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < ring_member_count(n->ring); i++)
+        count += !membership_alive(n, i);
+    return count;
+}
