@@ -640,12 +640,21 @@ static void on_rumour_of_self(struct gossip *g, const struct gossip_node *st)
         *me = *st;
         return;
     }
-    if (st->incarnation > me->incarnation) {
-        me->incarnation = st->incarnation;
-        me->version = st->version + 1;
+    uint64_t inc = st->incarnation, ver = st->version;
+    if (inc == me->incarnation && me->version > ver)
+        ver = me->version;
+    /* the next version, or when a forged rumour used up the versions (it
+     * may carry RKV_COUNTER_MAX - 1), version 1 of the next incarnation;
+     * never a counter a peer would refuse. Both used up: not refutable. */
+    if (ver + 1 < RKV_COUNTER_MAX) {
+        me->version = ver + 1;
+    } else if (inc + 1 < RKV_COUNTER_MAX) {
+        inc++;
+        me->version = 1;
     } else {
-        me->version = (st->version > me->version ? st->version : me->version) + 1;
+        return;
     }
+    me->incarnation = inc;
     me->heartbeat = st->heartbeat > me->heartbeat ? st->heartbeat : me->heartbeat;
     g->stats.refutations++;
 }
@@ -818,7 +827,8 @@ void gossip_tick(struct gossip *g, uint64_t now_ms)
     g->ticked = true;
     if (g->self->st.status == GOSSIP_REMOVED)
         return;
-    g->self->st.heartbeat++;
+    if (g->self->st.heartbeat + 1 < RKV_COUNTER_MAX) /* a forged rumour can take it there */
+        g->self->st.heartbeat++;
     g->stats.rounds++;
     if (g->cap_pick < g->n_members &&
         rkv_grow((void **)&g->pick, &g->cap_pick, g->n_members, sizeof *g->pick) != RKV_OK)

@@ -487,6 +487,48 @@ START_TEST(false_rumour_is_refuted)
 }
 END_TEST
 
+/* Found by fuzz_gossip (docs/fuzzing.md, finding 7): a rumour of self with
+ * version RKV_COUNTER_MAX - 1 (the largest a reader accepts) was refuted
+ * with version RKV_COUNTER_MAX, which every peer refuses, so every message
+ * of the node was refused from then on; a heartbeat taken there went over
+ * at the next tick. */
+START_TEST(rumour_at_counter_limit)
+{
+    struct gossip *g = node_new(2, 1, 10, GOSSIP_UP);
+    struct gossip *peer = node_new(3, 1, 10, GOSSIP_UP);
+    /* versions used up: the next incarnation, version 1 */
+    struct gossip_node lie = state_of("n2", 10, RKV_COUNTER_MAX - 1, 3, GOSSIP_LEAVING);
+    ck_assert_int_eq(feed_state(g, T0, lie), RKV_OK);
+    ck_assert(gossip_invariants_ok(g));
+    const struct gossip_node *me = gossip_self(g);
+    ck_assert_uint_eq(me->incarnation, 11);
+    ck_assert_uint_eq(me->version, 1);
+    ck_assert_int_eq(me->status, GOSSIP_UP);
+    /* the heartbeat stays below the limit through ticks */
+    lie = state_of("n2", 11, 5, RKV_COUNTER_MAX - 1, GOSSIP_LEAVING);
+    ck_assert_int_eq(feed_state(g, T0, lie), RKV_OK);
+    ck_assert_uint_eq(me->version, 6);
+    gossip_tick(g, T0 + INTERVAL_MS);
+    gossip_tick(g, T0 + 2 * INTERVAL_MS);
+    ck_assert(gossip_invariants_ok(g));
+    ck_assert_uint_eq(me->heartbeat, RKV_COUNTER_MAX - 1);
+    /* and a peer takes what the node sends */
+    size_t n;
+    struct gossip_out *out = gossip_outbox(g, &n);
+    ck_assert_uint_gt(n, 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(gossip_on_message(peer, T0, out[i].msg.data, out[i].msg.len), RKV_OK);
+    /* nothing left to refute with: unchanged, still valid */
+    lie = state_of("n2", RKV_COUNTER_MAX - 1, RKV_COUNTER_MAX - 1, 0, GOSSIP_LEAVING);
+    ck_assert_int_eq(feed_state(g, T0, lie), RKV_OK);
+    ck_assert(gossip_invariants_ok(g));
+    ck_assert_uint_eq(me->incarnation, 11);
+    ck_assert_int_eq(me->status, GOSSIP_UP);
+    gossip_free(peer);
+    gossip_free(g);
+}
+END_TEST
+
 START_TEST(explicit_remove_sticks)
 {
     struct sim *s = sim_new(8, 41);
@@ -878,6 +920,7 @@ int main(void)
     tcase_add_test(tc, restart_is_same_member_new_state_wins);
     tcase_add_test(tc, false_rumour_is_refuted);
     tcase_add_test(tc, explicit_remove_sticks);
+    tcase_add_test(tc, rumour_at_counter_limit);
     tcase_add_test(tc, truncated_messages_refused);
     tcase_add_test(tc, hostile_messages_refused);
     tcase_add_test(tc, mutated_messages_are_safe);
