@@ -198,7 +198,7 @@ FUZZ_CC         ?= clang
 FUZZ_SECONDS    ?= 60
 FUZZ_CI_SECONDS ?= 10
 FUZZ_DIR        := build/fuzz
-FUZZ_TARGETS    := wire object codec storage config resp
+FUZZ_TARGETS    := wire object codec storage config resp gossip
 FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) $(WARN) -g -O1 $(FUZZ_SAN) \
                    -fsanitize=fuzzer-no-link -pthread -MMD -MP

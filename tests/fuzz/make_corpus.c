@@ -31,7 +31,9 @@
 #include "common/object.h"
 #include "common/resp.h"
 #include "common/wire.h"
+#include "gossip/gossip.h"
 #include "storage/storage.h"
+#include "tests/fuzz/gossip_seed.h"
 #include "tests/fuzz/storage_seed.h"
 #include "tests/support/memvfs.h"
 
@@ -905,6 +907,341 @@ static void seeds_config(void)
     put_text("err-unknown-key.toml", "[limits]\nvalue_bytes = 1\n");
 }
 
+/* ---- gossip (fuzz_gossip: byte 0 flags, then frames; gossip_seed.h) ---- */
+
+struct gseed {
+    struct rkv_buf b;
+};
+
+static void gseed_begin(struct gseed *s, uint8_t flags)
+{
+    memset(s, 0, sizeof *s);
+    check(rkv_buf_append(&s->b, &flags, 1), "gossip seed");
+}
+
+static void gseed_frame(struct gseed *s, uint8_t ctl, const void *p, size_t len)
+{
+    uint8_t h[FG_FRAME_HEADER] = {ctl, (uint8_t)(len >> 8), (uint8_t)len};
+    if (len > 0xffff)
+        die("gossip seed: frame too long");
+    check(rkv_buf_append(&s->b, h, sizeof h), "gossip seed");
+    check(rkv_buf_append(&s->b, p, len), "gossip seed");
+}
+
+static void gseed_put(struct gseed *s, const char *name)
+{
+    put_buf("gossip", name, &s->b);
+    rkv_buf_free(&s->b);
+}
+
+/* One frame: the node gets msg (1 s later, after a tick if tick). */
+static void gseed_one(const char *name, uint8_t flags, bool tick, const struct rkv_buf *msg)
+{
+    struct gseed s;
+    gseed_begin(&s, flags);
+    gseed_frame(&s, (uint8_t)((tick ? FG_CTL_TICK : 0) | 6), msg->data, msg->len);
+    gseed_put(&s, name);
+}
+
+/* A conversation between the fuzzed node n0 (as the target builds it) and
+ * members n1 and n2: every message to n0, in order, with its sender. */
+#define GCONV_MAX 64
+
+struct gconv {
+    struct rkv_buf msg[GCONV_MAX];
+    int from[GCONV_MAX]; /* 1 or 2 */
+    size_t n;
+};
+
+static struct gossip *gmember(int i, uint8_t flags)
+{
+    static const char *const seeds[] = {"n0"};
+    struct gossip_options o;
+    fg_options(&o, flags, 0);
+    if (i > 0) {
+        snprintf(o.self.id, sizeof o.self.id, "n%d", i);
+        snprintf(o.self.host, sizeof o.self.host, "10.0.0.%d", i + 1);
+        o.self.incarnation = 500u + 100u * (unsigned)i;
+        o.self.status = GOSSIP_UP;
+        o.seeds = seeds;
+        o.n_seeds = 1;
+        o.rng_seed = 77u + (unsigned)i;
+    }
+    struct gossip *g;
+    struct rkv_error err = {0};
+    check(gossip_new(&o, &g, &err), "gossip_new");
+    return g;
+}
+
+static int gmember_index(const char *id)
+{
+    return strcmp(id, "n0") == 0 ? 0 : strcmp(id, "n1") == 0 ? 1 : strcmp(id, "n2") == 0 ? 2 : -1;
+}
+
+/* Runs rounds of n0, n1, n2 (n2 joins at round 2), delivering every
+ * message until none is left, recording those to n0. */
+static void gossip_conversation(uint8_t flags, int rounds, struct gconv *c)
+{
+    struct gossip *g[3] = {gmember(0, flags), gmember(1, flags), gmember(2, flags)};
+    uint64_t now = FG_T0;
+    memset(c, 0, sizeof *c);
+    for (int round = 0; round < rounds; round++) {
+        now += 1000;
+        for (int i = 0; i < 3; i++)
+            if (i < 2 || round >= 1)
+                gossip_tick(g[i], now);
+        for (bool busy = true; busy;) {
+            busy = false;
+            for (int i = 0; i < 3; i++) {
+                size_t n;
+                struct gossip_out *out = gossip_outbox(g[i], &n);
+                struct rkv_buf copy[16];
+                int to[16];
+                size_t k = 0;
+                for (size_t j = 0; j < n && k < 16; j++) {
+                    to[k] = gmember_index(out[j].to);
+                    memset(&copy[k], 0, sizeof copy[k]);
+                    check(rkv_buf_append(&copy[k], out[j].msg.data, out[j].msg.len), "copy");
+                    k++;
+                }
+                gossip_outbox_clear(g[i]);
+                for (size_t j = 0; j < k; j++) {
+                    if (to[j] >= 0 && to[j] != i) {
+                        char from[8];
+                        snprintf(from, sizeof from, "n%d", i);
+                        check(gossip_on_message_from(g[to[j]], now, from, copy[j].data,
+                                                     copy[j].len),
+                              "gossip conversation");
+                        busy = true;
+                        if (to[j] == 0 && c->n < GCONV_MAX) {
+                            c->msg[c->n] = copy[j];
+                            c->from[c->n++] = i;
+                            memset(&copy[j], 0, sizeof copy[j]);
+                        }
+                    }
+                    rkv_buf_free(&copy[j]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < 3; i++)
+        gossip_free(g[i]);
+}
+
+static void gconv_free(struct gconv *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        rkv_buf_free(&c->msg[i]);
+}
+
+/* The first message of type `type` from member `from` in c, or NULL. */
+static const struct rkv_buf *gconv_find(const struct gconv *c, int from, uint8_t type)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->from[i] == from && c->msg[i].len > 2 && c->msg[i].data[2] == type)
+            return &c->msg[i];
+    return NULL;
+}
+
+static void genvelope(struct mp_writer *w, uint32_t fields, uint64_t version, uint64_t type,
+                      const char *cluster, const char *from)
+{
+    mp_write_array(w, fields);
+    mp_write_uint(w, version);
+    mp_write_uint(w, type);
+    mp_write_cstr(w, cluster);
+    mp_write_cstr(w, from);
+}
+
+static void gstate(struct mp_writer *w, const char *id, uint64_t inc, uint64_t ver, uint64_t hb,
+                   enum gossip_status status)
+{
+    mp_write_array(w, 9);
+    mp_write_cstr(w, id);
+    mp_write_cstr(w, "10.0.0.7");
+    mp_write_uint(w, 7000);
+    mp_write_uint(w, 7001);
+    mp_write_uint(w, 16);
+    mp_write_uint(w, inc);
+    mp_write_uint(w, ver);
+    mp_write_uint(w, hb);
+    mp_write_uint(w, (uint64_t)status);
+}
+
+/* An ACK2 from n1 carrying one state. */
+static void gack2_one(struct rkv_buf *b, const char *id, uint64_t inc, uint64_t ver, uint64_t hb,
+                      enum gossip_status status)
+{
+    struct mp_writer w;
+    memset(b, 0, sizeof *b);
+    mp_writer_init(&w, b);
+    genvelope(&w, 5, GOSSIP_WIRE_VERSION, GOSSIP_ACK2, FG_CLUSTER, "n1");
+    mp_write_array(&w, 1);
+    gstate(&w, id, inc, ver, hb, status);
+}
+
+static void seeds_gossip_valid(void)
+{
+    const uint8_t n1 = 1 | FG_SELF_UP; /* authenticated as n1 */
+    struct gconv c;
+    gossip_conversation(FG_SELF_UP, 8, &c);
+    const uint8_t types[3] = {GOSSIP_SYN, GOSSIP_ACK, GOSSIP_ACK2};
+    const char *const names[3] = {"syn-from-n1", "ack-from-n1", "ack2-from-n1"};
+    for (int t = 0; t < 3; t++) {
+        const struct rkv_buf *m = gconv_find(&c, 1, types[t]);
+        if (m == NULL)
+            die("gossip conversation: a message type is missing");
+        gseed_one(names[t], n1, t == 1, m);
+    }
+    /* everything n0 heard, in order, a tick each second; unauthenticated
+     * (from n1 and n2), with the peer's answers coming back */
+    struct gseed s;
+    gseed_begin(&s, FG_SELF_UP | FG_ANSWERS_BACK);
+    for (size_t i = 0; i < c.n && s.b.len < 3000; i++)
+        gseed_frame(&s, (uint8_t)(i % 3 == 0 ? FG_CTL_TICK | 6 : 2), c.msg[i].data,
+                    c.msg[i].len);
+    gseed_put(&s, "conversation-n1-n2");
+    /* n1's messages only, as n1, each delivered twice, over a small window */
+    gseed_begin(&s, n1 | FG_SMALL_WINDOW | FG_BIG_MESSAGES);
+    for (size_t i = 0; i < c.n && s.b.len < 3000; i++)
+        if (c.from[i] == 1)
+            gseed_frame(&s, FG_CTL_TICK | FG_CTL_TWICE | 9, c.msg[i].data, c.msg[i].len);
+    gseed_put(&s, "conversation-n1-twice");
+    /* an ACK after the mixed table (leaving, removed, a refuted rumour) */
+    const struct rkv_buf *ack = gconv_find(&c, 1, GOSSIP_ACK);
+    gseed_one("ack-after-mixed-table", n1 | 2u << FG_PREFILL_SHIFT, true, ack);
+    /* the same with a table one short of full: part of it is dropped */
+    gseed_one("ack-near-full-table", n1 | FG_PREFILL_FULL << FG_PREFILL_SHIFT | FG_SMALL_WINDOW,
+              false, ack);
+    /* the last frame's length says "the rest" */
+    gseed_begin(&s, 0);
+    gseed_frame(&s, 0, NULL, 0);
+    s.b.data[s.b.len - 2] = 0xff;
+    s.b.data[s.b.len - 1] = 0xff;
+    check(rkv_buf_append(&s.b, ack->data, ack->len), "gossip seed");
+    gseed_put(&s, "ack-rest-of-input");
+    gconv_free(&c);
+
+    /* hand-made: an operator's remove of self (accepted, then stays) and
+     * rumours that self refutes */
+    struct rkv_buf b;
+    gack2_one(&b, FG_SELF_ID, FG_SELF_INCARNATION, 7, 2, GOSSIP_REMOVED);
+    gseed_one("ack2-self-removed", n1, true, &b);
+    rkv_buf_free(&b);
+    gack2_one(&b, FG_SELF_ID, FG_SELF_INCARNATION, 9, 50, GOSSIP_LEAVING);
+    gseed_one("ack2-self-leaving-refuted", n1, false, &b);
+    rkv_buf_free(&b);
+    gack2_one(&b, FG_SELF_ID, FG_SELF_INCARNATION + 5, 1, 0, GOSSIP_UP);
+    gseed_one("ack2-self-newer-incarnation", n1, true, &b);
+    rkv_buf_free(&b);
+    gack2_one(&b, FG_SELF_ID, FG_SELF_INCARNATION - 1, 99, 99, GOSSIP_REMOVED);
+    gseed_one("ack2-self-removed-old-incarnation", n1, true, &b);
+    rkv_buf_free(&b);
+}
+
+/* A message with a valid envelope and a hostile body (raw bytes). */
+static void gtrap_body(const char *name, uint64_t type, uint32_t fields, const void *body,
+                       size_t len)
+{
+    struct rkv_buf b = {0};
+    struct mp_writer w;
+    mp_writer_init(&w, &b);
+    genvelope(&w, fields, GOSSIP_WIRE_VERSION, type, FG_CLUSTER, "n1");
+    mp_write_raw(&w, body, len);
+    gseed_one(name, 1, false, &b);
+    rkv_buf_free(&b);
+}
+
+static void seeds_gossip_traps(void)
+{
+    static const uint8_t huge[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t over[] = {0xdc, 0x04, 0x01}; /* 1025 */
+    gtrap_body("trap-states-2p32", GOSSIP_ACK2, 5, huge, sizeof huge);
+    gtrap_body("trap-digest-2p32", GOSSIP_SYN, 5, huge, sizeof huge);
+    gtrap_body("trap-states-1025", GOSSIP_ACK2, 5, over, sizeof over);
+    static const uint8_t wants_huge[] = {0x90, 0xdd, 0xff, 0xff, 0xff, 0xff};
+    gtrap_body("trap-wants-2p32", GOSSIP_ACK, 6, wants_huge, sizeof wants_huge);
+    static const uint8_t nested[] = {0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91};
+    gtrap_body("trap-nested", GOSSIP_ACK2, 5, nested, sizeof nested);
+    static const uint8_t empty[] = {0x90};
+    gtrap_body("trap-unknown-type", 4, 5, empty, sizeof empty);
+    gtrap_body("trap-ack-missing-wants", GOSSIP_ACK, 5, empty, sizeof empty);
+
+    struct rkv_buf b = {0};
+    struct mp_writer w;
+    mp_writer_init(&w, &b);
+    genvelope(&w, 5, 2, GOSSIP_ACK2, FG_CLUSTER, "n1");
+    mp_write_array(&w, 0);
+    gseed_one("trap-wire-version-2", 1, false, &b);
+    rkv_buf_free(&b);
+    mp_writer_init(&w, &b);
+    genvelope(&w, 5, GOSSIP_WIRE_VERSION, GOSSIP_ACK2, "other-ring", "n1");
+    mp_write_array(&w, 0);
+    gseed_one("trap-other-cluster", 1, false, &b);
+    rkv_buf_free(&b);
+    mp_writer_init(&w, &b);
+    genvelope(&w, 5, GOSSIP_WIRE_VERSION, GOSSIP_ACK2, FG_CLUSTER, "n2");
+    mp_write_array(&w, 0);
+    gseed_one("trap-sender-not-transport", 1, false, &b); /* n2 speaking as n1 */
+    rkv_buf_free(&b);
+
+    /* forged counters: UINT64_MAX and RKV_COUNTER_MAX are refused; the
+     * largest accepted, RKV_COUNTER_MAX - 1, about self and about n2 */
+    gack2_one(&b, "n2", UINT64_MAX, 1, 0, GOSSIP_UP);
+    gseed_one("trap-incarnation-u64-max", 1, false, &b);
+    rkv_buf_free(&b);
+    gack2_one(&b, "n2", 5, RKV_COUNTER_MAX, 0, GOSSIP_UP);
+    gseed_one("trap-version-counter-max", 1, false, &b);
+    rkv_buf_free(&b);
+    gack2_one(&b, "n2", RKV_COUNTER_MAX - 1, RKV_COUNTER_MAX - 1, RKV_COUNTER_MAX - 1,
+              GOSSIP_UP);
+    gseed_one("ack2-counters-at-limit", 1, true, &b);
+    rkv_buf_free(&b);
+    /* rumours of self at the limit, each followed by a tick: refuting the
+     * version one (and ticking past the heartbeat one) went over
+     * RKV_COUNTER_MAX (docs/fuzzing.md, finding 7) */
+    struct gseed s;
+    static const struct {
+        const char *name;
+        uint64_t inc, ver, hb;
+    } limits[] = {
+        {"regress-self-version-at-limit", FG_SELF_INCARNATION, RKV_COUNTER_MAX - 1, 3},
+        {"regress-self-heartbeat-at-limit", FG_SELF_INCARNATION, 5, RKV_COUNTER_MAX - 1},
+        {"trap-self-incarnation-at-limit", RKV_COUNTER_MAX - 1, 1, 0},
+        {"trap-self-all-at-limit", RKV_COUNTER_MAX - 1, RKV_COUNTER_MAX - 1, RKV_COUNTER_MAX - 1},
+    };
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        gack2_one(&b, FG_SELF_ID, limits[i].inc, limits[i].ver, limits[i].hb, GOSSIP_LEAVING);
+        gseed_begin(&s, 1);
+        gseed_frame(&s, 6, b.data, b.len);
+        gseed_frame(&s, FG_CTL_TICK | 6, NULL, 0);
+        gseed_frame(&s, FG_CTL_TICK | 6, b.data, b.len);
+        gseed_put(&s, limits[i].name);
+        rkv_buf_free(&b);
+    }
+
+    /* a real ACK cut short, and with a byte after it */
+    gack2_one(&b, "n2", 600, 2, 9, GOSSIP_UP);
+    gseed_begin(&s, 1);
+    gseed_frame(&s, 0, b.data, b.len - 3);
+    gseed_put(&s, "trap-truncated");
+    check(rkv_buf_append(&b, "\xc0", 1), "gossip seed");
+    gseed_one("trap-trailing-byte", 1, false, &b);
+    rkv_buf_free(&b);
+    gack2_one(&b, "bad id!", 600, 2, 9, GOSSIP_UP);
+    gseed_one("trap-bad-id", 0, false, &b);
+    rkv_buf_free(&b);
+    gack2_one(&b, "n2", 600, 2, 9, 5);
+    gseed_one("trap-status-5", 0, false, &b);
+    rkv_buf_free(&b);
+}
+
+static void seeds_gossip(void)
+{
+    seeds_gossip_valid();
+    seeds_gossip_traps();
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -920,5 +1257,6 @@ int main(int argc, char **argv)
     seeds_storage();
     seeds_config();
     seeds_resp();
+    seeds_gossip();
     return 0;
 }
