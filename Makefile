@@ -202,7 +202,7 @@ FUZZ_TARGETS    := wire object codec storage config resp gossip
 FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS) $(WARN) -g -O1 $(FUZZ_SAN) \
                    -fsanitize=fuzzer-no-link -pthread -MMD -MP
-FUZZ_LIB_SRC    := $(wildcard common/*.c) $(wildcard storage/*.c) \
+FUZZ_LIB_SRC    := $(wildcard common/*.c) $(wildcard storage/*.c) $(wildcard gossip/*.c) \
                    tests/support/memvfs.c tests/support/testutil.c
 FUZZ_LIB        := $(FUZZ_DIR)/libfuzz-core.a
 FUZZ_BIN        := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
@@ -242,7 +242,7 @@ $(FUZZ_LIB): $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 	rm -f $@ && $(AR) rcs $@ $^
 
 $(FUZZ_BIN): $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/tests/fuzz/fuzz_%.o $(FUZZ_LIB)
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ $(PKG_LIBS) -o $@
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $^ $(PKG_LIBS) -lm -o $@
 
 .PHONY: fuzz-build fuzz-corpus
 fuzz-build: $(FUZZ_BIN)
