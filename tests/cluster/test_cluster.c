@@ -6,12 +6,14 @@
  * a clean stop), and expired values staying expired on every replica.
  */
 #include <check.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "client/ringkv.h"
@@ -390,6 +392,54 @@ START_TEST(restart_keeps_data_and_actor_after_clean_stop)
 }
 END_TEST
 
+static int unlink_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* KV679: a node that lost its data and comes back with the same id must
+ * not mint its old dots again, or its first new write would be taken for
+ * one the other replicas have already seen, and dropped. The hardest case:
+ * a clean stop (its ACTOR file says clean), then the store is lost and the
+ * ACTOR file is not. It takes a new actor all the same (its store is
+ * empty), and a blind write through it is kept, on every replica, through
+ * read repair. */
+START_TEST(wiped_node_takes_a_new_actor_and_loses_nothing)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    const struct ringkv_request_options at_n3 = {.coordinator = "n3", .w = 3};
+    put_ok(c, "kv679", "v1", &at_n3);
+    for (int i = 2; i <= 5; i++) { /* dots (n3's actor, 1..5) on every replica */
+        char v[8];
+        snprintf(v, sizeof v, "v%d", i);
+        put_over(c, "kv679", v, &at_n3);
+    }
+    uint64_t actor = cluster_stat(c, "n3", "actor");
+    cluster_node_signal(&cl, 2, SIGTERM);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/data/n3/store", cl.dir);
+    ck_assert_int_eq(nftw(dir, unlink_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+    cluster_node_start(&cl, 2);
+    cluster_wait_ready(&cl, 2, WAIT_MS);
+    uint64_t fresh = cluster_stat(c, "n3", "actor");
+    ck_assert_uint_ne(fresh, 0);
+    ck_assert_uint_ne(fresh, actor);
+    /* a blind write through the wiped node: with the old actor its dot
+     * would be (actor, 1), which v5's past covers, and it would vanish */
+    put_ok(c, "kv679", "after", &(struct ringkv_request_options){.coordinator = "n3", .w = 2});
+    const char *want[] = {"v5", "after"};
+    get_is(c, "kv679", &(struct ringkv_request_options){.r = 3}, want, 2);
+    /* read repair gives every replica both */
+    for (int i = 0; i < 3; i++)
+        get_is(c, "kv679", &(struct ringkv_request_options){.r = 1, .coordinator = cl.id[i]}, want,
+               2);
+    ringkv_close(c);
+}
+END_TEST
+
 /* A value whose ttl passed stays expired on every replica, even on one
  * that missed the write that set the ttl and still holds the older value:
  * the others keep the expired version (expiry_grace_ms) and repair it. */
@@ -705,6 +755,7 @@ int main(void)
     tcase_add_test(tc, read_repair_after_sigstop);
     tcase_add_test(tc, read_repair_fixes_a_replica_that_missed_writes);
     tcase_add_test(tc, restart_keeps_data_and_actor_after_clean_stop);
+    tcase_add_test(tc, wiped_node_takes_a_new_actor_and_loses_nothing);
     tcase_add_test(tc, expired_value_does_not_come_back);
     tcase_add_test(tc, command_line_session);
     tcase_add_test(tc, pipelined_requests);
