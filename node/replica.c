@@ -223,6 +223,10 @@ void node_group_commit(struct node *n)
         /* versions made from here on are in later tickets */
         n->minted_unsynced += n->minted;
         n->minted = 0;
+        /* writes that changed nothing (a replica already had the version)
+         * are durable at once: no sync round will come to wake us for them */
+        if (n->n_ticketed > 0)
+            node_acks_durable(n);
         return;
     }
     int rc = store_commit(n->store);

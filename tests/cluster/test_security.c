@@ -25,6 +25,7 @@
 #include "common/cert.h"
 #include "common/clock.h"
 #include "common/codec.h"
+#include "common/object.h"
 #include "common/wire.h"
 #include "tests/support/cluster.h"
 #include "tests/support/testutil.h"
@@ -512,6 +513,74 @@ START_TEST(no_plaintext_on_the_wire)
 }
 END_TEST
 
+/* Waits for the REPLICA_REPLY to id on a peer's DEALER; its status, or -1
+ * if none came by the deadline. */
+static int replica_reply(void *sock, uint64_t id, uint32_t deadline_ms)
+{
+    uint64_t until = rkv_clock_mono_ms() + deadline_ms;
+    while (rkv_clock_mono_ms() < until) {
+        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, 100) <= 0)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, 0) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        struct wire_msg w;
+        int status = -1;
+        if (wire_decode(zmq_msg_data(&m), zmq_msg_size(&m), &w) == RKV_OK &&
+            w.type == WIRE_REPLICA_REPLY && w.id == id)
+            status = (int)w.status;
+        zmq_msg_close(&m);
+        if (status >= 0)
+            return status;
+    }
+    return -1;
+}
+
+/* A replica put that changes nothing (the replica has the version
+ * already, as after a read repair that overtook the coordinator's put) is
+ * acknowledged at once: with sync "always" no fdatasync round comes to
+ * release it, and it used to wait for the next write to the node. */
+START_TEST(replica_put_that_changes_nothing_is_acknowledged)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    struct ringkv_ring_info info;
+    ck_assert_int_eq(ringkv_ring(c, &info), RINGKV_OK);
+    uint64_t epoch = info.epoch;
+    uint32_t part = ringkv_partition(c, "same", 4);
+    cluster_node_signal(&cl, 1, SIGKILL); /* the test speaks as n2 */
+    void *ctx = zmq_ctx_new();
+    void *peer = curve_dealer(ctx, cl.cluster_port[0], "n1", "n2", "n2");
+    struct object o;
+    object_init(&o);
+    struct object_limits lim;
+    object_limits_default(&lim);
+    ck_assert_int_eq(object_update(&o, NULL, 0x5eed, rkv_clock_realtime_ms(), "v", 1, 0, false,
+                                   &lim),
+                     RKV_OK);
+    struct rkv_buf obj = {0}, frame = {0};
+    ck_assert_int_eq(object_encode(&o, &obj), RKV_OK);
+    for (uint64_t id = 101; id <= 103; id++) { /* the second and third change nothing */
+        frame.len = 0;
+        ck_assert_int_eq(wire_encode_replica_put(&frame, id, epoch, (uint16_t)part, "same", 4,
+                                                 obj.data, obj.len),
+                         RKV_OK);
+        ck_assert_int_ge(zmq_send(peer, frame.data, frame.len, 0), 0);
+        ck_assert_msg(replica_reply(peer, id, 5000) == RKV_OK, "no acknowledgement of put %llu",
+                      (unsigned long long)id);
+    }
+    rkv_buf_free(&obj);
+    rkv_buf_free(&frame);
+    object_free(&o);
+    zmq_close(peer);
+    zmq_ctx_term(ctx);
+    ringkv_close(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("security");
@@ -525,6 +594,7 @@ int main(void)
     tcase_add_test(tc, hostile_bytes_to_both_ports);
     tcase_add_test(tc, inflight_per_client_is_bounded);
     tcase_add_test(tc, no_plaintext_on_the_wire);
+    tcase_add_test(tc, replica_put_that_changes_nothing_is_acknowledged);
     suite_add_tcase(su, tc);
     return test_run(su);
 }
