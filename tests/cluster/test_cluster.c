@@ -413,7 +413,7 @@ START_TEST(wiped_node_takes_a_new_actor_and_loses_nothing)
     const struct ringkv_request_options at_n3 = {.coordinator = "n3", .w = 3};
     put_ok(c, "kv679", "v1", &at_n3);
     for (int i = 2; i <= 5; i++) { /* dots (n3's actor, 1..5) on every replica */
-        char v[8];
+        char v[16];
         snprintf(v, sizeof v, "v%d", i);
         put_over(c, "kv679", v, &at_n3);
     }
