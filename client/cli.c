@@ -18,6 +18,7 @@
 #include "common/cert.h"
 #include "common/config.h"
 #include "common/limits.h"
+#include "ring/ring.h"
 
 enum exit_code {
     EXIT_OK = 0,
@@ -29,54 +30,64 @@ enum exit_code {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: ringkv [OPTIONS] COMMAND [ARGS]\n"
-            "\n"
-            "Commands:\n"
-            "  get KEY            print the value (each sibling on its own line)\n"
-            "  put KEY VALUE      write VALUE (\"-\" reads it from stdin)\n"
-            "  del KEY            delete KEY\n"
-            "  ring               the nodes and which partitions each owns\n"
-            "  stats [NODE]       statistics of NODE, or of every node\n"
-            "  ping [NODE]        round trip to NODE, or to every node\n"
-            "  keygen NAME [--dir DIR] [--force]\n"
-            "                     make a CurveZMQ key pair: DIR/NAME.key (public) and\n"
-            "                     DIR/NAME.key_secret (mode 0600); DIR defaults to the\n"
-            "                     cluster file's security.keys_dir\n"
-            "  keygen --cluster   make every missing key pair the cluster file needs: one\n"
-            "                     per node, and \"client\" (allowed in KEYS_DIR/clients/)\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE     the cluster file (default $RINGKV_CONFIG, else ./cluster.toml)\n"
-            "  -s, --seed [ID@]HOST:PORT  a node's client address; overrides --config\n"
-            "  -k, --keys-dir DIR    the nodes' public keys (CurveZMQ); with --seed, turns it on\n"
-            "      --key FILE        this client's secret key (default: $RINGKV_CLIENT_KEY,\n"
-            "                        KEYS_DIR/client.key_secret, ~/.config/ringkv/client.key_secret)\n"
-            "  -r N, -w N            read / write quorum for this request (1..N)\n"
-            "  -t, --timeout MS      request deadline\n"
-            "      --ttl MS          put: the value expires after MS milliseconds\n"
-            "  -x, --context HEX     put/del: supersede what this context (from get -v) covers\n"
-            "  -v, --verbose         print name<TAB>value lines: status, context, each\n"
-            "                        sibling (ts, expiry, escaped value), answered, repaired\n"
-            "  -h, --help\n"
-            "\n"
-            "Without -x, put adds a sibling if the key exists with another value;\n"
-            "del removes what exists when it runs.\n"
-            "\n"
-            "Exit status: 0 success, 1 not found, 2 bad usage, 3 quorum not reached or no\n"
-            "node answered in time, 4 any other error (the message says which).\n");
+    fprintf(
+        f,
+        "usage: ringkv [OPTIONS] COMMAND [ARGS]\n"
+        "\n"
+        "Commands:\n"
+        "  get KEY            print the value (each sibling on its own line)\n"
+        "  put KEY VALUE      write VALUE (\"-\" reads it from stdin)\n"
+        "  del KEY            delete KEY\n"
+        "  ring               the nodes and which partitions each owns\n"
+        "  plan add ID[/VNODES] | plan remove ID\n"
+        "                     which partitions would change replicas if ID joined (with\n"
+        "                     VNODES tokens, default the ring's) or left, and where their\n"
+        "                     copies would go; changes nothing\n"
+        "  stats [NODE]       statistics of NODE, or of every node\n"
+        "  ping [NODE]        round trip to NODE, or to every node\n"
+        "  keygen NAME [--dir DIR] [--force]\n"
+        "                     make a CurveZMQ key pair: DIR/NAME.key (public) and\n"
+        "                     DIR/NAME.key_secret (mode 0600); DIR defaults to the\n"
+        "                     cluster file's security.keys_dir\n"
+        "  keygen --cluster   make every missing key pair the cluster file needs: one\n"
+        "                     per node, and \"client\" (allowed in KEYS_DIR/clients/)\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE     the cluster file (default $RINGKV_CONFIG, else ./cluster.toml)\n"
+        "  -s, --seed [ID@]HOST:PORT  a node's client address; overrides --config\n"
+        "  -k, --keys-dir DIR    the nodes' public keys (CurveZMQ); with --seed, turns it on\n"
+        "      --key FILE        this client's secret key (default: $RINGKV_CLIENT_KEY,\n"
+        "                        KEYS_DIR/client.key_secret, ~/.config/ringkv/client.key_secret)\n"
+        "  -r N, -w N            read / write quorum for this request (1..N)\n"
+        "  -t, --timeout MS      request deadline\n"
+        "      --ttl MS          put: the value expires after MS milliseconds\n"
+        "  -x, --context HEX     put/del: supersede what this context (from get -v) covers\n"
+        "  -v, --verbose         print name<TAB>value lines: status, context, each\n"
+        "                        sibling (ts, expiry, escaped value), answered, repaired\n"
+        "  -h, --help\n"
+        "\n"
+        "Without -x, put adds a sibling if the key exists with another value;\n"
+        "del removes what exists when it runs.\n"
+        "\n"
+        "Exit status: 0 success, 1 not found, 2 bad usage, 3 quorum not reached or no\n"
+        "node answered in time, 4 any other error (the message says which).\n");
 }
 
 static int exit_for(int rc)
 {
     switch (rc) {
-    case RINGKV_OK: return EXIT_OK;
-    case RINGKV_ENOTFOUND: return EXIT_NOTFOUND;
-    case RINGKV_EINVAL: return EXIT_USAGE;
+    case RINGKV_OK:
+        return EXIT_OK;
+    case RINGKV_ENOTFOUND:
+        return EXIT_NOTFOUND;
+    case RINGKV_EINVAL:
+        return EXIT_USAGE;
     case RINGKV_EQUORUM:
     case RINGKV_ETIMEOUT:
-    case RINGKV_EUNAVAILABLE: return EXIT_UNAVAILABLE;
-    default: return EXIT_ERROR;
+    case RINGKV_EUNAVAILABLE:
+        return EXIT_UNAVAILABLE;
+    default:
+        return EXIT_ERROR;
     }
 }
 
@@ -344,8 +355,8 @@ static int cmd_ring(const struct cli *cli, struct ringkv_client *c, int nargs, c
            info.write_quorum);
     for (size_t i = 0; i < info.n_nodes; i++) {
         const struct ringkv_node_info *n = &info.nodes[i];
-        printf("node\t%s\t%s:%u\tcluster %u\tvnodes %u\towns %u\n", n->id, n->host,
-               n->client_port, n->cluster_port, n->vnodes, n->partitions_owned);
+        printf("node\t%s\t%s:%u\tcluster %u\tvnodes %u\towns %u\n", n->id, n->host, n->client_port,
+               n->cluster_port, n->vnodes, n->partitions_owned);
     }
     for (uint32_t p = 0; p < info.partitions; p++) {
         const char *ids[RKV_REPLICAS_MAX];
@@ -355,6 +366,138 @@ static int cmd_ring(const struct cli *cli, struct ringkv_client *c, int nargs, c
             printf("%s%s", i ? "," : "", ids[i]);
         putchar('\n');
     }
+    return EXIT_OK;
+}
+
+/* The ring of info's members, with `add` (vnodes) added or `drop` left out. */
+static int plan_ring(const struct ringkv_ring_info *info, const char *add, uint32_t vnodes,
+                     const char *drop, struct ring **out)
+{
+    struct ring_member m[RKV_NODES_MAX + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < info->n_nodes && n < RKV_NODES_MAX; i++)
+        if (drop == NULL || strcmp(info->nodes[i].id, drop) != 0)
+            m[n++] = (struct ring_member){.id = info->nodes[i].id, .vnodes = info->nodes[i].vnodes};
+    if (add != NULL)
+        m[n++] = (struct ring_member){.id = add, .vnodes = vnodes};
+    struct rkv_error err = {0};
+    int rc = ring_new(m, n, info->partitions, info->replicas, out, &err);
+    if (rc != RKV_OK)
+        fprintf(stderr, "ringkv: plan: %s\n", err.msg[0] ? err.msg : rkv_strerror(rc));
+    return rc;
+}
+
+/*
+ * plan add ID[/VNODES], plan remove ID: the preference lists of the ring
+ * as it is and as it would be, compared partition by partition. Prints
+ *   plan      add|remove ID, the members before and after
+ *   partition P  OLD -> NEW  +gained,-lost   (only those that change)
+ *   node      ID  replicas BEFORE -> AFTER
+ *   moves     partitions changed, replica copies to stream
+ */
+static int cmd_plan(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
+{
+    (void)cli;
+    bool add = strcmp(args[0], "add") == 0;
+    if ((!add && strcmp(args[0], "remove") != 0) || nargs != 2) {
+        fprintf(stderr, "ringkv: plan add ID[/VNODES] or plan remove ID\n");
+        return EXIT_USAGE;
+    }
+    struct ringkv_ring_info info;
+    int rc = ringkv_ring(c, &info);
+    if (rc != RINGKV_OK)
+        return report(c, rc, false);
+    char id[RKV_NODE_ID_BYTES_MAX + 1];
+    uint32_t vnodes = info.n_nodes ? info.nodes[0].vnodes : 64;
+    const char *slash = strchr(args[1], '/');
+    size_t id_len = slash ? (size_t)(slash - args[1]) : strlen(args[1]);
+    if (id_len == 0 || id_len > RKV_NODE_ID_BYTES_MAX || (slash && !add)) {
+        fprintf(stderr, "ringkv: plan: bad node \"%s\"\n", args[1]);
+        return EXIT_USAGE;
+    }
+    memcpy(id, args[1], id_len);
+    id[id_len] = '\0';
+    if (slash) {
+        char *end;
+        unsigned long v = strtoul(slash + 1, &end, 10);
+        if (*end != '\0' || v == 0 || v > RKV_VNODES_MAX) {
+            fprintf(stderr, "ringkv: plan: vnodes must be 1..%u\n", RKV_VNODES_MAX);
+            return EXIT_USAGE;
+        }
+        vnodes = (uint32_t)v;
+    }
+    bool member = false;
+    for (size_t i = 0; i < info.n_nodes; i++)
+        member |= strcmp(info.nodes[i].id, id) == 0;
+    if (member == add) {
+        fprintf(stderr, "ringkv: plan: \"%s\" is %s member of the ring\n", id,
+                add ? "already a" : "not a");
+        return EXIT_USAGE;
+    }
+    struct ring *before = NULL, *after = NULL;
+    rc = plan_ring(&info, NULL, 0, NULL, &before);
+    if (rc == RKV_OK)
+        rc = plan_ring(&info, add ? id : NULL, vnodes, add ? NULL : id, &after);
+    if (rc != RKV_OK) {
+        ring_free(before);
+        return EXIT_USAGE;
+    }
+    printf("plan\t%s %s\tmembers %u -> %u\n", add ? "add" : "remove", id, ring_member_count(before),
+           ring_member_count(after));
+    /* replicas held per member id, before and after */
+    uint32_t held_before[RKV_NODES_MAX + 1] = {0}, held_after[RKV_NODES_MAX + 1] = {0};
+    const char *names[RKV_NODES_MAX + 1];
+    uint32_t n_names = ring_member_count(after);
+    for (uint32_t i = 0; i < n_names; i++)
+        names[i] = ring_member_id(after, i);
+    if (!add)
+        names[n_names++] = id;
+    uint64_t changed = 0, copies = 0;
+    for (uint32_t p = 0; p < info.partitions; p++) {
+        const uint32_t *pb = ring_preflist(before, p), *pa = ring_preflist(after, p);
+        uint32_t nb = ring_replicas(before), na = ring_replicas(after);
+        char gained[512] = "", lost[512] = "";
+        size_t gl = 0, ll = 0;
+        for (uint32_t i = 0; i < na; i++) {
+            const char *x = ring_member_id(after, pa[i]);
+            bool was = false;
+            for (uint32_t j = 0; j < nb; j++)
+                was |= strcmp(ring_member_id(before, pb[j]), x) == 0;
+            if (!was && gl < sizeof gained - 80)
+                gl += (size_t)snprintf(gained + gl, sizeof gained - gl, "%s+%s", gl ? "," : "", x);
+            copies += !was;
+        }
+        for (uint32_t j = 0; j < nb; j++) {
+            const char *x = ring_member_id(before, pb[j]);
+            bool stays = false;
+            for (uint32_t i = 0; i < na; i++)
+                stays |= strcmp(ring_member_id(after, pa[i]), x) == 0;
+            if (!stays && ll < sizeof lost - 80)
+                ll += (size_t)snprintf(lost + ll, sizeof lost - ll, "%s-%s", ll ? "," : "", x);
+        }
+        for (uint32_t k = 0; k < n_names; k++) {
+            for (uint32_t j = 0; j < nb; j++)
+                held_before[k] += strcmp(ring_member_id(before, pb[j]), names[k]) == 0;
+            for (uint32_t i = 0; i < na; i++)
+                held_after[k] += strcmp(ring_member_id(after, pa[i]), names[k]) == 0;
+        }
+        if (gl == 0 && ll == 0)
+            continue;
+        changed++;
+        printf("partition\t%u\t", p);
+        for (uint32_t j = 0; j < nb; j++)
+            printf("%s%s", j ? "," : "", ring_member_id(before, pb[j]));
+        printf(" -> ");
+        for (uint32_t i = 0; i < na; i++)
+            printf("%s%s", i ? "," : "", ring_member_id(after, pa[i]));
+        printf("\t%s%s%s\n", gained, gl && ll ? "," : "", lost);
+    }
+    for (uint32_t k = 0; k < n_names; k++)
+        printf("node\t%s\treplicas %u -> %u\n", names[k], held_before[k], held_after[k]);
+    printf("moves\t%llu of %u partitions change replicas; %llu replica copies to stream\n",
+           (unsigned long long)changed, info.partitions, (unsigned long long)copies);
+    ring_free(before);
+    ring_free(after);
     return EXIT_OK;
 }
 
@@ -418,6 +561,7 @@ static const struct command commands[] = {
     {.name = "put", .args_min = 2, .args_max = 2, .run = cmd_put},
     {.name = "del", .args_min = 1, .args_max = 1, .run = cmd_del},
     {.name = "ring", .args_min = 0, .args_max = 0, .run = cmd_ring},
+    {.name = "plan", .args_min = 2, .args_max = 2, .run = cmd_plan},
     {.name = "stats", .args_min = 0, .args_max = 1, .run = cmd_stats},
     {.name = "ping", .args_min = 0, .args_max = 1, .run = cmd_ping},
 };
@@ -481,14 +625,30 @@ static int apply_option(struct cli *cli, int opt, const char *arg)
     char *end = NULL;
     int rc;
     switch (opt) {
-    case 'c': cli->o.config_path = arg; break;
-    case 's': cli->o.seeds = arg; break;
-    case 'k': cli->o.keys_dir = arg; break;
-    case OPT_KEY: cli->o.client_key = arg; break;
-    case 'r': cli->ro.r = (uint32_t)strtoul(arg, &end, 10); break;
-    case 'w': cli->ro.w = (uint32_t)strtoul(arg, &end, 10); break;
-    case 't': cli->ro.timeout_ms = (uint32_t)strtoul(arg, &end, 10); break;
-    case OPT_TTL: cli->ro.ttl_ms = strtoull(arg, &end, 10); break;
+    case 'c':
+        cli->o.config_path = arg;
+        break;
+    case 's':
+        cli->o.seeds = arg;
+        break;
+    case 'k':
+        cli->o.keys_dir = arg;
+        break;
+    case OPT_KEY:
+        cli->o.client_key = arg;
+        break;
+    case 'r':
+        cli->ro.r = (uint32_t)strtoul(arg, &end, 10);
+        break;
+    case 'w':
+        cli->ro.w = (uint32_t)strtoul(arg, &end, 10);
+        break;
+    case 't':
+        cli->ro.timeout_ms = (uint32_t)strtoul(arg, &end, 10);
+        break;
+    case OPT_TTL:
+        cli->ro.ttl_ms = strtoull(arg, &end, 10);
+        break;
     case 'x':
         rkv_free(cli->ctx);
         cli->ctx = NULL;
@@ -496,9 +656,15 @@ static int apply_option(struct cli *cli, int opt, const char *arg)
             return rc;
         cli->ro.context = cli->ctx;
         break;
-    case 'v': cli->verbose = true; break;
-    case 'h': usage(stdout); return EXIT_OK;
-    default: usage(stderr); return EXIT_USAGE;
+    case 'v':
+        cli->verbose = true;
+        break;
+    case 'h':
+        usage(stdout);
+        return EXIT_OK;
+    default:
+        usage(stderr);
+        return EXIT_USAGE;
     }
     if (end && *end) {
         if (opt == OPT_TTL)

@@ -736,6 +736,19 @@ START_TEST(command_line_session)
     ck_assert_ptr_nonnull(strstr(out, "partition\t63\t"));
     ck_assert_int_eq(run_cli(out, sizeof out, "ping"), 0);
     ck_assert_ptr_nonnull(strstr(out, "n3\tok"));
+    /* plan: what a join or a leave would move, computed, nothing changed */
+    ck_assert_int_eq(run_cli(out, sizeof out, "plan add n4/32"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "plan\tadd n4\tmembers 3 -> 4\n"));
+    ck_assert_ptr_nonnull(strstr(out, "node\tn4\treplicas 0 -> "));
+    ck_assert_ptr_nonnull(strstr(out, "+n4"));
+    ck_assert_ptr_nonnull(strstr(out, "moves\t"));
+    ck_assert_int_eq(run_cli(out, sizeof out, "plan remove n3"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "node\tn3\treplicas 64 -> 0\n"));
+    ck_assert_int_eq(run_cli(out, sizeof out, "plan remove n9"), 2);
+    ck_assert_int_eq(run_cli(out, sizeof out, "plan add n1"), 2);
+    ck_assert_int_eq(run_cli(out, sizeof out, "ring"), 0);
+    ck_assert_ptr_nonnull(strstr(out, "node\tn1\t")); /* the ring is as it was */
+    ck_assert_ptr_null(strstr(out, "n4"));
     ck_assert_int_eq(run_cli(out, sizeof out, "stats n2"), 0);
     ck_assert_ptr_nonnull(strstr(out, "n2\tstore_keys\t"));
 }
