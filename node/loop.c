@@ -439,8 +439,10 @@ int node_run(struct node *n)
                 continue;
             if (i == zap)
                 security_on_zap(n);
-            else if (i == synced)
+            else if (i == synced) {
+                store_sync_fd_clear(n->store);
                 node_acks_durable(n);
+            }
             else
                 drain(n, items[i].socket, i < 2 ? i : 2, member_of[i]);
         }

@@ -252,6 +252,7 @@ void node_acks_wait(struct node *n, uint32_t deadline_ms)
             return;
         struct pollfd p = {.fd = store_sync_fd(n->store), .events = POLLIN};
         poll(&p, 1, (int)(until - now));
+        store_sync_fd_clear(n->store);
     }
 }
 

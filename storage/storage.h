@@ -259,7 +259,9 @@ int store_sync(struct store *s);
  * store_synced reports a ticket at least as high. Tickets only grow; a
  * commit that wrote nothing gets the current ticket. store_sync_fd is an
  * eventfd that becomes readable after each round of the sync thread (it is
- * started by the first store_commit_async); store_synced reads it clear.
+ * started by the first store_commit_async) and stays readable until
+ * store_sync_fd_clear reads it clear (one syscall); store_synced only takes
+ * a lock, so it is cheap to ask after every commit.
  *
  * store_synced: the highest durable ticket in *ticket; RKV_ERR_FAILED once
  * an fdatasync of the thread has failed (no later ticket will ever be
@@ -269,6 +271,7 @@ int store_sync(struct store *s);
 int store_commit_async(struct store *s, uint64_t *ticket);
 int store_synced(struct store *s, uint64_t *ticket);
 int store_sync_fd(const struct store *s);
+void store_sync_fd_clear(struct store *s);
 
 /* For STORE_SYNC_INTERVAL: runs the fdatasync if one is due. Cheap. */
 int store_tick(struct store *s);

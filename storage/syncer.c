@@ -147,13 +147,17 @@ int store_commit_async(struct store *s, uint64_t *ticket)
     return RKV_OK;
 }
 
-int store_synced(struct store *s, uint64_t *ticket)
+void store_sync_fd_clear(struct store *s)
 {
     if (s->sync_efd >= 0) {
         uint64_t v;
         ssize_t r = read(s->sync_efd, &v, sizeof v);
         (void)r; /* only resets the wake-up */
     }
+}
+
+int store_synced(struct store *s, uint64_t *ticket)
+{
     pthread_mutex_lock(&s->mu);
     *ticket = s->sync_done;
     int err = s->sync_error;

@@ -672,6 +672,7 @@ static int wait_ticket(struct store *s, uint64_t t)
                       (unsigned long long)t);
         struct pollfd p = {.fd = store_sync_fd(s), .events = POLLIN};
         poll(&p, 1, 100);
+        store_sync_fd_clear(s);
     }
 }
 
