@@ -102,6 +102,7 @@ static void call_reset(struct call *k)
     k->errmsg[0] = '\0';
     k->reply.len = k->keep.len = k->offs.len = k->slots.len = 0;
     k->writes = false;
+    k->barrier = false;
 }
 
 static void buf_trim(struct rkv_buf *b)
@@ -329,8 +330,8 @@ static void second_phase(struct node *n, uint32_t idx, uint64_t seq, struct call
 void resp_call_done(struct conn *c, struct call *k)
 {
     k->done = true;
-    if (k->kind == K_FLUSH || k->kind == K_DONE)
-        c->barrier = false; /* only a barrier command was running */
+    if (k->barrier)
+        c->barrier = false;
     for (size_t i = 0; i + 2 <= k->slots.len; i += 2) {
         uint16_t slot = rkv_get_u16(k->slots.data + i);
         if (k->writes)
@@ -547,7 +548,7 @@ static void parse_input(struct node *n, uint32_t idx)
         struct cmd_ctx x = {
             .n = n, .idx = idx, .c = c, .k = k, .seq = seq, .buf = buf, .p = &c->parser};
         if (cmd && cmd->barrier)
-            c->barrier = true;
+            c->barrier = k->barrier = true;
         resp_run_command(&x, cmd);
         c = &s->conns[idx];
     }

@@ -52,6 +52,7 @@ struct call {
     uint32_t cap_parts;
     uint32_t flush_part; /* FLUSHALL: the partition being listed, and where */
     uint64_t flush_cursor;
+    bool barrier;         /* it holds the connection's barrier until done */
     bool writes;          /* its slots count as writes */
     struct rkv_buf slots; /* uint16 key slots it holds until done (see key_slots) */
 };
