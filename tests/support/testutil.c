@@ -50,6 +50,7 @@ void test_rmdir(const char *path)
 
 static atomic_long alloc_countdown;
 static atomic_bool alloc_refused;
+static atomic_long alloc_live; /* blocks from the installed allocator not yet freed */
 
 static void *failing_malloc(void *ctx, size_t size)
 {
@@ -58,7 +59,10 @@ static void *failing_malloc(void *ctx, size_t size)
         atomic_store(&alloc_refused, true);
         return NULL;
     }
-    return malloc(size);
+    void *p = malloc(size);
+    if (p)
+        atomic_fetch_add(&alloc_live, 1);
+    return p;
 }
 
 static void *failing_realloc(void *ctx, void *ptr, size_t size)
@@ -68,12 +72,17 @@ static void *failing_realloc(void *ctx, void *ptr, size_t size)
         atomic_store(&alloc_refused, true);
         return NULL;
     }
-    return realloc(ptr, size);
+    void *p = realloc(ptr, size);
+    if (p && ptr == NULL)
+        atomic_fetch_add(&alloc_live, 1);
+    return p;
 }
 
-static void plain_free(void *ctx, void *ptr)
+static void counting_free(void *ctx, void *ptr)
 {
     (void)ctx;
+    if (ptr)
+        atomic_fetch_sub(&alloc_live, 1);
     free(ptr);
 }
 
@@ -81,10 +90,11 @@ void test_alloc_fail_from(long n)
 {
     atomic_store(&alloc_countdown, n);
     atomic_store(&alloc_refused, false);
+    atomic_store(&alloc_live, 0);
     struct rkv_allocator a = {
         .malloc_fn = failing_malloc,
         .realloc_fn = failing_realloc,
-        .free_fn = plain_free,
+        .free_fn = counting_free,
         .ctx = NULL,
     };
     rkv_alloc_set(&a);
@@ -98,4 +108,9 @@ void test_alloc_reset(void)
 bool test_alloc_failed(void)
 {
     return atomic_load(&alloc_refused);
+}
+
+long test_alloc_live(void)
+{
+    return atomic_load(&alloc_live);
 }

@@ -51,5 +51,9 @@ int test_run(struct Suite *s);
 void test_alloc_fail_from(long n);
 void test_alloc_reset(void);
 bool test_alloc_failed(void);
+/* Blocks allocated through it since test_alloc_fail_from and not freed
+ * (a block allocated before and freed after counts -1): 0 after a run
+ * that leaked nothing. */
+long test_alloc_live(void);
 
 #endif

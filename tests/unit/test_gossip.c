@@ -818,50 +818,13 @@ START_TEST(member_table_bounded)
 }
 END_TEST
 
-struct counting {
-    long live;
-    long countdown;
-};
-
-static void *count_malloc(void *ctx, size_t size)
-{
-    struct counting *c = ctx;
-    if (c->countdown-- <= 0)
-        return NULL;
-    void *p = malloc(size);
-    c->live += p != NULL;
-    return p;
-}
-
-static void *count_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct counting *c = ctx;
-    if (c->countdown-- <= 0)
-        return NULL;
-    void *p = realloc(ptr, size);
-    c->live += ptr == NULL && p != NULL;
-    return p;
-}
-
-static void count_free(void *ctx, void *ptr)
-{
-    struct counting *c = ctx;
-    c->live -= ptr != NULL;
-    free(ptr);
-}
-
-/* Every allocation of a node's life failing in turn: errors, no leaks,
- * invariants kept. */
 START_TEST(alloc_failure_is_clean)
 {
     struct rkv_buf m[3] = {{0}};
     sample_messages(m);
     bool finished = false;
     for (long k = 0; k < 200 && !finished; k++) {
-        struct counting c = {.countdown = k};
-        struct rkv_allocator a = {.malloc_fn = count_malloc, .realloc_fn = count_realloc,
-                                  .free_fn = count_free, .ctx = &c};
-        rkv_alloc_set(&a);
+        test_alloc_fail_from(k); /* counts live blocks too */
         struct gossip *g = NULL;
         int rc = gossip_new(&(struct gossip_options){.cluster = CLUSTER,
                                                      .self = state_of("n2", 1, 0, 0, GOSSIP_UP),
@@ -883,8 +846,9 @@ START_TEST(alloc_failure_is_clean)
             ck_assert_ptr_null(g);
         }
         gossip_free(g);
-        rkv_alloc_set(NULL);
-        ck_assert_msg(c.live == 0, "allocation %ld: %ld blocks leaked", k, c.live);
+        long live = test_alloc_live();
+        test_alloc_reset();
+        ck_assert_msg(live == 0, "allocation %ld: %ld blocks leaked", k, live);
     }
     ck_assert(finished);
     for (int k = 0; k < 3; k++)

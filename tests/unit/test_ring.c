@@ -697,59 +697,21 @@ START_TEST(alloc_failure_is_clean)
 }
 END_TEST
 
-/* An allocator that counts live blocks and fails from the nth call, so the
- * no-leak claim is checked in every build, not only under LeakSanitizer. */
-struct counting {
-    long live;
-    long countdown;
-};
-
-static void *count_malloc(void *ctx, size_t size)
-{
-    struct counting *c = ctx;
-    if (c->countdown-- <= 0)
-        return NULL;
-    void *p = malloc(size);
-    c->live += p != NULL;
-    return p;
-}
-
-static void *count_realloc(void *ctx, void *ptr, size_t size)
-{
-    struct counting *c = ctx;
-    if (c->countdown-- <= 0)
-        return NULL;
-    void *p = realloc(ptr, size);
-    c->live += ptr == NULL && p != NULL;
-    return p;
-}
-
-static void count_free(void *ctx, void *ptr)
-{
-    struct counting *c = ctx;
-    c->live -= ptr != NULL;
-    free(ptr);
-}
-
 START_TEST(alloc_failure_leaks_nothing)
 {
     struct view *v = view_new();
     view_named(v, 5, 8);
     for (long n = 0; n < 100; n++) {
-        struct counting c = {.live = 0, .countdown = n};
-        struct rkv_allocator a = {
-            .malloc_fn = count_malloc,
-            .realloc_fn = count_realloc,
-            .free_fn = count_free,
-            .ctx = &c,
-        };
-        rkv_alloc_set(&a);
+        /* fails from the nth call and counts live blocks, so the no-leak
+         * claim is checked in every build, not only under LeakSanitizer */
+        test_alloc_fail_from(n);
         struct ring *r = NULL;
         int rc = ring_new(v->m, v->n, 64, 3, &r, NULL);
-        bool live_while_built = c.live > 0;
+        bool live_while_built = test_alloc_live() > 0;
         ring_free(r);
-        rkv_alloc_set(NULL);
-        ck_assert_msg(c.live == 0, "allocation %ld: %ld blocks leaked", n, c.live);
+        long live = test_alloc_live();
+        test_alloc_reset();
+        ck_assert_msg(live == 0, "allocation %ld: %ld blocks leaked", n, live);
         if (rc == RKV_OK) {
             ck_assert(live_while_built);
             break;
