@@ -104,7 +104,7 @@ $(BUILD)/bin/ringkv: $(BUILD)/obj/client/cli.o $(CLIENT_LIB)
 
 # ringkv-bench: the libringkv mode and the RESP mode (bench/bench.h)
 RINGKV_BENCH_OBJ := $(addprefix $(BUILD)/obj/bench/,ringkv_bench.o bench_async.o bench_util.o \
-                    bench_resp.o resp_reply.o)
+                    bench_resp.o resp_reply.o machine.o)
 $(BUILD)/bin/ringkv-bench: $(RINGKV_BENCH_OBJ) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
@@ -166,7 +166,8 @@ run: $(BUILD)/bin/ringkvd $(BUILD)/bin/ringkv
 
 # ---- benchmarks (peers installed on demand, never needed by make/test) ----
 BENCH_PEER_LIBS := -llmdb -lleveldb -lrocksdb
-$(BUILD)/bin/storage-bench: $(BUILD)/obj/bench/storage_bench.o $(CORE_LIB)
+$(BUILD)/bin/storage-bench: $(BUILD)/obj/bench/storage_bench.o $(BUILD)/obj/bench/machine.o \
+                            $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) $(BENCH_PEER_LIBS) -lstdc++ -o $@
 

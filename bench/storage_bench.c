@@ -70,6 +70,7 @@
 #include <rocksdb/c.h>
 #include <xxhash.h>
 
+#include "bench/machine.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "storage/storage.h"
@@ -1165,27 +1166,6 @@ static void bench_engine(struct bench *b, enum eng_id eng)
 
 /* ---- output ---- */
 
-static void read_first_field(const char *path, const char *prefix, char *out, size_t n)
-{
-    snprintf(out, n, "?");
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return;
-    char line[512];
-    size_t plen = strlen(prefix);
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, prefix, plen) != 0)
-            continue;
-        const char *v = strchr(line, ':');
-        v = v ? v + 1 : line + plen;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        snprintf(out, n, "%.*s", (int)strcspn(v, "\n"), v);
-        break;
-    }
-    fclose(f);
-}
-
 /* Cost of the two clock reads around an op (minimum of many tries). */
 static uint64_t timer_overhead_ns(void)
 {
@@ -1200,20 +1180,7 @@ static uint64_t timer_overhead_ns(void)
 
 static void print_machine(const struct bench_cfg *cfg)
 {
-    char cpu[128], mem[64], load[64];
-    struct utsname u;
-    if (uname(&u) != 0)
-        snprintf(u.release, sizeof u.release, "?");
-    read_first_field("/proc/cpuinfo", "model name", cpu, sizeof cpu);
-    read_first_field("/proc/meminfo", "MemTotal", mem, sizeof mem);
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f == NULL || fgets(load, sizeof load, f) == NULL)
-        snprintf(load, sizeof load, "?");
-    load[strcspn(load, "\n")] = '\0';
-    if (f)
-        fclose(f);
-    printf("# storage-bench: nproc %ld, cpu \"%s\", mem %s, kernel %s, loadavg %s\n",
-           sysconf(_SC_NPROCESSORS_ONLN), cpu, mem, u.release, load);
+    bench_print_machine(stdout, "storage-bench");
     printf("# keys %" PRIu64 " x %d-byte keys, %u-byte values, seed 0x%" PRIx64
            ", data under %s, timer %" PRIu64 " ns/op\n",
            cfg->open_test_keys ? cfg->open_test_keys : cfg->keys, KEY_BYTES, cfg->value_bytes,
