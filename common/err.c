@@ -28,6 +28,7 @@ static const char *const err_names[RKV_ERR_COUNT] = {
     [RKV_ERR_EXISTS] = "already exists",
     [RKV_ERR_UNAVAILABLE] = "no node reachable",
     [RKV_ERR_EPOCH] = "the sender's ring differs from this node's",
+    [RKV_ERR_FULL] = "the hint store is full",
 };
 
 const char *rkv_strerror(int code)

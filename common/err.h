@@ -38,10 +38,11 @@ enum rkv_err {
     RKV_ERR_EXISTS = 19,   /* the object already exists */
     RKV_ERR_UNAVAILABLE = 20, /* no node could be reached */
     RKV_ERR_EPOCH = 21,    /* a message from a node whose ring epoch differs */
+    RKV_ERR_FULL = 22,     /* a bounded store is full (the hint store) */
 };
 
 /* Number of codes; every code is below this. */
-#define RKV_ERR_COUNT 22
+#define RKV_ERR_COUNT 23
 
 /* Static English name of a code, never NULL ("unknown error" past the end). */
 const char *rkv_strerror(int code);

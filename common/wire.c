@@ -80,6 +80,29 @@ static bool read_flags(struct mp_reader *r, struct wire_msg *m)
     return mp_read_u32(r, &m->flags) && m->flags != 0 && (m->flags & ~WIRE_FLAGS_KNOWN) == 0;
 }
 
+/* REPLY's optional fallbacks: one to WIRE_FALLBACKS_MAX pairs of ids. */
+static bool read_fallbacks(struct mp_reader *r, struct wire_msg *m)
+{
+    uint32_t n, two;
+    if (!mp_read_array(r, &n) || n == 0 || n > WIRE_FALLBACKS_MAX)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (!mp_read_array(r, &two) || two != 2 ||
+            !mp_read_str(r, (const char **)&m->fallback[i].p, &m->fallback[i].len) ||
+            !mp_read_str(r, (const char **)&m->fallback_for[i].p, &m->fallback_for[i].len))
+            return false;
+    m->n_fallbacks = n;
+    return true;
+}
+
+/* REPLICA_PUT's optional hint owner: a node id, never empty. */
+static bool read_hint_for(struct mp_reader *r, struct wire_msg *m)
+{
+    return mp_read_str(r, (const char **)&m->hint_for.p, &m->hint_for.len) &&
+           m->hint_for.len > 0 && m->hint_for.len <= RKV_NODE_ID_BYTES_MAX;
+}
+
+/* flagged: the message has its optional last field. */
 static bool decode_body(struct mp_reader *r, struct wire_msg *m, bool flagged)
 {
     uint32_t n;
@@ -105,12 +128,13 @@ static bool decode_body(struct mp_reader *r, struct wire_msg *m, bool flagged)
         for (uint32_t i = 0; i < n; i++)
             if (!mp_read_str(r, (const char **)&m->answered[i].p, &m->answered[i].len))
                 return false;
-        return mp_read_bool(r, &m->repaired) && read_raw_value(r, &m->payload);
+        return mp_read_bool(r, &m->repaired) && read_raw_value(r, &m->payload) &&
+               (!flagged || read_fallbacks(r, m));
     case WIRE_REPLICA_GET:
         return mp_read_u16(r, &m->partition) && read_bytes(r, &m->key);
     case WIRE_REPLICA_PUT:
         return mp_read_u16(r, &m->partition) && read_bytes(r, &m->key) &&
-               read_bytes(r, &m->object);
+               read_bytes(r, &m->object) && (!flagged || read_hint_for(r, m));
     case WIRE_REPLICA_REPLY:
         return mp_read_u32(r, &m->status) && read_bin_or_nil(r, &m->object);
     case WIRE_FORWARD:
@@ -157,7 +181,10 @@ int wire_decode(const void *frame, size_t len, struct wire_msg *m)
         !mp_read_u32(&r, &m->type) || !mp_read_uint(&r, &m->id) || !mp_read_uint(&r, &m->epoch))
         return RKV_ERR_PROTO;
     int fields = body_fields(m->type);
-    bool flagged = (m->type == WIRE_PUT || m->type == WIRE_DEL) && n == 5u + (uint32_t)fields;
+    /* PUT, DEL, REPLY and REPLICA_PUT may end with one optional field */
+    bool flagged = (m->type == WIRE_PUT || m->type == WIRE_DEL || m->type == WIRE_REPLY ||
+                    m->type == WIRE_REPLICA_PUT) &&
+                   n == 5u + (uint32_t)fields;
     if (version != WIRE_VERSION || fields < 0 || (n != 4u + (uint32_t)fields && !flagged))
         return RKV_ERR_PROTO;
     if (!decode_body(&r, m, flagged) || !mp_done(&r))
@@ -250,9 +277,19 @@ int wire_encode_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int stat
                       const char *message, const char *const *answered, uint32_t n_answered,
                       bool repaired, const void *payload, size_t payload_len)
 {
+    return wire_encode_reply_fallbacks(out, id, epoch, status, message, answered, n_answered,
+                                       repaired, payload, payload_len, NULL);
+}
+
+int wire_encode_reply_fallbacks(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
+                                const char *message, const char *const *answered,
+                                uint32_t n_answered, bool repaired, const void *payload,
+                                size_t payload_len, const struct wire_fallbacks *fb)
+{
+    uint32_t n_fb = fb == NULL ? 0 : fb->n < WIRE_FALLBACKS_MAX ? fb->n : WIRE_FALLBACKS_MAX;
     struct mp_writer w;
     mp_writer_init(&w, out);
-    wire_header(&w, 5, WIRE_REPLY, id, epoch);
+    wire_header(&w, n_fb ? 6 : 5, WIRE_REPLY, id, epoch);
     mp_write_uint(&w, (uint64_t)status);
     mp_write_cstr(&w, message ? message : "");
     if (n_answered > WIRE_ANSWERED_MAX)
@@ -265,6 +302,14 @@ int wire_encode_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int stat
         mp_write_raw(&w, payload, payload_len);
     else
         mp_write_nil(&w);
+    if (n_fb) {
+        mp_write_array(&w, n_fb);
+        for (uint32_t i = 0; i < n_fb; i++) {
+            mp_write_array(&w, 2);
+            mp_write_cstr(&w, fb->fallback[i]);
+            mp_write_cstr(&w, fb->fallback_for[i]);
+        }
+    }
     return done(&w);
 }
 
@@ -283,12 +328,23 @@ int wire_encode_replica_put(struct rkv_buf *out, uint64_t id, uint64_t epoch,
                             uint16_t partition, const void *key, size_t key_len,
                             const void *object, size_t object_len)
 {
+    return wire_encode_hint_put(out, id, epoch, partition, key, key_len, object, object_len,
+                                NULL);
+}
+
+int wire_encode_hint_put(struct rkv_buf *out, uint64_t id, uint64_t epoch, uint16_t partition,
+                         const void *key, size_t key_len, const void *object,
+                         size_t object_len, const char *hint_for)
+{
+    bool hint = hint_for != NULL && *hint_for != '\0';
     struct mp_writer w;
     mp_writer_init(&w, out);
-    wire_header(&w, 3, WIRE_REPLICA_PUT, id, epoch);
+    wire_header(&w, hint ? 4 : 3, WIRE_REPLICA_PUT, id, epoch);
     mp_write_uint(&w, partition);
     mp_write_bin(&w, key, key_len);
     mp_write_bin(&w, object, object_len);
+    if (hint)
+        mp_write_cstr(&w, hint_for);
     return done(&w);
 }
 

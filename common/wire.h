@@ -23,11 +23,15 @@
  *     flags (left out when 0): WIRE_FLAG_OVERWRITE: the write supersedes
  *     every version in the coordinator's own copy, as if its context were
  *     that copy's (a blind overwrite; the Redis endpoint's SET).
- *   REPLY  [.., status, message, answered, repaired, payload]
+ *     WIRE_FLAG_PRIMARY: only the key's preference list counts toward w
+ *     (Riak's PW); fallbacks still take the write as hints.
+ *   REPLY  [.., status, message, answered, repaired, payload(, fallbacks)]
  *     status: enum rkv_err; message: str ("" on success); answered: array
  *     of the node ids whose replies counted; repaired: bool, read repair
- *     was sent; payload (nil on error, except GET's NOTFOUND which carries
- *     the context):
+ *     was sent; fallbacks (left out when empty): [[fallback, owner], ...],
+ *     the answered nodes that held the write as a hint for an owner in the
+ *     preference list (sloppy quorum); payload (nil on error, except GET's
+ *     NOTFOUND which carries the context):
  *       GET    [[[value, ts_ms, expiry_ms], ...], context]  live siblings
  *       PUT, DEL  context of the object written
  *       PING   [node id, software version]
@@ -38,7 +42,10 @@
  *
  * Cluster requests (cluster port, node to node):
  *   REPLICA_GET    [.., partition, key]
- *   REPLICA_PUT    [.., partition, key, object]      object: bin (object.h)
+ *   REPLICA_PUT    [.., partition, key, object(, hint_for)]  object: bin
+ *                                    (object.h); hint_for (str, left out
+ *                                    when empty): keep it as a hint for that
+ *                                    member and hand it over later
  *   REPLICA_REPLY  [.., status, object or nil]
  *   FORWARD        [.., request]     a client request (whole frame, bin) for
  *                                    a node of the key's preference list
@@ -65,6 +72,7 @@
 #define WIRE_VERSION 1
 #define WIRE_ANSWERED_MAX 64  /* node ids in a reply */
 #define WIRE_BATCH_MAX 4096   /* messages in one BATCH */
+#define WIRE_FALLBACKS_MAX 16 /* [fallback, owner] pairs in a reply (RKV_REPLICAS_MAX) */
 #define WIRE_SOFTWARE_VERSION "0.1.0"
 
 enum wire_type {
@@ -87,7 +95,8 @@ enum wire_type {
 const char *wire_type_name(int type);
 
 #define WIRE_FLAG_OVERWRITE 1u
-#define WIRE_FLAGS_KNOWN WIRE_FLAG_OVERWRITE
+#define WIRE_FLAG_PRIMARY 2u
+#define WIRE_FLAGS_KNOWN (WIRE_FLAG_OVERWRITE | WIRE_FLAG_PRIMARY)
 
 struct wire_bytes {
     const uint8_t *p;
@@ -111,9 +120,12 @@ struct wire_msg {
     struct wire_bytes answered[WIRE_ANSWERED_MAX];
     bool repaired;
     struct wire_bytes payload;   /* raw msgpack of the payload value */
+    uint32_t n_fallbacks;
+    struct wire_bytes fallback[WIRE_FALLBACKS_MAX], fallback_for[WIRE_FALLBACKS_MAX];
     /* cluster */
     uint16_t partition;
     struct wire_bytes object;    /* len 0 and p NULL when nil */
+    struct wire_bytes hint_for;  /* REPLICA_PUT: len 0 unless it is a hint */
     struct wire_bytes inner;     /* FORWARD request / FORWARD_REPLY reply */
     uint32_t n_frames;           /* BATCH: its messages, walked by wire_batch_next */
     struct wire_bytes frames;    /* BATCH: the raw bytes after the array header */
@@ -146,11 +158,26 @@ int wire_encode_del(struct rkv_buf *out, uint64_t id, uint64_t epoch, const void
 int wire_encode_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
                       const char *message, const char *const *answered, uint32_t n_answered,
                       bool repaired, const void *payload, size_t payload_len);
+/* The same with the fallbacks that stood in for owners: fallback[i] held
+ * the write for fallback_for[i] (n may be 0; more than WIRE_FALLBACKS_MAX
+ * are cut). */
+struct wire_fallbacks {
+    uint32_t n;
+    const char *fallback[WIRE_FALLBACKS_MAX], *fallback_for[WIRE_FALLBACKS_MAX];
+};
+int wire_encode_reply_fallbacks(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
+                                const char *message, const char *const *answered,
+                                uint32_t n_answered, bool repaired, const void *payload,
+                                size_t payload_len, const struct wire_fallbacks *fb);
 int wire_encode_replica_get(struct rkv_buf *out, uint64_t id, uint64_t epoch,
                             uint16_t partition, const void *key, size_t key_len);
 int wire_encode_replica_put(struct rkv_buf *out, uint64_t id, uint64_t epoch,
                             uint16_t partition, const void *key, size_t key_len,
                             const void *object, size_t object_len);
+/* A REPLICA_PUT to a fallback: keep object as a hint for member hint_for. */
+int wire_encode_hint_put(struct rkv_buf *out, uint64_t id, uint64_t epoch, uint16_t partition,
+                         const void *key, size_t key_len, const void *object,
+                         size_t object_len, const char *hint_for);
 int wire_encode_replica_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
                               const void *object, size_t object_len);
 int wire_encode_wrapped(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t epoch,

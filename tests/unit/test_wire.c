@@ -212,7 +212,7 @@ START_TEST(write_flags)
     ck_assert_uint_eq(d.flags, 0);
     /* an explicit 0, or a bit nobody knows; and a count that claims the
      * flags without them (the last case) */
-    static const int64_t bad[] = {0, 2, 1ll << 31, -1};
+    static const int64_t bad[] = {0, 4, 1ll << 31, -1};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         b.len = 0;
         struct mp_writer w;
@@ -233,6 +233,74 @@ START_TEST(write_flags)
 }
 END_TEST
 
+/* Sloppy quorum's optional fields: a reply's fallbacks and a REPLICA_PUT's
+ * hint owner round-trip, are left out when empty, and are refused when
+ * present but empty or malformed. */
+START_TEST(fallbacks_and_hints)
+{
+    struct rkv_buf b = {0};
+    struct wire_msg d;
+    const char *answered[] = {"n1", "n4"};
+    struct wire_fallbacks fb = {.n = 1, .fallback = {"n4"}, .fallback_for = {"n2"}};
+    ck_assert_int_eq(wire_encode_reply_fallbacks(&b, 7, 0, RKV_OK, "", answered, 2, false, NULL,
+                                                 0, &fb), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_OK);
+    ck_assert_uint_eq(d.n_answered, 2);
+    ck_assert_uint_eq(d.n_fallbacks, 1);
+    ck_assert(d.fallback[0].len == 2 && memcmp(d.fallback[0].p, "n4", 2) == 0);
+    ck_assert(d.fallback_for[0].len == 2 && memcmp(d.fallback_for[0].p, "n2", 2) == 0);
+    fb.n = 0; /* none: the old five-field form */
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_reply_fallbacks(&b, 7, 0, RKV_OK, "", answered, 2, false, NULL,
+                                                 0, &fb), RKV_OK);
+    struct rkv_buf plain = {0};
+    ck_assert_int_eq(wire_encode_reply(&plain, 7, 0, RKV_OK, "", answered, 2, false, NULL, 0),
+                     RKV_OK);
+    ck_assert(b.len == plain.len && memcmp(b.data, plain.data, b.len) == 0);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_OK);
+    ck_assert_uint_eq(d.n_fallbacks, 0);
+    /* present but empty, or a pair that is not a pair */
+    for (int bad = 0; bad < 2; bad++) {
+        b.len = 0;
+        struct mp_writer w;
+        mp_writer_init(&w, &b);
+        wire_header(&w, 6, WIRE_REPLY, 7, 0);
+        mp_write_uint(&w, 0);
+        mp_write_cstr(&w, "");
+        mp_write_array(&w, 0);
+        mp_write_bool(&w, false);
+        mp_write_nil(&w);
+        mp_write_array(&w, bad ? 1 : 0);
+        if (bad) {
+            mp_write_array(&w, 1);
+            mp_write_cstr(&w, "n4");
+        }
+        ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_ERR_PROTO);
+    }
+    /* a hint */
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_hint_put(&b, 9, 0, 3, "k", 1, "o", 1, "n2"), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_OK);
+    ck_assert(d.hint_for.len == 2 && memcmp(d.hint_for.p, "n2", 2) == 0);
+    ck_assert_uint_eq(d.partition, 3);
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_hint_put(&b, 9, 0, 3, "k", 1, "o", 1, ""), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_OK);
+    ck_assert_uint_eq(d.hint_for.len, 0);
+    b.len = 0;
+    struct mp_writer w;
+    mp_writer_init(&w, &b);
+    wire_header(&w, 4, WIRE_REPLICA_PUT, 9, 0);
+    mp_write_uint(&w, 3);
+    mp_write_bin(&w, "k", 1);
+    mp_write_bin(&w, "o", 1);
+    mp_write_cstr(&w, ""); /* an empty owner is malformed */
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_ERR_PROTO);
+    rkv_buf_free(&plain);
+    rkv_buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("wire");
@@ -242,6 +310,7 @@ int main(void)
     tcase_add_test(tc, batch_round_trip);
     tcase_add_test(tc, batch_malformed_refused);
     tcase_add_test(tc, batch_add_out_of_memory);
+    tcase_add_test(tc, fallbacks_and_hints);
     tcase_add_test(tc, write_flags);
     suite_add_tcase(su, tc);
     return test_run(su);
