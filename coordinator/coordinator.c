@@ -7,12 +7,26 @@
  * requests ordered by (deadline, sequence); each request knows its place in
  * it, so a request that finishes early leaves the heap at once.
  *
- * States of a request (per replica: PENDING -> OK | NOTFOUND | FAILED):
+ * States of a request (per replica: PENDING -> OK | NOTFOUND | FAILED, or
+ * SKIPPED: a write not sent to an owner that is down):
  *   GET:  waiting for R -> answered -> waiting for the rest -> repair, free
  *   PUT/DEL: local update -> replicating, waiting for W -> answered, free
  *   FWD:  forwarded, waiting for the FORWARD_REPLY -> relayed, free
  * A deadline answers a request that has not been answered (quorum error),
  * runs a get's repair with the replies it has, and frees it.
+ *
+ * Sloppy quorum (writes). The first n_primary entries of a request are the
+ * preference list. An owner that is down when the write goes out (SKIPPED),
+ * that fails, or that has not answered by fallback_after_ms is "covered": a
+ * new entry sends the object to the next member clockwise past the
+ * preference list that is not down and not in the request yet, as a hint
+ * for that owner (stand_in names the owner's entry). A fallback that fails
+ * uncovers its owner, which is then covered by the next one. A slow owner
+ * keeps its entry: its late answer still counts, beside its fallback's.
+ * Entries never exceed COORD_ENTRIES_MAX, so a request sends at most that
+ * many copies. W counts every OK entry, or only owners with PRIMARY (PW);
+ * the write fails once the OK and pending entries that count cannot reach
+ * W any more. Gets read the preference list only.
  */
 #include "coordinator/coordinator.h"
 
@@ -25,7 +39,11 @@
 #define FORWARD_SLACK_MS 200 /* a forwarder waits this much longer than its target */
 
 enum creq_type { CR_GET = 1, CR_PUT, CR_DEL, CR_FWD };
-enum rstate { RS_PENDING = 0, RS_OK, RS_NOTFOUND, RS_FAILED };
+enum rstate { RS_PENDING = 0, RS_OK, RS_NOTFOUND, RS_FAILED, RS_SKIPPED };
+
+#define COORD_ENTRIES_MAX (2 * RKV_REPLICAS_MAX) /* owners and their fallbacks */
+#define NO_OWNER UINT8_MAX                       /* stand_in of an owner's own entry */
+_Static_assert(WIRE_FALLBACKS_MAX >= RKV_REPLICAS_MAX, "a reply names every fallback");
 
 struct creq {
     bool used;
@@ -37,13 +55,18 @@ struct creq {
     uint64_t client;
     uint64_t client_rid;
     uint64_t deadline;
+    uint64_t wake;           /* heap key: fallback_at until it passed, then deadline */
     uint64_t seq;            /* creation order, for equal deadlines */
     size_t heap_pos;
     uint16_t partition;
     uint32_t need;
-    uint32_t n;
-    uint32_t nodes[RKV_REPLICAS_MAX];
-    uint8_t state[RKV_REPLICAS_MAX];
+    uint32_t n;              /* entries: the owners, then fallbacks */
+    uint32_t n_primary;      /* the preference list: entries 0..n_primary-1 */
+    bool primary_only;       /* PW: only owners count toward need */
+    bool covered[RKV_REPLICAS_MAX]; /* owner i has a fallback that has not failed */
+    uint32_t nodes[COORD_ENTRIES_MAX];
+    uint8_t state[COORD_ENTRIES_MAX];
+    uint8_t stand_in[COORD_ENTRIES_MAX]; /* a fallback's owner entry, or NO_OWNER */
     struct rkv_buf objs[RKV_REPLICAS_MAX]; /* GET: each replica's object */
     struct rkv_buf key;
     struct rkv_buf value;    /* PUT */
@@ -52,7 +75,7 @@ struct creq {
     uint64_t expiry_ms;
     struct rkv_buf written;  /* PUT, DEL: the object the local update made */
     int error;               /* first failure reported by a replica */
-    char errmsg[160];
+    char errmsg[256];
 };
 
 struct coord {
@@ -73,7 +96,24 @@ struct coord {
     size_t n_out, cap_out;
     struct rkv_buf scratch;
     struct coord_stats stats;
+    uint8_t down[RKV_NODES_MAX / 8]; /* members marked down (coord_set_down) */
+    uint32_t walk[RKV_NODES_MAX];    /* scratch: ring_walk of one partition */
 };
+
+static bool is_down(const struct coord *c, uint32_t member)
+{
+    return member < RKV_NODES_MAX && (c->down[member / 8] >> (member % 8) & 1);
+}
+
+void coord_set_down(struct coord *c, uint32_t member, bool down)
+{
+    if (member >= RKV_NODES_MAX || member == c->opt.self)
+        return;
+    if (down)
+        c->down[member / 8] |= (uint8_t)(1u << (member % 8));
+    else
+        c->down[member / 8] &= (uint8_t)~(1u << (member % 8));
+}
 
 /* Frees b's memory if it grew past what is worth keeping for reuse. */
 static void buf_trim(struct rkv_buf *b)
@@ -137,7 +177,7 @@ static struct creq *req_find(struct coord *c, uint64_t id)
 
 static bool heap_less(const struct creq *a, const struct creq *b)
 {
-    return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+    return a->wake < b->wake || (a->wake == b->wake && a->seq < b->seq);
 }
 
 static void heap_place(struct coord *c, size_t i, struct creq *r)
@@ -221,13 +261,16 @@ static struct creq *req_alloc(struct coord *c, uint8_t type, uint64_t deadline)
     }
     struct creq *r = c->reqs[slot];
     r->used = true;
-    r->gen++;
+    r->gen = (r->gen + 1) & 0x7fffffffu; /* ids never have COORD_ID_FREE_BIT */
     r->type = type;
     r->answered = r->repair_expected = false;
-    r->deadline = deadline;
+    r->deadline = r->wake = deadline;
+    r->primary_only = false;
+    memset(r->covered, 0, sizeof r->covered);
+    memset(r->stand_in, NO_OWNER, sizeof r->stand_in);
     r->error = RKV_OK;
     r->errmsg[0] = '\0';
-    r->n = 0;
+    r->n = r->n_primary = 0;
     r->key.len = r->value.len = r->written.len = 0;
     r->ctx.n = 0;
     r->expiry_ms = 0;
@@ -258,27 +301,48 @@ static void req_free(struct coord *c, struct creq *r)
 
 /* ---- replies to clients ---- */
 
+/* Does entry i count toward r's quorum? */
+static bool counts(const struct creq *r, uint32_t i)
+{
+    return !r->primary_only || i < r->n_primary;
+}
+
 /* Names of the replicas whose answers counted. */
 static uint32_t answered_names(const struct coord *c, const struct creq *r, const char **names)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->n; i++)
-        if (r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND)
+        if ((r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND) && counts(r, i))
             names[n++] = ring_member_id(c->ring, r->nodes[i]);
     return n;
+}
+
+/* The fallbacks whose answers counted, with the owners they stood in for. */
+static void answered_fallbacks(const struct coord *c, const struct creq *r,
+                               struct wire_fallbacks *fb)
+{
+    fb->n = 0;
+    for (uint32_t i = r ? r->n_primary : 0; r && i < r->n && fb->n < WIRE_FALLBACKS_MAX; i++) {
+        if (r->state[i] != RS_OK || !counts(r, i))
+            continue;
+        fb->fallback[fb->n] = ring_member_id(c->ring, r->nodes[i]);
+        fb->fallback_for[fb->n++] = ring_member_id(c->ring, r->nodes[r->stand_in[i]]);
+    }
 }
 
 static void reply(struct coord *c, uint64_t client, uint64_t rid, const struct creq *r, int status,
                   const char *message, bool repaired, const void *payload, size_t payload_len)
 {
-    const char *names[RKV_REPLICAS_MAX];
+    const char *names[COORD_ENTRIES_MAX];
     uint32_t n = r ? answered_names(c, r, names) : 0;
+    struct wire_fallbacks fb;
+    answered_fallbacks(c, r, &fb);
     struct coord_out *o = out_push(c, COORD_TO_CLIENT);
     if (o == NULL)
         return;
     o->client = client;
-    int rc = wire_encode_reply(&o->msg, rid, c->epoch, status, message, names, n, repaired,
-                               payload, payload_len);
+    int rc = wire_encode_reply_fallbacks(&o->msg, rid, c->epoch, status, message, names, n,
+                                         repaired, payload, payload_len, &fb);
     if (rc == RKV_OK && c->opt.message_bytes_max && o->msg.len > c->opt.message_bytes_max) {
         char msg[200];
         snprintf(msg, sizeof msg, "the reply (%zu bytes) would exceed message_bytes_max (%u): "
@@ -327,18 +391,25 @@ static void list_replicas(const struct coord *c, const struct creq *r, unsigned 
 
 static void reply_quorum(struct coord *c, struct creq *r, bool deadline)
 {
-    char yes[256], failed[256], silent[256];
+    char yes[256], failed[256], silent[256], down[256];
     list_replicas(c, r, 1u << RS_OK | 1u << RS_NOTFOUND, yes, sizeof yes);
     list_replicas(c, r, 1u << RS_FAILED, failed, sizeof failed);
     list_replicas(c, r, 1u << RS_PENDING, silent, sizeof silent);
+    list_replicas(c, r, 1u << RS_SKIPPED, down + 8, sizeof down - 8);
+    if (strcmp(down + 8, "none") == 0)
+        down[0] = '\0'; /* said only when some owner was skipped */
+    else
+        memcpy(down, "; down: ", 8);
     uint32_t got = 0;
     for (uint32_t i = 0; i < r->n; i++)
-        got += r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND;
+        got += (r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND) && counts(r, i);
     c->stats.quorum_failures++;
     reply_error(c, r->client, r->client_rid, r, RKV_ERR_QUORUM,
-                "quorum not reached: %u of %u needed %s; answered: %s; failed: %s%s%s%s; %s: %s",
-                got, r->need, r->type == CR_GET ? "reads" : "writes", yes, failed,
-                r->error ? " (" : "", r->error ? r->errmsg : "", r->error ? ")" : "",
+                "quorum not reached: %u of %u needed %s%s; answered: %s; failed: %s%s%s%s%s; "
+                "%s: %s",
+                got, r->need, r->primary_only ? "primary " : "",
+                r->type == CR_GET ? "reads" : "writes", yes, failed, r->error ? " (" : "",
+                r->error ? r->errmsg : "", r->error ? ")" : "", down,
                 deadline ? "no answer by the deadline" : "not answered yet", silent);
     r->answered = true;
 }
@@ -527,6 +598,11 @@ static void answer_write(struct coord *c, struct creq *r)
     struct mp_writer w;
     mp_writer_init(&w, &c->scratch);
     mp_write_bin(&w, cb.data, cb.len);
+    for (uint32_t i = r->n_primary; i < r->n; i++)
+        if (r->state[i] == RS_OK && counts(r, i)) {
+            c->stats.sloppy_writes++;
+            break;
+        }
     if (rc == RKV_OK && !w.failed)
         reply(c, r->client, r->client_rid, r, RKV_OK, "", false, c->scratch.data, c->scratch.len);
     else /* the write is done; only its context could not be made */
@@ -535,6 +611,63 @@ static void answer_write(struct coord *c, struct creq *r)
     rkv_buf_free(&cb);
     vclock_free(&ctx);
     object_free(&o);
+}
+
+/* ---- sloppy quorum ---- */
+
+/* The next member clockwise past the preference list that is not down and
+ * not in r yet; UINT32_MAX if there is none. */
+static uint32_t next_fallback(struct coord *c, const struct creq *r)
+{
+    uint32_t count = ring_walk(c->ring, r->partition, c->walk, RKV_NODES_MAX);
+    for (uint32_t k = r->n_primary; k < count; k++) {
+        uint32_t m = c->walk[k];
+        bool taken = is_down(c, m);
+        for (uint32_t i = 0; i < r->n && !taken; i++)
+            taken = r->nodes[i] == m;
+        if (!taken)
+            return m;
+    }
+    return UINT32_MAX;
+}
+
+/* Sends r's object to a fallback as a hint for owner entry i, if owner i is
+ * not covered yet and a fallback is left. */
+static void cover(struct coord *c, struct creq *r, uint32_t i)
+{
+    if (r->covered[i] || r->n >= COORD_ENTRIES_MAX || r->written.len == 0)
+        return;
+    uint32_t f = next_fallback(c, r);
+    if (f == UINT32_MAX)
+        return;
+    struct coord_out *o = out_push(c, COORD_TO_NODE);
+    if (o == NULL)
+        return;
+    uint32_t j = r->n;
+    o->node = f;
+    if (wire_encode_hint_put(&o->msg, req_id(c, r), c->epoch, r->partition, r->key.data,
+                             r->key.len, r->written.data, r->written.len,
+                             ring_member_id(c->ring, r->nodes[i])) != RKV_OK) {
+        c->n_out--;
+        return;
+    }
+    r->nodes[j] = f;
+    r->state[j] = RS_PENDING;
+    r->stand_in[j] = (uint8_t)i;
+    r->n++;
+    r->covered[i] = true;
+    c->stats.hints_sent++;
+}
+
+/* Entry i of a write failed: cover its owner (again, if it was a fallback). */
+static void on_entry_failed(struct coord *c, struct creq *r, uint32_t i)
+{
+    if (r->type != CR_PUT && r->type != CR_DEL)
+        return;
+    uint32_t owner = i < r->n_primary ? i : r->stand_in[i];
+    if (i >= r->n_primary)
+        r->covered[owner] = false;
+    cover(c, r, owner);
 }
 
 /* ---- progress ---- */
@@ -549,17 +682,19 @@ static uint32_t pending(const struct creq *r)
 
 static void progress(struct coord *c, struct creq *r, uint64_t now)
 {
-    uint32_t found = 0, failed = 0;
+    uint32_t found = 0, open = 0;
     for (uint32_t i = 0; i < r->n; i++) {
+        if (!counts(r, i))
+            continue;
         found += r->state[i] == RS_OK || (r->type == CR_GET && r->state[i] == RS_NOTFOUND);
-        failed += r->state[i] == RS_FAILED;
+        open += r->state[i] == RS_PENDING;
     }
     if (!r->answered) {
         if (found >= r->need && r->type == CR_GET)
             answer_get(c, r, now);
         else if (found >= r->need)
             answer_write(c, r);
-        else if (failed > r->n - r->need)
+        else if (found + open < r->need)
             reply_quorum(c, r, false);
     }
     if (r->answered && (r->type != CR_GET || pending(r) == 0)) {
@@ -615,7 +750,7 @@ static void forward(struct coord *c, uint64_t now, uint64_t client, const struct
     }
     r->client = client;
     r->client_rid = m->id;
-    r->n = 1;
+    r->n = r->n_primary = 1;
     r->nodes[0] = target;
     r->state[0] = RS_PENDING;
     c->stats.forwards++;
@@ -682,7 +817,13 @@ void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struc
                         "differ)");
             return;
         }
-        forward(c, now, client, m, frame, frame_len, ring_preflist(c->ring, part)[0], timeout);
+        /* the first owner that is up coordinates (the first, if none is) */
+        const uint32_t *owners = ring_preflist(c->ring, part);
+        uint32_t target = owners[0];
+        for (uint32_t i = n; i-- > 0;)
+            if (!is_down(c, owners[i]))
+                target = owners[i];
+        forward(c, now, client, m, frame, frame_len, target, timeout);
         return;
     }
     struct creq *r = req_alloc(c, type, now + timeout);
@@ -696,9 +837,14 @@ void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struc
     r->client_rid = m->id;
     r->partition = (uint16_t)part;
     r->need = need;
-    r->n = n;
+    r->n = r->n_primary = n;
+    r->primary_only = type != CR_GET && (m->flags & WIRE_FLAG_PRIMARY);
     memcpy(r->nodes, ring_preflist(c->ring, part), n * sizeof *r->nodes);
     memset(r->state, RS_PENDING, sizeof r->state);
+    if (type != CR_GET && c->opt.fallback_after_ms && c->opt.fallback_after_ms < timeout) {
+        r->wake = now + c->opt.fallback_after_ms; /* earlier: it can only move up */
+        heap_up(c, r->heap_pos);
+    }
     int rc = rkv_buf_set(&r->key, m->key.p, m->key.len);
     if (rc == RKV_OK && type == CR_PUT)
         rc = rkv_buf_set(&r->value, m->value.p, m->value.len);
@@ -766,9 +912,14 @@ void coord_on_local_update(struct coord *c, uint64_t now, uint64_t req, int stat
         req_free(c, r);
         return;
     }
-    for (uint32_t i = 0; i < r->n; i++) {
+    for (uint32_t i = 0; i < r->n_primary; i++) {
         if (r->nodes[i] == c->opt.self)
             continue; /* its write is done; it reports when durable */
+        if (is_down(c, r->nodes[i])) {
+            r->state[i] = RS_SKIPPED;
+            cover(c, r, i);
+            continue;
+        }
         struct coord_out *o = out_push(c, COORD_TO_NODE);
         if (o == NULL)
             break;
@@ -817,19 +968,31 @@ void coord_on_reply(struct coord *c, uint64_t now, uint32_t from, const struct w
         r->state[i] = RS_NOTFOUND;
     } else {
         r->state[i] = RS_FAILED;
-        if (r->error == RKV_OK) {
+        /* every replica's reason, as far as they fit */
+        size_t len = strlen(r->errmsg);
+        if (r->error == RKV_OK)
             r->error = (int)m->status;
-            snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", ring_member_id(c->ring, from),
-                     rkv_strerror((int)m->status));
-        }
+        snprintf(r->errmsg + len, sizeof r->errmsg - len, "%s%s: %s", len ? "; " : "",
+                 ring_member_id(c->ring, from), rkv_strerror((int)m->status));
+        on_entry_failed(c, r, i);
     }
     progress(c, r, now);
 }
 
 void coord_tick(struct coord *c, uint64_t now)
 {
-    while (c->n_heap && c->heap[0]->deadline <= now) {
-        struct creq *r = c->heap[0]; /* every path below frees it */
+    while (c->n_heap && c->heap[0]->wake <= now) {
+        struct creq *r = c->heap[0];
+        if (r->wake < r->deadline) {
+            /* fallback_after_ms passed: cover the owners still silent */
+            r->wake = r->deadline;
+            heap_down(c, 0);
+            for (uint32_t i = 0; i < r->n_primary; i++)
+                if (r->state[i] == RS_PENDING && r->nodes[i] != c->opt.self)
+                    cover(c, r, i);
+            continue;
+        }
+        /* every path below frees r */
         if (r->type == CR_FWD) {
             reply_error(c, r->client, r->client_rid, NULL, RKV_ERR_UNAVAILABLE,
                         "forwarded to %s, which did not answer in time",
@@ -847,7 +1010,7 @@ void coord_tick(struct coord *c, uint64_t now)
 
 uint64_t coord_next_deadline(const struct coord *c)
 {
-    return c->n_heap ? c->heap[0]->deadline : UINT64_MAX;
+    return c->n_heap ? c->heap[0]->wake : UINT64_MAX;
 }
 
 /* ---- lifecycle ---- */
@@ -913,8 +1076,14 @@ bool coord_invariants_ok(const struct coord *c)
         if (!r->used)
             continue;
         used++;
-        if (r->n > RKV_REPLICAS_MAX || r->need > r->n || (r->type == CR_FWD && r->n != 1))
+        if (r->n > COORD_ENTRIES_MAX || r->n_primary > RKV_REPLICAS_MAX || r->n < r->n_primary ||
+            (r->type == CR_FWD && r->n != 1) || r->wake > r->deadline)
             return false;
+        if (r->type != CR_FWD && r->need > r->n_primary)
+            return false;
+        for (uint32_t k = r->n_primary; k < r->n; k++)
+            if (r->stand_in[k] >= r->n_primary)
+                return false;
         if (r->answered && r->type != CR_GET)
             return false; /* answered writes are freed at once */
         if (r->heap_pos >= c->n_heap || c->heap[r->heap_pos] != r)

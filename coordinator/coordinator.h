@@ -29,6 +29,18 @@
  *   copy counts once the node's group commit is durable, which it reports
  *   as a REPLICA_REPLY from itself. W successes answer the client.
  *
+ * ## Sloppy quorum (writes)
+ *   The node marks members down (coord_set_down: its failure detector's
+ *   suspicion). A write is not sent to an owner that is down; an owner that
+ *   is down, fails, or has not answered within fallback_after_ms is covered
+ *   by the next member clockwise past the preference list that is not down
+ *   (ring_walk), which keeps the object as a hint for that owner
+ *   (REPLICA_PUT with hint_for) and hands it over later. Its answer counts
+ *   toward W unless the request asked for primaries only (WIRE_FLAG_PRIMARY,
+ *   Riak's PW); the reply names each fallback that counted and its owner. A
+ *   non-owner forwards a write to the first owner that is not down. Gets
+ *   read the owners only (their R is always "primary").
+ *
  * ## Failure
  *   Each request has a deadline (its timeout_ms, or the default). A quorum
  *   that cannot be reached any more, or is not reached by the deadline, is
@@ -67,6 +79,8 @@ struct coord_options {
     uint32_t self;              /* this node's member index in the ring */
     uint32_t default_r, default_w;
     uint32_t timeout_ms;        /* default deadline of a request */
+    uint32_t fallback_after_ms; /* a silent owner gets a fallback after this; 0: only when
+                                   it is down or fails */
     uint32_t key_bytes_max;
     uint32_t inflight_max;      /* requests at once; more are refused BUSY */
     uint32_t message_bytes_max; /* a reply larger than this is an error instead */
@@ -110,6 +124,8 @@ struct coord_stats {
     uint64_t gets, puts, dels, forwards;
     uint64_t quorum_failures;
     uint64_t read_repairs;     /* REPLICA_PUTs sent by read repair */
+    uint64_t hints_sent;       /* REPLICA_PUTs sent to fallbacks as hints */
+    uint64_t sloppy_writes;    /* writes acknowledged with a fallback's answer counted */
     uint64_t inflight;
     uint64_t refused_busy;
 };
@@ -118,6 +134,12 @@ struct coord_stats {
 int coord_new(const struct coord_options *o, const struct ring *ring, struct coord **out);
 void coord_free(struct coord *c);
 void coord_set_ring(struct coord *c, const struct ring *ring, uint32_t self);
+/* Marks ring member `member` down (suspect) or up; self is never down. */
+void coord_set_down(struct coord *c, uint32_t member, bool down);
+
+/* Request ids (the id of every message the coordinator sends) never have
+ * this bit set: the node may use it for messages of its own. */
+#define COORD_ID_FREE_BIT (1ull << 63)
 
 /*
  * A client request (GET, PUT, DEL). client is the node's token for where

@@ -43,6 +43,8 @@ struct harness {
     uint32_t self;
     uint64_t now;
     struct replica rep[NODES];
+    struct replica hints[NODES];     /* what each node holds as a hint */
+    char hint_for[NODES][KEYS][8];   /* ...and for whom */
     char keys[KEYS][16];
     struct msg pending[PENDING_MAX]; /* replies not yet delivered */
     size_t n_pending;
@@ -80,6 +82,11 @@ static void replica_handle(struct harness *h, uint32_t to, const struct rkv_buf 
     struct rkv_buf out = {0};
     int k = key_index(h, m.key.p, m.key.len);
     struct rkv_buf *stored = &h->rep[to].obj[k];
+    if (m.hint_for.len) { /* a fallback keeps it apart, for its owner */
+        stored = &h->hints[to].obj[k];
+        snprintf(h->hint_for[to][k], sizeof h->hint_for[to][k], "%.*s", (int)m.hint_for.len,
+                 (const char *)m.hint_for.p);
+    }
     if (m.type == WIRE_REPLICA_GET) {
         wire_encode_replica_reply(&out, m.id, 0, stored->len ? RKV_OK : RKV_ERR_NOTFOUND,
                                   stored->len ? stored->data : NULL, stored->len);
@@ -198,7 +205,8 @@ static void deliver(struct harness *h, size_t i)
     run_outbox(h);
 }
 
-static void harness_init(struct harness *h, uint32_t nodes, uint32_t inflight)
+static void harness_init_fallback(struct harness *h, uint32_t nodes, uint32_t inflight,
+                                  uint32_t fallback_after_ms)
 {
     memset(h, 0, sizeof *h);
     struct ring_member m[NODES] = {{"n1", 16}, {"n2", 16}, {"n3", 16}, {"n4", 16}};
@@ -216,6 +224,7 @@ static void harness_init(struct harness *h, uint32_t nodes, uint32_t inflight)
         .timeout_ms = 1000,
         .key_bytes_max = 64,
         .inflight_max = inflight,
+        .fallback_after_ms = fallback_after_ms,
         .limits = h->lim,
     };
     ck_assert_int_eq(coord_new(&o, h->ring, &h->c), RKV_OK);
@@ -223,13 +232,20 @@ static void harness_init(struct harness *h, uint32_t nodes, uint32_t inflight)
         snprintf(h->keys[i], sizeof h->keys[i], "key%d", i);
 }
 
+static void harness_init(struct harness *h, uint32_t nodes, uint32_t inflight)
+{
+    harness_init_fallback(h, nodes, inflight, 0);
+}
+
 static void harness_free(struct harness *h)
 {
     coord_free(h->c);
     ring_free(h->ring);
     for (int n = 0; n < NODES; n++)
-        for (int k = 0; k < KEYS; k++)
+        for (int k = 0; k < KEYS; k++) {
             rkv_buf_free(&h->rep[n].obj[k]);
+            rkv_buf_free(&h->hints[n].obj[k]);
+        }
     for (size_t i = 0; i < h->n_pending; i++)
         rkv_buf_free(&h->pending[i].bytes);
     for (size_t i = 0; i < h->n_replies; i++)
@@ -744,6 +760,240 @@ START_TEST(overwrite_supersedes_the_local_copy)
 }
 END_TEST
 
+/* ---- sloppy quorum ---- */
+
+/* Key k's preference list (3 of the 4 members) and the one member outside it. */
+static void owners_of(struct harness *h, int k, uint32_t owners[3], uint32_t *outside)
+{
+    uint32_t p = ring_partition(h->ring, ring_hash_key(h->keys[k], strlen(h->keys[k])));
+    memcpy(owners, ring_preflist(h->ring, p), 3 * sizeof *owners);
+    for (uint32_t m = 0; m < 4; m++)
+        if (!ring_in_preflist(h->ring, p, m))
+            *outside = m;
+}
+
+/* The owner of k other than self at position `which` (0 or 1). */
+static uint32_t other_owner(struct harness *h, int k, int which)
+{
+    uint32_t owners[3], outside;
+    owners_of(h, k, owners, &outside);
+    for (int i = 0, seen = 0; i < 3; i++)
+        if (owners[i] != h->self && seen++ == which)
+            return owners[i];
+    ck_abort_msg("no such owner");
+    return 0;
+}
+
+static void deliver_all(struct harness *h)
+{
+    while (h->n_pending)
+        deliver(h, 0);
+}
+
+static struct wire_msg put_flags(struct harness *h, uint64_t client, int k, uint32_t w,
+                                 uint32_t flags)
+{
+    struct rkv_buf b = {0};
+    struct wire_msg m = {.type = WIRE_PUT, .id = client, .key = {(const uint8_t *)h->keys[k],
+                         (uint32_t)strlen(h->keys[k])}, .value = {(const uint8_t *)"v", 1},
+                         .quorum = w, .flags = flags};
+    ck_assert_int_eq(wire_encode_request(&b, &m), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &m), RKV_OK);
+    coord_on_client(h->c, h->now, client, &m, b.data, b.len, false);
+    rkv_buf_free(&b);
+    run_outbox(h);
+    commit(h);
+    deliver_all(h);
+    int count;
+    struct wire_msg r = reply_for(h, client, &count);
+    ck_assert_int_eq(count, 1);
+    return r;
+}
+
+static bool answered_by(const struct wire_msg *m, const char *id)
+{
+    for (uint32_t i = 0; i < m->n_answered; i++)
+        if (m->answered[i].len == strlen(id) && memcmp(m->answered[i].p, id, m->answered[i].len) == 0)
+            return true;
+    return false;
+}
+
+/* An owner marked down gets no copy; the member past the preference list
+ * takes it as a hint for that owner, and its answer counts toward W=3. */
+START_TEST(down_owner_is_covered_by_a_fallback)
+{
+    struct harness h;
+    harness_init(&h, 4, 100);
+    int k = key_with_self(&h, true);
+    uint32_t owners[3], outside, down = other_owner(&h, k, 0);
+    owners_of(&h, k, owners, &outside);
+    coord_set_down(h.c, down, true);
+    coord_set_down(h.c, h.self, true); /* never: self is always up */
+    struct wire_msg m = put_flags(&h, 1, k, 3, 0);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(m.n_fallbacks, 1);
+    const char *fb = ring_member_id(h.ring, outside), *owner = ring_member_id(h.ring, down);
+    ck_assert_int_eq((int)m.fallback[0].len, (int)strlen(fb));
+    ck_assert(memcmp(m.fallback[0].p, fb, m.fallback[0].len) == 0);
+    ck_assert(memcmp(m.fallback_for[0].p, owner, m.fallback_for[0].len) == 0);
+    ck_assert(answered_by(&m, fb) && !answered_by(&m, owner));
+    /* the down owner got nothing; the fallback holds a hint, not a replica */
+    ck_assert_uint_eq(h.rep[down].obj[k].len, 0);
+    ck_assert_uint_eq(h.rep[outside].obj[k].len, 0);
+    ck_assert_uint_gt(h.hints[outside].obj[k].len, 0);
+    ck_assert_str_eq(h.hint_for[outside][k], owner);
+    struct coord_stats st;
+    coord_stats(h.c, &st);
+    ck_assert_uint_eq(st.hints_sent, 1);
+    ck_assert_uint_eq(st.sloppy_writes, 1);
+    /* up again: no more hints */
+    coord_set_down(h.c, down, false);
+    m = put_flags(&h, 2, k, 3, 0);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(m.n_fallbacks, 0);
+    ck_assert_uint_gt(h.rep[down].obj[k].len, 0);
+    harness_free(&h);
+}
+END_TEST
+
+/* PW: the fallback still takes the write, but only owners count. */
+START_TEST(primary_only_counts_owners)
+{
+    struct harness h;
+    harness_init(&h, 4, 100);
+    int k = key_with_self(&h, true);
+    uint32_t owners[3], outside, down = other_owner(&h, k, 1);
+    owners_of(&h, k, owners, &outside);
+    coord_set_down(h.c, down, true);
+    struct wire_msg m = put_flags(&h, 1, k, 3, WIRE_FLAG_PRIMARY);
+    ck_assert_uint_eq(m.status, RKV_ERR_QUORUM);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%.*s", (int)m.message.len, (const char *)m.message.p);
+    /* it fails at once: no owner can stand in for the one that is down */
+    ck_assert_msg(strstr(msg, "of 3 needed primary writes") && strstr(msg, "down: ") &&
+                      strstr(msg, ring_member_id(h.ring, down)),
+                  "message: %s", msg);
+    ck_assert_uint_gt(h.hints[outside].obj[k].len, 0); /* not lost */
+    m = put_flags(&h, 2, k, 2, WIRE_FLAG_PRIMARY);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(m.n_fallbacks, 0); /* it did not count, so it is not named */
+    ck_assert(!answered_by(&m, ring_member_id(h.ring, outside)));
+    harness_free(&h);
+}
+END_TEST
+
+/* An owner that fails is covered at once; one that is silent, after
+ * fallback_after_ms; its late answer still counts beside its fallback's. */
+START_TEST(failed_or_silent_owners_get_a_fallback)
+{
+    struct harness h;
+    harness_init_fallback(&h, 4, 100, 200);
+    int k = key_with_self(&h, true);
+    uint32_t owners[3], outside;
+    owners_of(&h, k, owners, &outside);
+    uint32_t a = other_owner(&h, k, 0), b = other_owner(&h, k, 1);
+    /* a fails */
+    struct rkv_buf req = {0};
+    wire_encode_put(&req, 1, 0, h.keys[k], strlen(h.keys[k]), "v", 1, NULL, 0, 3, 0, 0);
+    struct wire_msg rm;
+    wire_decode(req.data, req.len, &rm);
+    coord_on_client(h.c, h.now, 1, &rm, req.data, req.len, false);
+    run_outbox(&h);
+    commit(&h);
+    for (size_t i = 0; i < h.n_pending; i++) {
+        if (h.pending[i].to != a)
+            continue;
+        struct wire_msg pm;
+        wire_decode(h.pending[i].bytes.data, h.pending[i].bytes.len, &pm);
+        struct wire_msg fail = {.type = WIRE_REPLICA_REPLY, .id = pm.id, .status = RKV_ERR_IO};
+        rkv_buf_free(&h.pending[i].bytes);
+        h.pending[i] = h.pending[--h.n_pending];
+        coord_on_reply(h.c, h.now, a, &fail);
+        run_outbox(&h);
+        break;
+    }
+    ck_assert_uint_gt(h.hints[outside].obj[k].len, 0);
+    deliver_all(&h);
+    int count;
+    struct wire_msg m = reply_for(&h, 1, &count);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(m.n_fallbacks, 1);
+    /* b is silent: nothing happens before fallback_after_ms... */
+    h.hints[outside].obj[k].len = 0;
+    wire_encode_put(&req, 2, 0, h.keys[k], strlen(h.keys[k]), "w", 1, NULL, 0, 3, 0, 0);
+    req.len = 0;
+    wire_encode_put(&req, 2, 0, h.keys[k], strlen(h.keys[k]), "w", 1, NULL, 0, 3, 0, 0);
+    wire_decode(req.data, req.len, &rm);
+    coord_on_client(h.c, h.now, 2, &rm, req.data, req.len, false);
+    run_outbox(&h);
+    commit(&h);
+    for (size_t i = 0; i < h.n_pending;)
+        if (h.pending[i].to == a)
+            deliver(&h, i);
+        else
+            i++;
+    ck_assert_uint_eq(h.n_pending, 1); /* b's answer, held back */
+    ck_assert_uint_eq(coord_next_deadline(h.c), T0 + 200);
+    h.now = T0 + 199;
+    coord_tick(h.c, h.now);
+    run_outbox(&h);
+    ck_assert_uint_eq(h.hints[outside].obj[k].len, 0);
+    /* ...then its fallback takes the write and answers */
+    h.now = T0 + 200;
+    coord_tick(h.c, h.now);
+    run_outbox(&h);
+    ck_assert_uint_eq(coord_next_deadline(h.c), T0 + 1000);
+    ck_assert_uint_gt(h.hints[outside].obj[k].len, 0);
+    ck_assert_str_eq(h.hint_for[outside][k], ring_member_id(h.ring, b));
+    for (size_t i = 0; i < h.n_pending;)
+        if (h.pending[i].to == outside)
+            deliver(&h, i);
+        else
+            i++;
+    m = reply_for(&h, 2, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(m.n_fallbacks, 1);
+    deliver_all(&h); /* b's late answer finds the request answered */
+    reply_for(&h, 2, &count);
+    ck_assert_int_eq(count, 1);
+    rkv_buf_free(&req);
+    harness_free(&h);
+}
+END_TEST
+
+/* Two owners down and one member outside the list: W=3 cannot be met, and
+ * the error says so at once, naming who was down; a fallback that fails
+ * leaves its owner uncovered. A non-owner forwards to the first owner up. */
+START_TEST(no_fallback_left_is_a_quorum_error)
+{
+    struct harness h;
+    harness_init(&h, 4, 100);
+    int k = key_with_self(&h, true);
+    uint32_t a = other_owner(&h, k, 0), b = other_owner(&h, k, 1);
+    coord_set_down(h.c, a, true);
+    coord_set_down(h.c, b, true);
+    struct wire_msg m = put_flags(&h, 1, k, 3, 0);
+    ck_assert_uint_eq(m.status, RKV_ERR_QUORUM);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%.*s", (int)m.message.len, (const char *)m.message.p);
+    ck_assert_msg(strstr(msg, "of 3 needed writes") && strstr(msg, "down: "), "message: %s", msg);
+    m = put_flags(&h, 2, k, 2, 0); /* self and the one fallback make 2 */
+    ck_assert_uint_eq(m.status, RKV_OK);
+    ck_assert_uint_eq(m.n_fallbacks, 1);
+    harness_free(&h);
+
+    harness_init(&h, 4, 100);
+    k = key_with_self(&h, false);
+    uint32_t p = ring_partition(h.ring, ring_hash_key(h.keys[k], strlen(h.keys[k])));
+    coord_set_down(h.c, ring_preflist(h.ring, p)[0], true);
+    client_put(&h, 3, k, "v", 2, NULL, 0);
+    ck_assert_uint_eq(h.n_pending, 1);
+    ck_assert_uint_eq(h.pending[0].to, ring_preflist(h.ring, p)[1]);
+    harness_free(&h);
+}
+END_TEST
+
 START_TEST(inflight_limit)
 {
     struct harness h;
@@ -889,6 +1139,10 @@ int main(void)
     tcase_add_test(tc, oversized_reply_is_toobig);
     tcase_add_test(tc, writes_outside_the_preflist_are_forwarded);
     tcase_add_test(tc, inflight_limit);
+    tcase_add_test(tc, down_owner_is_covered_by_a_fallback);
+    tcase_add_test(tc, primary_only_counts_owners);
+    tcase_add_test(tc, failed_or_silent_owners_get_a_fallback);
+    tcase_add_test(tc, no_fallback_left_is_a_quorum_error);
     tcase_add_test(tc, overwrite_supersedes_the_local_copy);
     tcase_add_test(tc, many_writes_in_one_turn);
     tcase_add_test(tc, random_schedules);
