@@ -62,8 +62,11 @@ static void usage(FILE *f)
         "  -t, --timeout MS      request deadline\n"
         "      --ttl MS          put: the value expires after MS milliseconds\n"
         "  -x, --context HEX     put/del: supersede what this context (from get -v) covers\n"
+        "      --primary         put/del: only the key's own replicas count toward -w, not\n"
+        "                        fallbacks standing in for a replica that is down (PW)\n"
         "  -v, --verbose         print name<TAB>value lines: status, context, each\n"
-        "                        sibling (ts, expiry, escaped value), answered, repaired\n"
+        "                        sibling (ts, expiry, escaped value), answered, fallbacks,\n"
+        "                        repaired\n"
         "  -h, --help\n"
         "\n"
         "Without -x, put adds a sibling if the key exists with another value;\n"
@@ -166,6 +169,11 @@ static void print_result(const struct ringkv_result *r, int rc, bool verbose)
     printf("answered\t");
     for (size_t i = 0; i < r->n_answered; i++)
         printf("%s%s", i ? "," : "", r->answered[i]);
+    if (r->n_fallbacks) {
+        printf("\nfallbacks\t");
+        for (size_t i = 0; i < r->n_fallbacks; i++)
+            printf("%s%s>%s", i ? "," : "", r->fallbacks[i], r->fallback_for[i]);
+    }
     printf("\nrepaired\t%s\n", r->repaired ? "yes" : "no");
     if (r->node)
         printf("coordinator\t%s\n", r->node);
@@ -604,7 +612,7 @@ static int dispatch(const struct cli *cli, const char *name, int nargs, char **a
 
 #define CLI_GO_ON (-1) /* not an exit status: the options say to run the command */
 
-enum { OPT_TTL = 256, OPT_KEY };
+enum { OPT_TTL = 256, OPT_KEY, OPT_PRIMARY };
 
 static const struct option longopts[] = {
     {.name = "config", .has_arg = required_argument, .flag = NULL, .val = 'c'},
@@ -614,6 +622,7 @@ static const struct option longopts[] = {
     {.name = "timeout", .has_arg = required_argument, .flag = NULL, .val = 't'},
     {.name = "ttl", .has_arg = required_argument, .flag = NULL, .val = OPT_TTL},
     {.name = "context", .has_arg = required_argument, .flag = NULL, .val = 'x'},
+    {.name = "primary", .has_arg = no_argument, .flag = NULL, .val = OPT_PRIMARY},
     {.name = "verbose", .has_arg = no_argument, .flag = NULL, .val = 'v'},
     {.name = "help", .has_arg = no_argument, .flag = NULL, .val = 'h'},
     {.name = NULL, .has_arg = 0, .flag = NULL, .val = 0},
@@ -655,6 +664,9 @@ static int apply_option(struct cli *cli, int opt, const char *arg)
         if ((rc = parse_hex(arg, &cli->ctx, &cli->ro.context_len)) != 0)
             return rc;
         cli->ro.context = cli->ctx;
+        break;
+    case OPT_PRIMARY:
+        cli->ro.primary_only = true;
         break;
     case 'v':
         cli->verbose = true;

@@ -709,12 +709,19 @@ static int fill_result(struct ringkv_client *c, const struct wire_msg *m, uint32
     snprintf(mem->node, sizeof mem->node, "%s", c->nodes[from].id);
     res->node = mem->node;
     /* offsets first: the data buffer moves while it grows */
-    size_t ans_off[WIRE_ANSWERED_MAX];
+    /* answered ids, then the fallbacks, then the owners they stood in for */
+    size_t ans_off[WIRE_ANSWERED_MAX + 2 * WIRE_FALLBACKS_MAX];
     assert(m->n_answered <= WIRE_ANSWERED_MAX); /* wire_decode refuses more */
+    assert(m->n_fallbacks <= WIRE_FALLBACKS_MAX);
+    uint32_t n_ids = m->n_answered + 2 * m->n_fallbacks;
     int rc = RKV_OK;
-    for (uint32_t i = 0; rc == RKV_OK && i < m->n_answered; i++) {
+    for (uint32_t i = 0; rc == RKV_OK && i < n_ids; i++) {
+        uint32_t k = i - m->n_answered, nf = m->n_fallbacks;
+        const struct wire_bytes *id = i < m->n_answered ? &m->answered[i]
+                                      : k < nf          ? &m->fallback[k]
+                                                        : &m->fallback_for[k - nf];
         ans_off[i] = mem->data.len;
-        rc = rkv_buf_append(&mem->data, m->answered[i].p, m->answered[i].len);
+        rc = rkv_buf_append(&mem->data, id->p, id->len);
         if (rc == RKV_OK)
             rc = rkv_buf_append(&mem->data, "", 1);
     }
@@ -758,7 +765,7 @@ static int fill_result(struct ringkv_client *c, const struct wire_msg *m, uint32
             rc = RKV_ERR_PROTO;
         }
     }
-    mem->answered = rkv_calloc(m->n_answered + 1, sizeof *mem->answered);
+    mem->answered = rkv_calloc(n_ids + 1, sizeof *mem->answered);
     if (rc == RKV_OK && mem->answered == NULL)
         rc = RKV_ERR_NOMEM;
     if (rc != RKV_OK) {
@@ -766,7 +773,7 @@ static int fill_result(struct ringkv_client *c, const struct wire_msg *m, uint32
         rkv_free(val_off);
         return rc;
     }
-    for (uint32_t i = 0; i < m->n_answered; i++)
+    for (uint32_t i = 0; i < n_ids; i++)
         mem->answered[i] = (const char *)mem->data.data + ans_off[i];
     for (uint32_t i = 0; i < n_sibs; i++)
         sibs[i].value = mem->data.data + val_off[i];
@@ -776,6 +783,9 @@ static int fill_result(struct ringkv_client *c, const struct wire_msg *m, uint32
     res->n_siblings = n_sibs;
     res->answered = mem->answered;
     res->n_answered = m->n_answered;
+    res->fallbacks = mem->answered + m->n_answered;
+    res->fallback_for = mem->answered + m->n_answered + m->n_fallbacks;
+    res->n_fallbacks = m->n_fallbacks;
     res->context = has_ctx ? mem->data.data + ctx_off : NULL;
     res->context_len = ctx_len;
     return RKV_OK;
@@ -909,8 +919,11 @@ int ringkv_put(struct ringkv_client *c, const void *key, size_t key_len, const v
         return RKV_ERR_INVAL;
     uint64_t id = ++c->next_id;
     c->req.len = 0;
-    rc = wire_encode_put(&c->req, id, ring_epoch(c->ring), key, key_len, value, value_len,
-                         o.context, o.context_len, o.w, o.timeout_ms, o.ttl_ms);
+    rc = wire_encode_request(&c->req, &(struct wire_msg){
+        .type = WIRE_PUT, .id = id, .epoch = ring_epoch(c->ring), .key = {key, (uint32_t)key_len},
+        .value = {value, (uint32_t)value_len}, .context = {o.context, (uint32_t)o.context_len},
+        .quorum = o.w, .timeout_ms = o.timeout_ms, .ttl_ms = o.ttl_ms,
+        .flags = o.primary_only ? WIRE_FLAG_PRIMARY : 0});
     if (rc != RKV_OK)
         return fail(c, rc, "out of memory");
     return key_request(c, key, key_len, id, WIRE_PUT, &o, res);
@@ -941,8 +954,10 @@ int ringkv_del(struct ringkv_client *c, const void *key, size_t key_len,
     }
     uint64_t id = ++c->next_id;
     c->req.len = 0;
-    rc = wire_encode_del(&c->req, id, ring_epoch(c->ring), key, key_len, o.context, o.context_len,
-                         o.w, o.timeout_ms);
+    rc = wire_encode_request(&c->req, &(struct wire_msg){
+        .type = WIRE_DEL, .id = id, .epoch = ring_epoch(c->ring), .key = {key, (uint32_t)key_len},
+        .context = {o.context, (uint32_t)o.context_len}, .quorum = o.w,
+        .timeout_ms = o.timeout_ms, .flags = o.primary_only ? WIRE_FLAG_PRIMARY : 0});
     ringkv_result_free(&read); /* o.context pointed into it: encoded by now */
     if (rc != RKV_OK)
         return fail(c, rc, "out of memory");
@@ -1074,7 +1089,8 @@ static int pipeline(struct ringkv_client *c, uint32_t type, const void *key, siz
                          .context = {o.context, (uint32_t)o.context_len},
                          .quorum = type == WIRE_GET ? o.r : o.w,
                          .timeout_ms = o.timeout_ms,
-                         .ttl_ms = o.ttl_ms};
+                         .ttl_ms = o.ttl_ms,
+                         .flags = type != WIRE_GET && o.primary_only ? WIRE_FLAG_PRIMARY : 0};
     c->req.len = 0;
     rc = wire_encode_request(&c->req, &m);
     if (rc == RKV_OK)

@@ -122,7 +122,8 @@ enum ringkv_error {
     RINGKV_EQUORUM = 14,     /* too few replicas answered; the message names them */
     RINGKV_ETIMEOUT = 15,    /* no node answered before the deadline */
     RINGKV_EBUSY = 16,       /* a node has too many requests in flight */
-    RINGKV_EUNAVAILABLE = 20 /* no node could be reached */
+    RINGKV_EUNAVAILABLE = 20, /* no node could be reached */
+    RINGKV_EFULL = 22         /* a node's hint store is full (in an EQUORUM message) */
 };
 
 /* English name of an error code; never NULL. */
@@ -180,6 +181,12 @@ struct ringkv_request_options {
      * node outside the key's preference list forwards a write to the first
      * node of the list. For tests and debugging. Borrowed for the call. */
     const char *coordinator;
+    /* put/delete: count only the key's own replicas (its preference list)
+     * toward w, not fallbacks that hold the write as a hint for an owner
+     * that is down (Riak's PW). The write still goes to fallbacks; it fails
+     * with RINGKV_EQUORUM if fewer than w owners took it. Gets always count
+     * owners only. */
+    bool primary_only;
 };
 
 /* Every pointer in a result is owned by the result: valid until
@@ -199,6 +206,13 @@ struct ringkv_result {
     size_t context_len;
     const char *const *answered;     /* node ids whose replies counted */
     size_t n_answered;
+    /* put/delete: the answered nodes that are not owners of the key but
+     * held the write as a hint for fallback_for[i], an owner that was down
+     * or slow (sloppy quorum; they hand it over later). n_fallbacks is 0
+     * when every answer came from an owner. */
+    const char *const *fallbacks;
+    const char *const *fallback_for;
+    size_t n_fallbacks;
     bool repaired;                   /* get: read repair was sent */
     const char *node;                /* the node that answered (a copy); NULL if none did */
     void *priv_;                     /* the memory all of the above points into */
