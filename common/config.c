@@ -39,7 +39,8 @@ enum cfg_section {
     SECT_LOG = 3,
     SECT_SECURITY = 4,
     SECT_RESP = 5,
-    SECT_COUNT = 6,
+    SECT_HINTS = 6,
+    SECT_COUNT = 7,
 };
 
 static const char *const section_names[SECT_COUNT] = {
@@ -49,6 +50,7 @@ static const char *const section_names[SECT_COUNT] = {
     [SECT_LOG] = "log",
     [SECT_SECURITY] = "security",
     [SECT_RESP] = "resp",
+    [SECT_HINTS] = "hints",
 };
 
 /* The state of one config_parse call. */
@@ -82,6 +84,7 @@ static const struct int_key int_keys[] = {
     INT_KEY(SECT_CLUSTER, vnodes, 1, RKV_VNODES_MAX),
     INT_KEY(SECT_CLUSTER, request_timeout_ms, 1, CONFIG_INTERVAL_MS_MAX),
     INT_KEY(SECT_CLUSTER, expiry_grace_ms, 0, CONFIG_GRACE_MS_MAX),
+    INT_KEY(SECT_CLUSTER, fallback_after_ms, 0, CONFIG_INTERVAL_MS_MAX),
     INT_KEY(SECT_STORAGE, sync_interval_ms, 1, CONFIG_INTERVAL_MS_MAX),
     INT_KEY(SECT_STORAGE, file_bytes_max, RKV_FILE_BYTES_MIN, RKV_FILE_BYTES_MAX),
     INT_KEY(SECT_STORAGE, merge_dead_percent, 0, 100),
@@ -96,6 +99,10 @@ static const struct int_key int_keys[] = {
     INT_KEY(SECT_LIMITS, inflight_per_client, 1, CONFIG_QUEUE_DEPTH_MAX),
     INT_KEY(SECT_LIMITS, queue_depth_max, 1, CONFIG_QUEUE_DEPTH_MAX),
     INT_KEY_AS(SECT_RESP, "connections_max", resp_connections_max, 1, CONFIG_RESP_CONNECTIONS_MAX),
+    INT_KEY_AS(SECT_HINTS, "bytes_max", hints_bytes_max, CONFIG_HINTS_BYTES_MIN,
+               CONFIG_HINTS_BYTES_MAX),
+    INT_KEY_AS(SECT_HINTS, "replay_bytes_per_sec", hints_replay_bytes_per_sec,
+               CONFIG_HINTS_REPLAY_MIN, UINT32_MAX),
 };
 
 void config_defaults(struct config *c)
@@ -111,6 +118,7 @@ void config_defaults(struct config *c)
         .conflict = CONFLICT_SIBLINGS,
         .request_timeout_ms = 1000,
         .expiry_grace_ms = 86400000,
+        .fallback_after_ms = 500,
         .sync = STORE_SYNC_ALWAYS,
         .sync_interval_ms = 1000,
         .file_bytes_max = 128ull * 1024 * 1024,
@@ -131,6 +139,8 @@ void config_defaults(struct config *c)
         .resp_connections_max = 1024,
         .resp_flushall = false,
         .resp_allow_remote = false,
+        .hints_bytes_max = 256ull * 1024 * 1024,
+        .hints_replay_bytes_per_sec = 16u * 1024 * 1024,
         .nodes = NULL,
         .n_nodes = 0,
     };

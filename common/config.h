@@ -10,7 +10,7 @@
  *
  *   [cluster]   name, partitions (Q), replicas (N), read_quorum (R),
  *               write_quorum (W), vnodes (V), conflict, request_timeout_ms,
- *               expiry_grace_ms
+ *               expiry_grace_ms, fallback_after_ms
  *   [storage]   sync, sync_interval_ms, file_bytes_max, merge_dead_percent,
  *               merge_dead_bytes_min, merge_files_max
  *   [limits]    key_bytes_max, value_bytes_max, object_bytes_max,
@@ -24,6 +24,7 @@
  *               file's folder)
  *   [resp]      connections_max, flushall, allow_remote (the Redis-protocol
  *               endpoint, docs/resp.md)
+ *   [hints]     bytes_max, replay_bytes_per_sec (hinted handoff)
  *   [[node]]    id, host, client_port, cluster_port, resp_port (optional),
  *               data_dir (one table per initial member; data_dir relative
  *               to the file's folder)
@@ -52,6 +53,9 @@
 #define CONFIG_MERGE_FILES_MAX 65536u   /* storage.merge_files_max */
 #define CONFIG_QUEUE_DEPTH_MAX 1048576u /* limits.queue_depth_max, inflight_per_client */
 #define CONFIG_RESP_CONNECTIONS_MAX 65536u /* resp.connections_max */
+#define CONFIG_HINTS_BYTES_MIN (1ull << 20)    /* hints.bytes_max */
+#define CONFIG_HINTS_BYTES_MAX (1ull << 40)
+#define CONFIG_HINTS_REPLAY_MIN 1024u          /* hints.replay_bytes_per_sec */
 /* What a message holds besides one key and one object, and an object
  * besides one value (frame header, ids, options, a version vector of up to
  * RKV_CLOCK_ENTRIES_MAX entries): the config requires
@@ -89,6 +93,7 @@ struct config {
     enum conflict_mode conflict;
     uint32_t request_timeout_ms;
     uint64_t expiry_grace_ms;
+    uint32_t fallback_after_ms; /* a silent owner's write goes to a fallback after this */
     /* [storage]: values of enum store_sync, see storage/storage.h */
     int sync;
     uint32_t sync_interval_ms;
@@ -114,6 +119,9 @@ struct config {
     uint32_t resp_connections_max;
     bool resp_flushall;     /* FLUSHALL is refused unless true */
     bool resp_allow_remote; /* with security on, resp_port on a non-loopback host */
+    /* [hints] */
+    uint64_t hints_bytes_max;            /* the hint store's live bytes */
+    uint32_t hints_replay_bytes_per_sec; /* handing hints over, per target */
     /* [[node]] */
     struct config_node *nodes;
     size_t n_nodes;

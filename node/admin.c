@@ -57,6 +57,9 @@ static void encode_stats(struct node *n, struct mp_writer *w)
     struct coord_stats cs;
     store_stats(n->store, &ss);
     coord_stats(n->coord, &cs);
+    struct node_hints_stats hs;
+    uint64_t hints_pending, hints_bytes;
+    hints_stats(n, &hs, &hints_pending, &hints_bytes);
     const struct { const char *name; uint64_t value; } stat[] = {
         {"uptime_ms", rkv_clock_mono_ms() - n->started_ms},
         {"auth_refused", n->stats.auth_refused},
@@ -94,18 +97,46 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"resp_commands", n->stats.resp_commands},
         {"resp_protocol_errors", n->stats.resp_protocol_errors},
         {"gossip_refused", n->stats.gossip_refused},
+        {"fallback_writes", cs.hints_sent},
+        {"sloppy_writes", cs.sloppy_writes},
+        {"hints_pending", hints_pending},
+        {"hints_bytes", hints_bytes},
+        {"hints_stored", hs.stored},
+        {"hints_refused_full", hs.refused_full},
+        {"hints_sent", hs.sent},
+        {"hints_delivered", hs.delivered},
+        {"hints_failed", hs.failed},
+        {"hints_timeouts", hs.timeouts},
     };
     size_t count = sizeof stat / sizeof stat[0];
     uint32_t members = ring_member_count(n->ring);
-    mp_write_map(w, (uint32_t)count + 1 + members - 1);
+    /* hints held for ids that are not members (any more) are listed too */
+    uint32_t strangers = 0;
+    for (uint32_t i = 0; i < hints_owners(n); i++)
+        strangers += ring_member_index(n->ring, hints_owner(n, i)) < 0 &&
+                     hints_pending_for(n, hints_owner(n, i)) > 0;
+    mp_write_map(w, (uint32_t)count + 1 + 2 * (members - 1) + strangers);
     for (size_t i = 0; i < count; i++)
         add_stat(w, stat[i].name, stat[i].value);
+    char name[16 + RKV_NODE_ID_BYTES_MAX];
+    for (uint32_t i = 0; i < members; i++) {
+        if (i == n->self)
+            continue;
+        snprintf(name, sizeof name, "hints_pending.%s", ring_member_id(n->ring, i));
+        add_stat(w, name, hints_pending_for(n, ring_member_id(n->ring, i)));
+    }
+    for (uint32_t i = 0; i < hints_owners(n); i++) {
+        const char *id = hints_owner(n, i);
+        if (ring_member_index(n->ring, id) >= 0 || hints_pending_for(n, id) == 0)
+            continue;
+        snprintf(name, sizeof name, "hints_pending.%s", id);
+        add_stat(w, name, hints_pending_for(n, id));
+    }
     /* what this node's failure detector says of each peer */
     add_stat(w, "peers_suspect", membership_suspects(n));
     for (uint32_t i = 0; i < members; i++) {
         if (i == n->self)
             continue;
-        char name[16 + RKV_NODE_ID_BYTES_MAX];
         snprintf(name, sizeof name, "suspect.%s", ring_member_id(n->ring, i));
         add_stat(w, name, !membership_alive(n, i));
     }

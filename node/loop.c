@@ -180,7 +180,7 @@ static void cluster_message(struct node *n, uint32_t member, const uint8_t *rid,
             node_send_cluster(n, member, n->buf.data, n->buf.len);
     } else if (m.type == WIRE_REPLICA_PUT) {
         struct node_ack ack = {.id = m.id, .member = member};
-        int rc = node_replica_put(n, &m, &ack);
+        int rc = m.hint_for.len ? hints_put(n, member, &m) : node_replica_put(n, &m, &ack);
         n->buf.len = 0;
         if (rc != RKV_OK &&
             wire_encode_replica_reply(&n->buf, m.id, ring_epoch(n->ring), rc, NULL, 0) == RKV_OK)
@@ -245,7 +245,10 @@ static void peer_message(struct node *n, uint32_t member, const struct wire_msg 
         n->stats.bad_requests++;
         return;
     }
-    coord_on_reply(n->coord, n->now_ms, member, m);
+    if (m->type == WIRE_REPLICA_REPLY && (m->id & COORD_ID_FREE_BIT))
+        hints_on_reply(n, member, m); /* an owner took a hint we handed over */
+    else
+        coord_on_reply(n->coord, n->now_ms, member, m);
 }
 
 /* A frame from a peer on its DEALER: replies, one or a BATCH of them. */
@@ -294,7 +297,10 @@ void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t l
     if (m.type == WIRE_REPLICA_GET || m.type == WIRE_REPLICA_PUT) {
         struct wire_msg fail = {
             .type = WIRE_REPLICA_REPLY, .id = m.id, .status = RKV_ERR_UNAVAILABLE};
-        coord_on_reply(n->coord, n->now_ms, member, &fail);
+        if (m.id & COORD_ID_FREE_BIT)
+            hints_on_reply(n, member, &fail);
+        else
+            coord_on_reply(n->coord, n->now_ms, member, &fail);
     }
 }
 
@@ -376,6 +382,9 @@ static long poll_timeout(struct node *n)
     uint64_t round = membership_next_ms(n), mono = rkv_clock_mono_ms(); /* gossip's clock */
     if (round != UINT64_MAX && (round <= mono || round - mono < (uint64_t)t))
         t = round <= mono ? 0 : (long)(round - mono);
+    uint64_t handoff = hints_next_ms(n);
+    if (handoff != UINT64_MAX && (handoff <= now || handoff - now < (uint64_t)t))
+        t = handoff <= now ? 0 : (long)(handoff - now);
     return t;
 }
 
@@ -447,8 +456,10 @@ int node_run(struct node *n)
                 drain(n, items[i].socket, i < 2 ? i : 2, member_of[i]);
         }
         resp_on_poll(n, items + fixed, count - fixed);
-        if (!n->stopping)
+        if (!n->stopping) {
             membership_turn(n);
+            hints_turn(n);
+        }
         coord_tick(n->coord, n->now_ms);
         run_outbox(n);
         node_flush(n); /* peers work on these while we sync */

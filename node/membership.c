@@ -2,9 +2,11 @@
  * membership.c: the node's side of gossip/gossip.h. For now gossip only
  * tells a node which peers are alive: heartbeats spread by gossip feed a
  * phi-accrual detector per peer, whose verdict shows in the node's
- * statistics (peers_suspect, suspect.<id>). The member list still comes
- * from cluster.toml and nothing acts on suspicion yet (docs/architecture.md,
- * "Not built yet").
+ * statistics (peers_suspect, suspect.<id>), steers the coordinator's sloppy
+ * quorum (a suspect owner's writes go to a fallback, coord_set_down, every
+ * MEMBERSHIP_DOWN_REFRESH_MS) and decides when hints are handed over
+ * (hints.c). The member list still comes from cluster.toml
+ * (docs/architecture.md, "Not built yet").
  *
  * Gossip messages travel as WIRE_GOSSIP frames in the peer batches, like
  * replica requests, and come in on the cluster port, where the transport
@@ -15,6 +17,7 @@
  */
 #include "node/node.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <sys/random.h>
 
@@ -22,6 +25,12 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "gossip/gossip.h"
+
+#define MEMBERSHIP_DOWN_REFRESH_MS 100
+/* A peer this node has not heard from since it started counts as down for
+ * sloppy quorum only after this long: the detector needs a few heartbeats
+ * before it knows anything. */
+#define MEMBERSHIP_STARTUP_GRACE_MS 10000
 
 int membership_open(struct node *n, struct rkv_error *err)
 {
@@ -77,6 +86,20 @@ static void send_outbox(struct node *n)
     gossip_outbox_clear(n->gossip);
 }
 
+/* Tells the coordinator who is down (suspect), for sloppy quorum. */
+static void refresh_down(struct node *n, uint64_t now)
+{
+    if (now - n->down_checked_ms < MEMBERSHIP_DOWN_REFRESH_MS)
+        return;
+    n->down_checked_ms = now;
+    for (uint32_t i = 0; i < ring_member_count(n->ring); i++) {
+        bool down = !membership_alive(n, i);
+        if (down && isinf(gossip_phi(n->gossip, ring_member_id(n->ring, i), now)))
+            down = now - n->started_ms > MEMBERSHIP_STARTUP_GRACE_MS; /* never heard yet */
+        coord_set_down(n->coord, i, down);
+    }
+}
+
 void membership_turn(struct node *n)
 {
     if (n->gossip == NULL)
@@ -85,6 +108,7 @@ void membership_turn(struct node *n)
     if (now >= gossip_next_deadline(n->gossip))
         gossip_tick(n->gossip, now);
     send_outbox(n);
+    refresh_down(n, now);
 }
 
 uint64_t membership_next_ms(const struct node *n)

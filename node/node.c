@@ -324,6 +324,8 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
     if (rc == RKV_OK)
         rc = open_store(n, err);
     if (rc == RKV_OK)
+        rc = hints_open(n, err);
+    if (rc == RKV_OK)
         rc = open_sockets(n, err);
     if (rc == RKV_OK)
         rc = resp_open(n, err);
@@ -337,6 +339,7 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
         .default_r = cfg->read_quorum,
         .default_w = cfg->write_quorum,
         .timeout_ms = cfg->request_timeout_ms,
+        .fallback_after_ms = cfg->fallback_after_ms,
         .key_bytes_max = cfg->key_bytes_max,
         .inflight_max = cfg->queue_depth_max,
         .message_bytes_max = cfg->message_bytes_max,
@@ -384,6 +387,7 @@ void node_close(struct node *n)
     security_close(n);
     if (n->zctx)
         zmq_ctx_term(n->zctx);
+    hints_close(n);
     if (n->store) {
         int rc = store_close(n->store);
         if (rc != RKV_OK)

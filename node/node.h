@@ -154,6 +154,8 @@ struct node {
     struct vclock overwrite_ctx;  /* scratch: the local copy's context */
     struct resp_server *resp;     /* NULL: no Redis endpoint */
     struct gossip *gossip;        /* membership.c: who is alive */
+    struct hints *hints;          /* hints.c: writes held for other members */
+    uint64_t down_checked_ms;     /* membership.c: last coord_set_down refresh */
 };
 
 /* Opens everything for node `id` of cfg (which the node then owns). */
@@ -195,6 +197,8 @@ void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t l
 void node_rotate_actor(struct node *n, const char *why);
 
 /* replica.c */
+/* The limits for objects from other nodes (see replica.c). */
+void node_peer_limits(const struct node *n, struct object_limits *lim);
 void node_replica_get(struct node *n, const struct wire_msg *m, struct wire_msg *reply);
 int node_replica_put(struct node *n, const struct wire_msg *m, const struct node_ack *ack);
 void node_local_update(struct node *n, const struct coord_update *u);
@@ -242,6 +246,37 @@ uint64_t membership_next_ms(const struct node *n);
 void membership_on_message(struct node *n, uint32_t member, const struct wire_msg *m);
 bool membership_alive(const struct node *n, uint32_t member);
 uint32_t membership_suspects(const struct node *n);
+
+/* hints.c: hinted handoff (the hints this node holds for other members) */
+struct hints;
+struct node_hints_stats {
+    uint64_t stored;       /* hints taken (new or merged) */
+    uint64_t refused_full; /* refused: hints.bytes_max reached */
+    uint64_t sent;         /* handed to their owner (REPLICA_PUTs sent) */
+    uint64_t delivered;    /* acknowledged by the owner and deleted */
+    uint64_t failed;       /* the owner answered with an error */
+    uint64_t timeouts;     /* batches given up unanswered */
+};
+int hints_open(struct node *n, struct rkv_error *err);
+void hints_close(struct node *n);
+/* A REPLICA_PUT with hint_for from member `from`: merged into the hint
+ * store and acknowledged at hints_commit; an error is for the caller to
+ * answer (RKV_ERR_FULL when the store is full). */
+int hints_put(struct node *n, uint32_t from, const struct wire_msg *m);
+/* Commits the turn's hint writes, then acknowledges the hints taken. */
+void hints_commit(struct node *n);
+/* A handoff round if one is due (sends to owners that are alive). */
+void hints_turn(struct node *n);
+/* When the next round is due (realtime ms), UINT64_MAX if nothing is held. */
+uint64_t hints_next_ms(const struct node *n);
+/* An owner's REPLICA_REPLY to a handoff (its id has COORD_ID_FREE_BIT). */
+void hints_on_reply(struct node *n, uint32_t member, const struct wire_msg *m);
+void hints_stats(const struct node *n, struct node_hints_stats *st, uint64_t *pending,
+                 uint64_t *bytes);
+/* Owners this node holds (or held) hints for, and the count for one. */
+uint32_t hints_owners(const struct node *n);
+const char *hints_owner(const struct node *n, uint32_t i);
+uint64_t hints_pending_for(const struct node *n, const char *id);
 
 /* admin.c */
 void node_admin(struct node *n, uint64_t token, const struct wire_msg *m);

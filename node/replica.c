@@ -20,7 +20,7 @@
  * what one sibling may hold (a peer with other settings is not refused),
  * our conflict mode, and merged objects up to twice object_bytes_max: two
  * replicas that each took writes up to the limit still converge. */
-static void peer_limits(const struct node *n, struct object_limits *lim)
+void node_peer_limits(const struct node *n, struct object_limits *lim)
 {
     object_limits_default(lim);
     lim->conflict = n->limits.conflict;
@@ -61,7 +61,7 @@ static int load_local(struct node *n, uint16_t part, const void *key, size_t key
     if (rc != RKV_OK)
         return rc;
     struct object_limits lim;
-    peer_limits(n, &lim);
+    node_peer_limits(n, &lim);
     rc = object_decode(n->obj.data, n->obj.len, &lim, &n->local);
     if (rc != RKV_OK) {
         RKV_ERROR("node", "stored object of partition %u does not decode: %s", part,
@@ -118,7 +118,7 @@ int node_replica_put(struct node *n, const struct wire_msg *m, const struct node
 {
     n->stats.replica_puts++;
     struct object_limits lim;
-    peer_limits(n, &lim);
+    node_peer_limits(n, &lim);
     int rc = m->key.len > n->cfg->key_bytes_max
                  ? RKV_ERR_TOOBIG
                  : object_decode(m->object.p, m->object.len, &lim, &n->incoming);
@@ -206,6 +206,7 @@ static void send_acks(struct node *n, size_t count, int rc)
  */
 void node_group_commit(struct node *n)
 {
+    hints_commit(n); /* rare (a peer is down), so synchronous */
     if (n->cfg->sync == STORE_SYNC_ALWAYS) {
         uint64_t ticket;
         int rc = store_commit_async(n->store, &ticket);

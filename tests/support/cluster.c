@@ -89,6 +89,8 @@ static void write_config(struct cluster *c, const struct cluster_opts *o)
             c->plain ? "none" : "curve");
     if (o->extra_resp)
         fprintf(f, "[resp]\n%s\n", o->extra_resp);
+    if (o->extra_tables)
+        fprintf(f, "%s\n", o->extra_tables);
     for (int i = 0; i < c->n; i++) {
         snprintf(c->id[i], sizeof c->id[i], "n%d", i + 1);
         c->client_port[i] = free_port();

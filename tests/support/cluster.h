@@ -38,6 +38,7 @@ struct cluster_opts {
     bool plain;                 /* security.mode = "none" (default: curve) */
     bool resp;                  /* a Redis-protocol port on every node */
     const char *extra_resp;     /* TOML lines for [resp], or NULL */
+    const char *extra_tables;   /* whole TOML tables ("[hints]\n..."), or NULL */
 };
 
 /* Writes the config and, unless plain, a key pair per node and one for
