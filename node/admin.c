@@ -107,6 +107,8 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"hints_delivered", hs.delivered},
         {"hints_failed", hs.failed},
         {"hints_timeouts", hs.timeouts},
+        {"hints_last_drain_ms", hs.last_drain_ms},
+        {"hints_last_drain_hints", hs.last_drain_hints},
     };
     size_t count = sizeof stat / sizeof stat[0];
     uint32_t members = ring_member_count(n->ring);

@@ -25,11 +25,13 @@
  * take the live bytes over hints.bytes_max is refused with RKV_ERR_FULL,
  * which the coordinator reports in its quorum error: never a silent drop.
  *
- * Handing over: every HINTS_ROUND_MS, for each owner that is a member, not
- * this node, alive by the failure detector and without a batch in flight,
- * up to HINTS_BATCH_MAX hints (HINTS_BATCH_BYTES) are sent as ordinary
+ * Handing over: every HINTS_ROUND_MS, and as soon as a batch is answered,
+ * for each owner that is a member, not this node, alive by the failure
+ * detector and without a batch in flight, up to HINTS_BATCH_MAX hints
+ * (HINTS_BATCH_BYTES) are sent as ordinary
  * REPLICA_PUTs, paced by hints.replay_bytes_per_sec (a token bucket of one
- * second). Their ids carry COORD_ID_FREE_BIT, so the replies come here and
+ * second); an owner that fails a hint (or cannot be sent to) is left alone
+ * for HINTS_RETRY_MS. Their ids carry COORD_ID_FREE_BIT, so the replies come here and
  * not to the coordinator. The owner acknowledges after its own group
  * commit; only then is the hint deleted, and only if it is still the
  * version sent (its store sequence number is unchanged): a hint that took a
@@ -51,6 +53,7 @@
 #define HINTS_BATCH_BYTES (1u << 20)
 #define HINTS_ROUND_MS 100
 #define HINTS_BATCH_TIMEOUT_MS 10000
+#define HINTS_RETRY_MS 1000 /* an owner that failed a hint is left alone this long */
 #define HINTS_TARGETS_MAX RKV_NODES_MAX /* owners with hints (ids ever seen) */
 #define HINT_KEY_HEAD_MAX (1 + RKV_NODE_ID_BYTES_MAX + 2)
 
@@ -70,6 +73,9 @@ struct hint_target {
     uint32_t gen;                /* names the batch in flight in reply ids */
     uint32_t n_sent, inflight;
     uint64_t sent_ms;
+    uint64_t retry_ms;           /* no batch before this (after a failure) */
+    uint64_t drain_start_ms;     /* first send since count was last 0 */
+    uint64_t drain_delivered;    /* delivered since then */
     double tokens;               /* bytes it may send now */
     uint64_t refill_ms;
     struct hint_sent sent[HINTS_BATCH_MAX];
@@ -412,6 +418,10 @@ static void send_batch(struct node *n, uint32_t ti, uint32_t member)
     t->gen++;
     t->inflight = 0;
     t->sent_ms = n->now_ms;
+    if (t->drain_start_ms == 0) {
+        t->drain_start_ms = n->now_ms;
+        t->drain_delivered = 0;
+    }
     for (uint32_t k = 0; k < t->n_sent; k++) {
         struct hint_sent *s = &t->sent[k];
         const char *owner;
@@ -450,7 +460,7 @@ void hints_turn(struct node *n)
             h->stats.timeouts++;
             t->inflight = 0; /* given up: its hints stay for a later round */
         }
-        if (t->count == 0 || t->inflight)
+        if (t->count == 0 || t->inflight || now < t->retry_ms)
             continue;
         int member = ring_member_index(n->ring, t->id);
         if (member < 0 || (uint32_t)member == n->self || !membership_alive(n, (uint32_t)member))
@@ -493,7 +503,13 @@ static void delivered(struct node *n, struct hint_target *t, struct hint_sent *s
     h->bytes -= bytes;
     t->bytes -= bytes;
     t->count--;
+    t->drain_delivered++;
     h->stats.delivered++;
+    if (t->count == 0) { /* handed over: how long it took, for the statistics */
+        h->stats.last_drain_ms = n->now_ms - t->drain_start_ms;
+        h->stats.last_drain_hints = t->drain_delivered;
+        t->drain_start_ms = 0;
+    }
 }
 
 void hints_on_reply(struct node *n, uint32_t member, const struct wire_msg *m)
@@ -509,10 +525,15 @@ void hints_on_reply(struct node *n, uint32_t member, const struct wire_msg *m)
         return; /* late, duplicated, or not from the owner */
     t->sent[k].done = true;
     t->inflight--;
-    if (m->status == RKV_OK)
+    if (m->status == RKV_OK) {
         delivered(n, t, &t->sent[k]);
-    else
+    } else {
         h->stats.failed++;
+        t->retry_ms = n->now_ms + HINTS_RETRY_MS; /* down, or failing: not at once */
+        t->drain_start_ms = 0; /* the handoff's timing starts at the next batch */
+    }
+    if (t->inflight == 0 && n->now_ms >= t->retry_ms)
+        h->next_ms = 0; /* the batch went through: the next one may go at once */
 }
 
 void hints_stats(const struct node *n, struct node_hints_stats *st, uint64_t *pending,

@@ -256,6 +256,9 @@ struct node_hints_stats {
     uint64_t delivered;    /* acknowledged by the owner and deleted */
     uint64_t failed;       /* the owner answered with an error */
     uint64_t timeouts;     /* batches given up unanswered */
+    uint64_t last_drain_ms;    /* the last owner whose hints all went: first batch after
+                                  its last failure to the last acknowledgement */
+    uint64_t last_drain_hints; /* ...and how many it took then */
 };
 int hints_open(struct node *n, struct rkv_error *err);
 void hints_close(struct node *n);

@@ -20,7 +20,7 @@
 #define WAIT_MS 15000
 #define NODES 4
 #define DOWN 3 /* n4 */
-#define KEYS_W2 300
+#define KEYS_W2 1200
 #define KEYS_W3 100
 #define KEYS (KEYS_W2 + KEYS_W3)
 
@@ -61,14 +61,40 @@ static uint64_t pending_for(struct ringkv_client *c, const char *id)
     return sum;
 }
 
+/* Each holder's handoff, as seen by polling: when its first hint was
+ * delivered and when it had none left (so its rate is a lower bound). */
 struct drain {
     struct ringkv_client *c;
+    uint64_t first_ms[NODES], done_ms[NODES], count[NODES];
 };
+
+static uint64_t delivered_total(struct ringkv_client *c)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < NODES; i++)
+        if (i != DOWN)
+            sum += cluster_stat(c, cl.id[i], "hints_delivered");
+    return sum;
+}
 
 static bool drained(void *arg)
 {
     struct drain *d = arg;
-    return pending_for(d->c, "n4") == 0;
+    bool all = true;
+    for (int i = 0; i < NODES; i++) {
+        if (i == DOWN || d->done_ms[i])
+            continue;
+        uint64_t now = rkv_clock_mono_ms();
+        if (d->first_ms[i] == 0 && cluster_stat(d->c, cl.id[i], "hints_delivered") > 0)
+            d->first_ms[i] = now;
+        if (cluster_stat(d->c, cl.id[i], "hints_pending.n4") == 0) {
+            d->done_ms[i] = now;
+            d->count[i] = cluster_stat(d->c, cl.id[i], "hints_delivered");
+        } else {
+            all = false;
+        }
+    }
+    return all;
 }
 
 /* n4 is killed; 300 writes at W=2 and 100 at W=3 all succeed, those of n4's
@@ -76,10 +102,22 @@ static bool drained(void *arg)
  * n4 restarts: the hints drain to zero and n4 holds every one of its keys,
  * checked by reading only n4 while the others are paused (R=1, no read
  * repair can have put them there). */
+static bool n4_alive_everywhere(void *arg)
+{
+    struct ringkv_client *c = arg;
+    for (int i = 0; i < NODES; i++)
+        if (i != DOWN && cluster_stat(c, cl.id[i], "suspect.n4") != 0)
+            return false;
+    return true;
+}
+
 START_TEST(killed_node_gets_its_writes_through_hints)
 {
     struct ringkv_client *c = cluster_client(&cl);
     struct ring *ring = test_ring();
+    /* n4 is known alive first, so its death is noticed by failed sends
+     * before the detector suspects it */
+    wait_for(n4_alive_everywhere, c, WAIT_MS, "n4 heard by every node");
     cluster_node_signal(&cl, DOWN, SIGKILL);
     char key[32], val[32];
     int owned = 0, sloppy = 0;
@@ -129,17 +167,28 @@ START_TEST(killed_node_gets_its_writes_through_hints)
     cluster_node_start(&cl, DOWN);
     cluster_wait_ready(&cl, DOWN, WAIT_MS);
     t0 = rkv_clock_mono_ms();
-    struct drain d = {c};
+    static struct drain d;
+    memset(&d, 0, sizeof d);
+    d.c = c;
     wait_for(drained, &d, 60000, "hints for n4 handed over");
     uint64_t drain_ms = rkv_clock_mono_ms() - t0;
-    uint64_t delivered = 0;
-    for (int i = 0; i < NODES - 1; i++)
-        delivered += cluster_stat(c, cl.id[i], "hints_delivered");
+    uint64_t delivered = delivered_total(c);
     ck_assert_uint_ge(delivered, (uint64_t)owned + 1);
-    fprintf(stderr, "handoff: %llu hints drained %llu ms after n4 answered (%.0f hints/s, "
-            "detection included)\n",
-            (unsigned long long)delivered, (unsigned long long)drain_ms,
-            drain_ms ? 1000.0 * (double)delivered / (double)drain_ms : 0.0);
+    fprintf(stderr, "handoff: %llu hints drained %llu ms after n4 answered\n",
+            (unsigned long long)delivered, (unsigned long long)drain_ms);
+    for (int i = 0; i < NODES; i++) {
+        if (i == DOWN || d.first_ms[i] == 0)
+            continue;
+        /* the node's own timing: first batch sent to last hint acknowledged */
+        uint64_t ms = cluster_stat(c, cl.id[i], "hints_last_drain_ms");
+        uint64_t count = cluster_stat(c, cl.id[i], "hints_last_drain_hints");
+        fprintf(stderr, "handoff: %s: first delivery seen %llu ms after n4 answered; handed "
+                "over %llu hints in %llu ms (%.0f hints/s); %llu sent, %llu failed\n", cl.id[i],
+                (unsigned long long)(d.first_ms[i] - t0), (unsigned long long)count,
+                (unsigned long long)ms, ms ? 1000.0 * (double)count / (double)ms : 0.0,
+                (unsigned long long)cluster_stat(c, cl.id[i], "hints_sent"),
+                (unsigned long long)cluster_stat(c, cl.id[i], "hints_failed"));
+    }
 
     /* n4 alone answers for its keys: they are all there */
     for (int i = 0; i < NODES - 1; i++)
