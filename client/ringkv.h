@@ -179,7 +179,7 @@ struct ringkv_request_options {
     size_t context_len;
     /* Send the request to this node (its id) instead of routing by key. A
      * node outside the key's preference list forwards a write to the first
-     * node of the list. For tests and debugging. Borrowed for the call. */
+     * node of the list that it does not suspect to be down. For tests and debugging. Borrowed for the call. */
     const char *coordinator;
     /* put/delete: count only the key's own replicas (its preference list)
      * toward w, not fallbacks that hold the write as a hint for an owner

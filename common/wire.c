@@ -99,7 +99,8 @@ static bool read_fallbacks(struct mp_reader *r, struct wire_msg *m)
 static bool read_hint_for(struct mp_reader *r, struct wire_msg *m)
 {
     return mp_read_str(r, (const char **)&m->hint_for.p, &m->hint_for.len) &&
-           m->hint_for.len > 0 && m->hint_for.len <= RKV_NODE_ID_BYTES_MAX;
+           m->hint_for.len > 0 && m->hint_for.len <= RKV_NODE_ID_BYTES_MAX &&
+           memchr(m->hint_for.p, '\0', m->hint_for.len) == NULL;
 }
 
 /* flagged: the message has its optional last field. */

@@ -667,7 +667,8 @@ static void on_entry_failed(struct coord *c, struct creq *r, uint32_t i)
     uint32_t owner = i < r->n_primary ? i : r->stand_in[i];
     if (i >= r->n_primary)
         r->covered[owner] = false;
-    cover(c, r, owner);
+    if (r->state[owner] != RS_OK) /* an owner that has the write needs no stand-in */
+        cover(c, r, owner);
 }
 
 /* ---- progress ---- */

@@ -47,12 +47,14 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 
 #define HINTS_BATCH_MAX 64
 #define HINTS_BATCH_BYTES (1u << 20)
 #define HINTS_ROUND_MS 100
 #define HINTS_BATCH_TIMEOUT_MS 10000
+#define HINTS_EXAMINE_MAX 4096 /* keys of a slot looked at per batch */
 #define HINTS_RETRY_MS 1000 /* an owner that failed a hint is left alone this long */
 #define HINTS_TARGETS_MAX RKV_NODES_MAX /* owners with hints (ids ever seen) */
 #define HINT_KEY_HEAD_MAX (1 + RKV_NODE_ID_BYTES_MAX + 2)
@@ -192,6 +194,25 @@ static int count_one(void *arg, const void *key, size_t key_len, const struct st
     return 0;
 }
 
+/* Counts every owner's hints from the store itself: at open, and after a
+ * commit that failed (the counters followed writes it rolled back). */
+static int recount(struct hints *h)
+{
+    h->bytes = 0;
+    for (size_t i = 0; i < h->n_targets; i++)
+        h->targets[i].count = h->targets[i].bytes = 0;
+    struct count_ctx x = {.h = h, .rc = RKV_OK};
+    for (uint32_t slot = 0; slot <= 0xffff && x.rc == RKV_OK; slot++) {
+        uint64_t cursor = 0;
+        while (cursor != STORE_CURSOR_END && x.rc == RKV_OK) {
+            int rc = store_list(h->store, (uint16_t)slot, &cursor, 1024, count_one, &x);
+            if (rc != RKV_OK && x.rc == RKV_OK)
+                x.rc = rc;
+        }
+    }
+    return x.rc;
+}
+
 int hints_open(struct node *n, struct rkv_error *err)
 {
     struct hints *h = rkv_calloc(1, sizeof *h);
@@ -213,18 +234,10 @@ int hints_open(struct node *n, struct rkv_error *err)
     if (rc != RKV_OK)
         return rc;
     /* count what a previous run left, owner by owner */
-    struct count_ctx x = {.h = h, .rc = RKV_OK};
-    for (uint32_t slot = 0; slot <= 0xffff && x.rc == RKV_OK; slot++) {
-        uint64_t cursor = 0;
-        while (cursor != STORE_CURSOR_END && x.rc == RKV_OK) {
-            rc = store_list(h->store, (uint16_t)slot, &cursor, 1024, count_one, &x);
-            if (rc != RKV_OK && x.rc == RKV_OK)
-                x.rc = rc;
-        }
-    }
-    if (x.rc != RKV_OK)
-        return rkv_error_set(err, x.rc, "hints: cannot count the hints in %s: %s", dir,
-                             rkv_strerror(x.rc));
+    rc = recount(h);
+    if (rc != RKV_OK)
+        return rkv_error_set(err, rc, "hints: cannot count the hints in %s: %s", dir,
+                             rkv_strerror(rc));
     uint64_t total = 0;
     for (uint32_t i = 0; i < h->n_targets; i++)
         total += h->targets[i].count;
@@ -265,8 +278,8 @@ int hints_put(struct node *n, uint32_t from, const struct wire_msg *m)
     memcpy(owner, m->hint_for.p, m->hint_for.len);
     owner[m->hint_for.len] = '\0';
     int member = ring_member_index(n->ring, owner);
-    if (member < 0)
-        return RKV_ERR_INVAL; /* a hint for a stranger: the rings differ */
+    if (member < 0 || strlen(owner) != m->hint_for.len)
+        return RKV_ERR_INVAL; /* a hint for a stranger (the rings differ), or a forged id */
     if ((uint32_t)member == n->self) /* we are the owner: an ordinary write */
         return node_replica_put(n, m, &(struct node_ack){.id = m->id, .member = from});
     n->stats.replica_puts++;
@@ -340,9 +353,12 @@ void hints_commit(struct node *n)
     if (h->dirty) {
         rc = store_commit(h->store);
         h->dirty = false;
-        if (rc != RKV_OK)
+        if (rc != RKV_OK) {
             RKV_ERROR("node", "%s: hint store commit failed: %s", n->me->id,
                       store_errmsg(h->store));
+            if (recount(h) != RKV_OK)
+                RKV_ERROR("node", "%s: hint store: cannot recount its hints", n->me->id);
+        }
     }
     store_tick(h->store);
     for (size_t i = 0; i < h->n_acks; i++) {
@@ -370,6 +386,7 @@ struct batch_ctx {
     struct hints *h;
     struct hint_target *t;
     uint64_t bytes;
+    uint32_t examined; /* keys of the slot looked at (other owners' too) */
     int rc;
 };
 
@@ -381,6 +398,8 @@ static int collect_one(void *arg, const void *key, size_t key_len, const struct 
     size_t owner_len, k_len;
     uint16_t part;
     const uint8_t *k;
+    if (++x->examined >= HINTS_EXAMINE_MAX)
+        return 1; /* a slot shared with another owner's many hints: go on next round */
     if (t->n_sent >= HINTS_BATCH_MAX ||
         !hint_key_parse(key, key_len, &owner, &owner_len, &part, &k, &k_len) ||
         owner_len != strlen(t->id) || memcmp(owner, t->id, owner_len) != 0)
@@ -395,7 +414,7 @@ static int collect_one(void *arg, const void *key, size_t key_len, const struct 
     s->done = false;
     t->n_sent++;
     x->bytes += key_len + meta->value_len;
-    return 0;
+    return x->bytes >= HINTS_BATCH_BYTES || t->n_sent >= HINTS_BATCH_MAX; /* full: stop */
 }
 
 /* Sends the next batch of t's hints to member. */
@@ -405,11 +424,10 @@ static void send_batch(struct node *n, uint32_t ti, uint32_t member)
     struct hint_target *t = &h->targets[ti];
     struct batch_ctx x = {.h = h, .t = t, .rc = RKV_OK};
     t->n_sent = 0;
-    while (t->n_sent < HINTS_BATCH_MAX && x.bytes < HINTS_BATCH_BYTES && x.rc == RKV_OK) {
-        size_t room = HINTS_BATCH_MAX - t->n_sent;
-        if (store_list(h->store, t->slot, &t->cursor, room < 16 ? room : 16, collect_one, &x) !=
-            RKV_OK)
-            break;
+    while (t->n_sent < HINTS_BATCH_MAX && x.bytes < HINTS_BATCH_BYTES && x.rc == RKV_OK &&
+           x.examined < HINTS_EXAMINE_MAX) {
+        if (store_list(h->store, t->slot, &t->cursor, HINTS_BATCH_MAX, collect_one, &x) != RKV_OK)
+            break; /* full, examined enough, or an error: the cursor is kept */
         if (t->cursor == STORE_CURSOR_END) {
             t->cursor = 0; /* from the beginning next time: failed hints are retried */
             break;
@@ -417,9 +435,9 @@ static void send_batch(struct node *n, uint32_t ti, uint32_t member)
     }
     t->gen++;
     t->inflight = 0;
-    t->sent_ms = n->now_ms;
+    t->sent_ms = rkv_clock_mono_ms();
     if (t->drain_start_ms == 0) {
-        t->drain_start_ms = n->now_ms;
+        t->drain_start_ms = t->sent_ms;
         t->drain_delivered = 0;
     }
     for (uint32_t k = 0; k < t->n_sent; k++) {
@@ -449,7 +467,7 @@ static void send_batch(struct node *n, uint32_t ti, uint32_t member)
 void hints_turn(struct node *n)
 {
     struct hints *h = n->hints;
-    uint64_t now = n->now_ms;
+    uint64_t now = rkv_clock_mono_ms(); /* a wall-clock step must not stall handoff */
     if (now < h->next_ms)
         return;
     h->next_ms = now + HINTS_ROUND_MS;
@@ -506,7 +524,7 @@ static void delivered(struct node *n, struct hint_target *t, struct hint_sent *s
     t->drain_delivered++;
     h->stats.delivered++;
     if (t->count == 0) { /* handed over: how long it took, for the statistics */
-        h->stats.last_drain_ms = n->now_ms - t->drain_start_ms;
+        h->stats.last_drain_ms = rkv_clock_mono_ms() - t->drain_start_ms;
         h->stats.last_drain_hints = t->drain_delivered;
         t->drain_start_ms = 0;
     }
@@ -529,10 +547,10 @@ void hints_on_reply(struct node *n, uint32_t member, const struct wire_msg *m)
         delivered(n, t, &t->sent[k]);
     } else {
         h->stats.failed++;
-        t->retry_ms = n->now_ms + HINTS_RETRY_MS; /* down, or failing: not at once */
+        t->retry_ms = rkv_clock_mono_ms() + HINTS_RETRY_MS; /* down, or failing: not at once */
         t->drain_start_ms = 0; /* the handoff's timing starts at the next batch */
     }
-    if (t->inflight == 0 && n->now_ms >= t->retry_ms)
+    if (t->inflight == 0 && rkv_clock_mono_ms() >= t->retry_ms)
         h->next_ms = 0; /* the batch went through: the next one may go at once */
 }
 

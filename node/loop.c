@@ -382,9 +382,9 @@ static long poll_timeout(struct node *n)
     uint64_t round = membership_next_ms(n), mono = rkv_clock_mono_ms(); /* gossip's clock */
     if (round != UINT64_MAX && (round <= mono || round - mono < (uint64_t)t))
         t = round <= mono ? 0 : (long)(round - mono);
-    uint64_t handoff = hints_next_ms(n);
-    if (handoff != UINT64_MAX && (handoff <= now || handoff - now < (uint64_t)t))
-        t = handoff <= now ? 0 : (long)(handoff - now);
+    uint64_t handoff = hints_next_ms(n); /* monotonic, like gossip's */
+    if (handoff != UINT64_MAX && (handoff <= mono || handoff - mono < (uint64_t)t))
+        t = handoff <= mono ? 0 : (long)(handoff - mono);
     return t;
 }
 

@@ -270,7 +270,7 @@ int hints_put(struct node *n, uint32_t from, const struct wire_msg *m);
 void hints_commit(struct node *n);
 /* A handoff round if one is due (sends to owners that are alive). */
 void hints_turn(struct node *n);
-/* When the next round is due (realtime ms), UINT64_MAX if nothing is held. */
+/* When the next round is due (monotonic ms), UINT64_MAX if nothing is held. */
 uint64_t hints_next_ms(const struct node *n);
 /* An owner's REPLICA_REPLY to a handoff (its id has COORD_ID_FREE_BIT). */
 void hints_on_reply(struct node *n, uint32_t member, const struct wire_msg *m);

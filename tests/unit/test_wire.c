@@ -296,6 +296,14 @@ START_TEST(fallbacks_and_hints)
     mp_write_bin(&w, "o", 1);
     mp_write_cstr(&w, ""); /* an empty owner is malformed */
     ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_ERR_PROTO);
+    b.len = 0; /* and so is one with a NUL inside ("n3" followed by junk) */
+    mp_writer_init(&w, &b);
+    wire_header(&w, 4, WIRE_REPLICA_PUT, 9, 0);
+    mp_write_uint(&w, 3);
+    mp_write_bin(&w, "k", 1);
+    mp_write_bin(&w, "o", 1);
+    mp_write_str(&w, "n3\0AB", 5);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &d), RKV_ERR_PROTO);
     rkv_buf_free(&plain);
     rkv_buf_free(&b);
 }
