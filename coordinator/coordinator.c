@@ -322,7 +322,9 @@ static void answered_fallbacks(const struct coord *c, const struct creq *r,
                                struct wire_fallbacks *fb)
 {
     fb->n = 0;
-    for (uint32_t i = r ? r->n_primary : 0; r && i < r->n && fb->n < WIRE_FALLBACKS_MAX; i++) {
+    if (r == NULL)
+        return;
+    for (uint32_t i = r->n_primary; i < r->n && fb->n < WIRE_FALLBACKS_MAX; i++) {
         if (r->state[i] != RS_OK || !counts(r, i))
             continue;
         fb->fallback[fb->n] = ring_member_id(c->ring, r->nodes[i]);
