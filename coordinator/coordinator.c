@@ -82,6 +82,12 @@ struct coord {
     struct coord_options opt;
     const struct ring *ring;
     uint64_t epoch;
+    /* members are the node's slots (coord_set_members); ring indices are
+     * turned into slots as they are read, so a request keeps its members
+     * when the ring changes under it */
+    const uint32_t *slot_of;  /* ring index -> slot; NULL: the same number */
+    const char *const *ids;   /* slot -> id; NULL: the ring's ids */
+    int64_t self_ring;        /* this node's ring index, -1 outside the ring */
     /* each request is allocated on its own and never moves: the outbox
      * hands the node pointers into it (a local update's context) */
     struct creq **reqs;
@@ -103,6 +109,17 @@ struct coord {
 static bool is_down(const struct coord *c, uint32_t member)
 {
     return member < RKV_NODES_MAX && (c->down[member / 8] >> (member % 8) & 1);
+}
+
+/* The member (slot) of ring index idx, and a member's id. */
+static uint32_t slot_of(const struct coord *c, uint32_t idx)
+{
+    return c->slot_of ? c->slot_of[idx] : idx;
+}
+
+static const char *member_id(const struct coord *c, uint32_t member)
+{
+    return c->ids ? c->ids[member] : ring_member_id(c->ring, member);
 }
 
 void coord_set_down(struct coord *c, uint32_t member, bool down)
@@ -313,7 +330,7 @@ static uint32_t answered_names(const struct coord *c, const struct creq *r, cons
     uint32_t n = 0;
     for (uint32_t i = 0; i < r->n; i++)
         if ((r->state[i] == RS_OK || r->state[i] == RS_NOTFOUND) && counts(r, i))
-            names[n++] = ring_member_id(c->ring, r->nodes[i]);
+            names[n++] = member_id(c, r->nodes[i]);
     return n;
 }
 
@@ -327,8 +344,8 @@ static void answered_fallbacks(const struct coord *c, const struct creq *r,
     for (uint32_t i = r->n_primary; i < r->n && fb->n < WIRE_FALLBACKS_MAX; i++) {
         if (r->state[i] != RS_OK || !counts(r, i))
             continue;
-        fb->fallback[fb->n] = ring_member_id(c->ring, r->nodes[i]);
-        fb->fallback_for[fb->n++] = ring_member_id(c->ring, r->nodes[r->stand_in[i]]);
+        fb->fallback[fb->n] = member_id(c, r->nodes[i]);
+        fb->fallback_for[fb->n++] = member_id(c, r->nodes[r->stand_in[i]]);
     }
 }
 
@@ -382,7 +399,7 @@ static void list_replicas(const struct coord *c, const struct creq *r, unsigned 
         if (!(mask & (1u << r->state[i])))
             continue;
         int w = snprintf(out + len, cap - len, "%s%s", len ? ", " : "",
-                         ring_member_id(c->ring, r->nodes[i]));
+                         member_id(c, r->nodes[i]));
         if (w < 0 || (size_t)w >= cap - len)
             break;
         len += (size_t)w;
@@ -623,7 +640,7 @@ static uint32_t next_fallback(struct coord *c, const struct creq *r)
 {
     uint32_t count = ring_walk(c->ring, r->partition, c->walk, RKV_NODES_MAX);
     for (uint32_t k = r->n_primary; k < count; k++) {
-        uint32_t m = c->walk[k];
+        uint32_t m = slot_of(c, c->walk[k]);
         bool taken = is_down(c, m);
         for (uint32_t i = 0; i < r->n && !taken; i++)
             taken = r->nodes[i] == m;
@@ -649,7 +666,7 @@ static void cover(struct coord *c, struct creq *r, uint32_t i)
     o->node = f;
     if (wire_encode_hint_put(&o->msg, req_id(c, r), c->epoch, r->partition, r->key.data,
                              r->key.len, r->written.data, r->written.len,
-                             ring_member_id(c->ring, r->nodes[i])) != RKV_OK) {
+                             member_id(c, r->nodes[i])) != RKV_OK) {
         c->n_out--;
         return;
     }
@@ -813,7 +830,8 @@ void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struc
     }
     uint32_t part = ring_partition(c->ring, ring_hash_key(m->key.p, m->key.len));
     uint64_t timeout = m->timeout_ms ? m->timeout_ms : c->opt.timeout_ms;
-    if (type != CR_GET && !ring_in_preflist(c->ring, part, c->opt.self)) {
+    if (type != CR_GET &&
+        (c->self_ring < 0 || !ring_in_preflist(c->ring, part, (uint32_t)c->self_ring))) {
         if (forwarded) {
             reply_error(c, client, m->id, NULL, RKV_ERR_UNAVAILABLE,
                         "forwarded to a node outside the key's preference list (ring views "
@@ -822,10 +840,10 @@ void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struc
         }
         /* the first owner that is up coordinates (the first, if none is) */
         const uint32_t *owners = ring_preflist(c->ring, part);
-        uint32_t target = owners[0];
+        uint32_t target = slot_of(c, owners[0]);
         for (uint32_t i = n; i-- > 0;)
-            if (!is_down(c, owners[i]))
-                target = owners[i];
+            if (!is_down(c, slot_of(c, owners[i])))
+                target = slot_of(c, owners[i]);
         forward(c, now, client, m, frame, frame_len, target, timeout);
         return;
     }
@@ -842,7 +860,9 @@ void coord_on_client(struct coord *c, uint64_t now, uint64_t client, const struc
     r->need = need;
     r->n = r->n_primary = n;
     r->primary_only = type != CR_GET && (m->flags & WIRE_FLAG_PRIMARY);
-    memcpy(r->nodes, ring_preflist(c->ring, part), n * sizeof *r->nodes);
+    const uint32_t *owners = ring_preflist(c->ring, part);
+    for (uint32_t i = 0; i < n; i++)
+        r->nodes[i] = slot_of(c, owners[i]);
     memset(r->state, RS_PENDING, sizeof r->state);
     if (type != CR_GET && c->opt.fallback_after_ms && c->opt.fallback_after_ms < timeout) {
         r->wake = now + c->opt.fallback_after_ms; /* earlier: it can only move up */
@@ -976,7 +996,7 @@ void coord_on_reply(struct coord *c, uint64_t now, uint32_t from, const struct w
         if (r->error == RKV_OK)
             r->error = (int)m->status;
         snprintf(r->errmsg + len, sizeof r->errmsg - len, "%s%s: %s", len ? "; " : "",
-                 ring_member_id(c->ring, from), rkv_strerror((int)m->status));
+                 member_id(c, from), rkv_strerror((int)m->status));
         on_entry_failed(c, r, i);
     }
     progress(c, r, now);
@@ -999,7 +1019,7 @@ void coord_tick(struct coord *c, uint64_t now)
         if (r->type == CR_FWD) {
             reply_error(c, r->client, r->client_rid, NULL, RKV_ERR_UNAVAILABLE,
                         "forwarded to %s, which did not answer in time",
-                        ring_member_id(c->ring, r->nodes[0]));
+                        member_id(c, r->nodes[0]));
             req_free(c, r);
             continue;
         }
@@ -1037,6 +1057,20 @@ void coord_set_ring(struct coord *c, const struct ring *ring, uint32_t self)
     c->ring = ring;
     c->epoch = ring_epoch(ring);
     c->opt.self = self;
+    c->slot_of = NULL;
+    c->ids = NULL;
+    c->self_ring = self;
+}
+
+void coord_set_members(struct coord *c, const struct ring *ring, const uint32_t *slot_of,
+                       const char *const *ids, uint32_t self, int64_t self_ring)
+{
+    c->ring = ring;
+    c->epoch = ring_epoch(ring);
+    c->opt.self = self;
+    c->slot_of = slot_of;
+    c->ids = ids;
+    c->self_ring = self_ring;
 }
 
 void coord_free(struct coord *c)

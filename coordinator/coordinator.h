@@ -134,6 +134,18 @@ struct coord_stats {
 int coord_new(const struct coord_options *o, const struct ring *ring, struct coord **out);
 void coord_free(struct coord *c);
 void coord_set_ring(struct coord *c, const struct ring *ring, uint32_t self);
+/*
+ * The same, for a node whose members are not numbered as in the ring (its
+ * peer slots, which stay while the ring changes): slot_of[i] is the member
+ * number of ring index i, ids[m] the id of member m, self this node's
+ * number and self_ring its ring index (-1 if it is not in the ring: it
+ * then forwards every write). Requests in flight keep their members; a
+ * member that left the ring still counts if it answers. Every member
+ * number the coordinator uses afterwards (coord_out.node, coord_on_reply's
+ * from, coord_set_down) is such a number. The arrays are borrowed.
+ */
+void coord_set_members(struct coord *c, const struct ring *ring, const uint32_t *slot_of,
+                       const char *const *ids, uint32_t self, int64_t self_ring);
 /* Marks ring member `member` down (suspect) or up; self is never down. */
 void coord_set_down(struct coord *c, uint32_t member, bool down);
 

@@ -22,17 +22,17 @@ static void encode_ring(struct node *n, struct mp_writer *w)
     mp_write_uint(w, c->read_quorum);
     mp_write_uint(w, c->write_quorum);
     mp_write_uint(w, c->request_timeout_ms);
-    mp_write_array(w, (uint32_t)c->n_nodes);
-    for (size_t i = 0; i < c->n_nodes; i++) {
-        const struct config_node *cn = &c->nodes[i];
-        int idx = ring_member_index(n->ring, cn->id);
+    uint32_t members = ring_member_count(n->ring);
+    mp_write_array(w, members);
+    for (uint32_t i = 0; i < members; i++) {
+        const struct node_peer *p = n->peer[n->ring_slot[i]];
         mp_write_array(w, 6);
-        mp_write_cstr(w, cn->id);
-        mp_write_cstr(w, cn->host);
-        mp_write_uint(w, cn->client_port);
-        mp_write_uint(w, cn->cluster_port);
-        mp_write_uint(w, c->vnodes);
-        mp_write_cstr(w, n->sec.curve && idx >= 0 ? n->sec.peer_z85[idx] : "");
+        mp_write_cstr(w, p->id);
+        mp_write_cstr(w, p->host);
+        mp_write_uint(w, p->client_port);
+        mp_write_uint(w, p->cluster_port);
+        mp_write_uint(w, ring_member_vnodes(n->ring, i));
+        mp_write_cstr(w, n->sec.curve && p->keyed ? p->z85 : "");
     }
 }
 
@@ -41,10 +41,10 @@ static void encode_ring(struct node *n, struct mp_writer *w)
 static uint64_t peers_connected(struct node *n)
 {
     uint64_t up = 0;
-    for (uint32_t i = 0; i < ring_member_count(n->ring); i++) {
-        if (n->peers[i] == NULL)
+    for (uint32_t i = 0; i < n->n_peers; i++) {
+        if (n->peer[i]->sock == NULL)
             continue;
-        zmq_pollitem_t it = {.socket = n->peers[i], .events = ZMQ_POLLOUT};
+        zmq_pollitem_t it = {.socket = n->peer[i]->sock, .events = ZMQ_POLLOUT};
         if (zmq_poll(&it, 1, 0) == 1 && (it.revents & ZMQ_POLLOUT))
             up++;
     }
@@ -111,35 +111,36 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"hints_last_drain_hints", hs.last_drain_hints},
     };
     size_t count = sizeof stat / sizeof stat[0];
-    uint32_t members = ring_member_count(n->ring);
-    /* hints held for ids that are not members (any more) are listed too */
+    uint32_t others = n->n_peers - 1; /* every member this node knows but itself */
+    /* hints held for ids it does not know (any more) are listed too */
     uint32_t strangers = 0;
-    for (uint32_t i = 0; i < hints_owners(n); i++)
-        strangers += ring_member_index(n->ring, hints_owner(n, i)) < 0 &&
-                     hints_pending_for(n, hints_owner(n, i)) > 0;
-    mp_write_map(w, (uint32_t)count + 1 + 2 * (members - 1) + strangers);
+    for (uint32_t i = 0; i < hints_owners(n); i++) {
+        const char *id = hints_owner(n, i);
+        strangers += node_peer_find(n, id, strlen(id)) < 0 && hints_pending_for(n, id) > 0;
+    }
+    mp_write_map(w, (uint32_t)count + 1 + 2 * others + strangers);
     for (size_t i = 0; i < count; i++)
         add_stat(w, stat[i].name, stat[i].value);
     char name[16 + RKV_NODE_ID_BYTES_MAX];
-    for (uint32_t i = 0; i < members; i++) {
+    for (uint32_t i = 0; i < n->n_peers; i++) {
         if (i == n->self)
             continue;
-        snprintf(name, sizeof name, "hints_pending.%s", ring_member_id(n->ring, i));
-        add_stat(w, name, hints_pending_for(n, ring_member_id(n->ring, i)));
+        snprintf(name, sizeof name, "hints_pending.%s", n->peer[i]->id);
+        add_stat(w, name, hints_pending_for(n, n->peer[i]->id));
     }
     for (uint32_t i = 0; i < hints_owners(n); i++) {
         const char *id = hints_owner(n, i);
-        if (ring_member_index(n->ring, id) >= 0 || hints_pending_for(n, id) == 0)
+        if (node_peer_find(n, id, strlen(id)) >= 0 || hints_pending_for(n, id) == 0)
             continue;
         snprintf(name, sizeof name, "hints_pending.%s", id);
         add_stat(w, name, hints_pending_for(n, id));
     }
     /* what this node's failure detector says of each peer */
     add_stat(w, "peers_suspect", membership_suspects(n));
-    for (uint32_t i = 0; i < members; i++) {
+    for (uint32_t i = 0; i < n->n_peers; i++) {
         if (i == n->self)
             continue;
-        snprintf(name, sizeof name, "suspect.%s", ring_member_id(n->ring, i));
+        snprintf(name, sizeof name, "suspect.%s", n->peer[i]->id);
         add_stat(w, name, !membership_alive(n, i));
     }
 }

@@ -277,7 +277,7 @@ int hints_put(struct node *n, uint32_t from, const struct wire_msg *m)
     char owner[RKV_NODE_ID_BYTES_MAX + 1];
     memcpy(owner, m->hint_for.p, m->hint_for.len);
     owner[m->hint_for.len] = '\0';
-    int member = ring_member_index(n->ring, owner);
+    int member = node_peer_find(n, owner, strlen(owner));
     if (member < 0 || strlen(owner) != m->hint_for.len)
         return RKV_ERR_INVAL; /* a hint for a stranger (the rings differ), or a forged id */
     if ((uint32_t)member == n->self) /* we are the owner: an ordinary write */
@@ -480,7 +480,7 @@ void hints_turn(struct node *n)
         }
         if (t->count == 0 || t->inflight || now < t->retry_ms)
             continue;
-        int member = ring_member_index(n->ring, t->id);
+        int member = node_peer_find(n, t->id, strlen(t->id));
         if (member < 0 || (uint32_t)member == n->self || !membership_alive(n, (uint32_t)member))
             continue;
         /* a token bucket of one second's worth */
@@ -539,7 +539,7 @@ void hints_on_reply(struct node *n, uint32_t member, const struct wire_msg *m)
         return;
     struct hint_target *t = &h->targets[ti];
     if ((t->gen & 0xffffu) != gen || k >= t->n_sent || t->sent[k].done || t->inflight == 0 ||
-        ring_member_index(n->ring, t->id) != (int)member)
+        node_peer_find(n, t->id, strlen(t->id)) != (int)member)
         return; /* late, duplicated, or not from the owner */
     t->sent[k].done = true;
     t->inflight--;

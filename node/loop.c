@@ -146,7 +146,7 @@ static int check_replica_request(struct node *n, uint32_t member, const struct w
             RKV_WARN("node",
                      "%s: %s has ring epoch %016llx, this node %016llx: are their "
                      "cluster files the same? (refusing its requests)",
-                     n->me->id, ring_member_id(n->ring, member), (unsigned long long)m->epoch,
+                     n->me->id, n->peer[member]->id, (unsigned long long)m->epoch,
                      (unsigned long long)epoch);
         return RKV_ERR_EPOCH;
     }
@@ -215,6 +215,8 @@ static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, zmq_m
     if (!security_peer_ok(n, payload, rid, rid_len))
         return;
     int32_t member = node_member_of(n, rid, rid_len);
+    if (member < 0 && n->cfg->security == SECURITY_NONE)
+        member = node_peer_add(n, (const char *)rid, rid_len); /* a member that joins */
     if (member < 0 || (uint32_t)member == n->self) {
         n->stats.bad_requests++;
         RKV_DEBUG("node", "dropped a frame from a routing id that is no peer");
@@ -388,38 +390,50 @@ static long poll_timeout(struct node *n)
     return t;
 }
 
+/* The poll set: the two routers, every peer's DEALER, the ZAP handler,
+ * the store's sync fd; then (not here) the Redis endpoint's. Rebuilt when
+ * a peer's socket opens or closes. Returns the count. */
+static int poll_set(struct node *n, zmq_pollitem_t *items, uint32_t *member_of, int *zap,
+                    int *synced)
+{
+    int count = 2;
+    items[0] = (zmq_pollitem_t){.socket = n->client_sock, .events = ZMQ_POLLIN};
+    items[1] = (zmq_pollitem_t){.socket = n->cluster_sock, .events = ZMQ_POLLIN};
+    for (uint32_t i = 0; i < n->n_peers; i++) {
+        if (n->peer[i]->sock == NULL)
+            continue;
+        member_of[count] = i;
+        items[count++] = (zmq_pollitem_t){.socket = n->peer[i]->sock, .events = ZMQ_POLLIN};
+    }
+    *zap = -1;
+    if (n->sec.zap) {
+        *zap = count;
+        items[count++] = (zmq_pollitem_t){.socket = n->sec.zap, .events = ZMQ_POLLIN};
+    }
+    *synced = -1; /* the store's sync thread says a ticket is durable */
+    if (n->cfg->sync == STORE_SYNC_ALWAYS) {
+        *synced = count;
+        items[count++] = (zmq_pollitem_t){.fd = store_sync_fd(n->store), .events = ZMQ_POLLIN};
+    }
+    return count;
+}
+
 int node_run(struct node *n)
 {
-    uint32_t members = ring_member_count(n->ring);
     /* the sockets, the ZAP handler, then the Redis listener and connections */
     int resp_max = n->resp ? 1 + (int)n->cfg->resp_connections_max : 0;
-    zmq_pollitem_t *items = rkv_calloc(3 + members + (size_t)resp_max, sizeof *items);
-    uint32_t *member_of = rkv_calloc(3 + members, sizeof *member_of);
+    zmq_pollitem_t *items = rkv_calloc(4 + RKV_NODES_MAX + (size_t)resp_max, sizeof *items);
+    uint32_t *member_of = rkv_calloc(4 + RKV_NODES_MAX, sizeof *member_of);
     if (items == NULL || member_of == NULL) {
         rkv_free(items);
         rkv_free(member_of);
         return RKV_ERR_NOMEM;
     }
-    int count = 2;
-    items[0] = (zmq_pollitem_t){.socket = n->client_sock, .events = ZMQ_POLLIN};
-    items[1] = (zmq_pollitem_t){.socket = n->cluster_sock, .events = ZMQ_POLLIN};
-    for (uint32_t i = 0; i < members; i++) {
-        if (n->peers[i] == NULL)
-            continue;
-        member_of[count] = i;
-        items[count++] = (zmq_pollitem_t){.socket = n->peers[i], .events = ZMQ_POLLIN};
-    }
-    int zap = -1; /* the ZAP handler's socket */
-    if (n->sec.zap) {
-        zap = count;
-        items[count++] = (zmq_pollitem_t){.socket = n->sec.zap, .events = ZMQ_POLLIN};
-    }
-    int synced = -1; /* the store's sync thread says a ticket is durable */
-    if (n->cfg->sync == STORE_SYNC_ALWAYS) {
+    if (n->cfg->sync == STORE_SYNC_ALWAYS)
         node_group_commit(n); /* starts the sync thread, whose fd is polled */
-        synced = count;
-        items[count++] = (zmq_pollitem_t){.fd = store_sync_fd(n->store), .events = ZMQ_POLLIN};
-    }
+    int zap, synced;
+    uint32_t gen = n->peers_gen;
+    int count = poll_set(n, items, member_of, &zap, &synced);
     int fixed = count;
     uint64_t stop_at = 0;
     int rc = RKV_OK;
@@ -435,6 +449,10 @@ int node_run(struct node *n)
             coord_stats(n->coord, &cs);
             if (cs.inflight == 0 || rkv_clock_mono_ms() >= stop_at)
                 break;
+        }
+        if (gen != n->peers_gen) {
+            gen = n->peers_gen;
+            fixed = poll_set(n, items, member_of, &zap, &synced);
         }
         count = fixed + resp_poll_items(n, items + fixed, resp_max);
         if (zmq_poll(items, count, resp_more ? 0 : poll_timeout(n)) < 0 && zmq_errno() != EINTR) {

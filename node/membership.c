@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <xxhash.h>
 
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -57,7 +58,7 @@ int membership_open(struct node *n, struct rkv_error *err)
     self->incarnation = rkv_clock_realtime_ms();
     self->status = GOSSIP_UP;
     if (getrandom(&o.rng_seed, sizeof o.rng_seed, 0) != sizeof o.rng_seed)
-        o.rng_seed = self->incarnation ^ (uint64_t)n->self << 32;
+        o.rng_seed = self->incarnation ^ XXH3_64bits(n->me->id, strlen(n->me->id));
     int rc = gossip_new(&o, &n->gossip, err);
     rkv_free(seeds);
     return rc;
@@ -75,13 +76,19 @@ static void send_outbox(struct node *n)
     size_t count;
     struct gossip_out *out = gossip_outbox(n->gossip, &count);
     for (size_t i = 0; i < count; i++) {
-        int member = ring_member_index(n->ring, out[i].to);
+        int member = node_peer_find(n, out[i].to, strlen(out[i].to));
         if (member < 0 || (uint32_t)member == n->self)
             continue;
         n->buf.len = 0;
         if (wire_encode_wrapped(&n->buf, WIRE_GOSSIP, 0, ring_epoch(n->ring), out[i].msg.data,
-                                out[i].msg.len) == RKV_OK)
+                                out[i].msg.len) != RKV_OK)
+            continue;
+        /* to a member whose address is not known yet (one that is joining
+         * and spoke first), through the connection it made to us */
+        if (n->peer[member]->sock)
             node_send_peer(n, (uint32_t)member, n->buf.data, n->buf.len);
+        else
+            node_send_cluster(n, (uint32_t)member, n->buf.data, n->buf.len);
     }
     gossip_outbox_clear(n->gossip);
 }
@@ -92,9 +99,9 @@ static void refresh_down(struct node *n, uint64_t now)
     if (now - n->down_checked_ms < MEMBERSHIP_DOWN_REFRESH_MS)
         return;
     n->down_checked_ms = now;
-    for (uint32_t i = 0; i < ring_member_count(n->ring); i++) {
+    for (uint32_t i = 0; i < n->n_peers; i++) {
         bool down = !membership_alive(n, i);
-        if (down && isinf(gossip_phi(n->gossip, ring_member_id(n->ring, i), now)))
+        if (down && isinf(gossip_phi(n->gossip, n->peer[i]->id, now)))
             down = now - n->started_ms > MEMBERSHIP_STARTUP_GRACE_MS; /* never heard yet */
         coord_set_down(n->coord, i, down);
     }
@@ -120,7 +127,7 @@ void membership_on_message(struct node *n, uint32_t member, const struct wire_ms
 {
     if (n->gossip == NULL)
         return;
-    int rc = gossip_on_message_from(n->gossip, rkv_clock_mono_ms(), ring_member_id(n->ring, member),
+    int rc = gossip_on_message_from(n->gossip, rkv_clock_mono_ms(), n->peer[member]->id,
                                     m->inner.p, m->inner.len);
     if (rc != RKV_OK && n->stats.gossip_refused++ == 0)
         RKV_WARN("node", "%s: %s (refusing such gossip; logged once)", n->me->id,
@@ -131,13 +138,13 @@ void membership_on_message(struct node *n, uint32_t member, const struct wire_ms
 bool membership_alive(const struct node *n, uint32_t member)
 {
     return n->gossip == NULL || member == n->self ||
-           gossip_alive(n->gossip, ring_member_id(n->ring, member), rkv_clock_mono_ms());
+           gossip_alive(n->gossip, n->peer[member]->id, rkv_clock_mono_ms());
 }
 
 uint32_t membership_suspects(const struct node *n)
 {
     uint32_t count = 0;
-    for (uint32_t i = 0; i < ring_member_count(n->ring); i++)
+    for (uint32_t i = 0; i < n->n_peers; i++)
         count += !membership_alive(n, i);
     return count;
 }

@@ -33,8 +33,6 @@
 #include "common/limits.h"
 #include "common/log.h"
 
-#define HEARTBEAT_IVL_MS 1000     /* ZMTP pings on peer links... */
-#define HEARTBEAT_TIMEOUT_MS 5000 /* ...and a link silent this long is closed */
 #define CLOSE_LINGER_MS 1000      /* at shutdown, time to flush the last replies */
 
 /* Messages a socket queues per connection, each way (ZeroMQ counts
@@ -46,7 +44,7 @@
  * in flight, each is at most one message to a peer (and one reply), so
  * the limit that bounds memory there is queue_depth_max; a lower one only
  * fails requests when a peer falls a few turns behind under load. */
-static int queue_hwm(const struct config *cfg, bool clients)
+int node_queue_hwm(const struct config *cfg, bool clients)
 {
     uint64_t n = RKV_SOCKET_QUEUE_BYTES / cfg->message_bytes_max;
     if (!clients && n < cfg->queue_depth_max)
@@ -78,43 +76,17 @@ static void *make_router(struct node *n, uint16_t port, bool cluster, struct rkv
     int64_t maxmsg = n->cfg->message_bytes_max;
     char ep[CONFIG_HOST_BYTES + 32];
     snprintf(ep, sizeof ep, "tcp://%s:%u", n->me->host, port);
-    int hwm = queue_hwm(n->cfg, !cluster);
+    int hwm = node_queue_hwm(n->cfg, !cluster);
     /* No ZMQ_ROUTER_HANDOVER on the cluster port: a second connection with
      * a member's routing id is refused, never handed the first one's
      * route. Heartbeats close a dead peer's link so that it can reconnect. */
     if (set_int(s, ZMQ_ROUTER_MANDATORY, 1) || set_int(s, ZMQ_LINGER, 0) ||
         set_int(s, ZMQ_SNDHWM, hwm) || set_int(s, ZMQ_RCVHWM, hwm) ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
-        (cluster && (set_int(s, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) ||
-                     set_int(s, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS))) ||
+        (cluster && (set_int(s, ZMQ_HEARTBEAT_IVL, NODE_HEARTBEAT_IVL_MS) ||
+                     set_int(s, ZMQ_HEARTBEAT_TIMEOUT, NODE_HEARTBEAT_TIMEOUT_MS))) ||
         security_server(n, s, cluster ? "cluster" : "client") || zmq_bind(s, ep) != 0) {
         rkv_error_set(err, RKV_ERR_IO, "node: cannot listen on %s: %s", ep,
-                      zmq_strerror(zmq_errno()));
-        zmq_close(s);
-        return NULL;
-    }
-    return s;
-}
-
-static void *make_dealer(struct node *n, const struct config_node *peer, uint32_t member,
-                         struct rkv_error *err)
-{
-    void *s = zmq_socket(n->zctx, ZMQ_DEALER);
-    if (s == NULL)
-        return zerr(err, "zmq_socket"), NULL;
-    char ep[CONFIG_HOST_BYTES + 32];
-    snprintf(ep, sizeof ep, "tcp://%s:%u", peer->host, peer->cluster_port);
-    int64_t maxmsg = n->cfg->message_bytes_max;
-    if (zmq_setsockopt(s, ZMQ_ROUTING_ID, n->me->id, strlen(n->me->id)) ||
-        set_int(s, ZMQ_IMMEDIATE, 1) || set_int(s, ZMQ_LINGER, 0) ||
-        set_int(s, ZMQ_SNDHWM, queue_hwm(n->cfg, false)) ||
-        set_int(s, ZMQ_RCVHWM, queue_hwm(n->cfg, false)) ||
-        set_int(s, ZMQ_HEARTBEAT_IVL, HEARTBEAT_IVL_MS) ||
-        set_int(s, ZMQ_HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS) ||
-        set_int(s, ZMQ_RECONNECT_IVL, 100) || set_int(s, ZMQ_RECONNECT_IVL_MAX, 1000) ||
-        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
-        security_client(n, s, member) || zmq_connect(s, ep) != 0) {
-        rkv_error_set(err, RKV_ERR_IO, "node: cannot connect to %s at %s: %s", peer->id, ep,
                       zmq_strerror(zmq_errno()));
         zmq_close(s);
         return NULL;
@@ -267,10 +239,7 @@ static int open_ring(struct node *n, struct rkv_error *err)
         m[i] = (struct ring_member){.id = n->cfg->nodes[i].id, .vnodes = n->cfg->vnodes};
     int rc = ring_new(m, n->cfg->n_nodes, n->cfg->partitions, n->cfg->replicas, &n->ring, err);
     rkv_free(m);
-    if (rc != RKV_OK)
-        return rc;
-    n->self = (uint32_t)ring_member_index(n->ring, n->me->id);
-    return RKV_OK;
+    return rc;
 }
 
 static int open_sockets(struct node *n, struct rkv_error *err)
@@ -288,19 +257,27 @@ static int open_sockets(struct node *n, struct rkv_error *err)
     n->cluster_sock = make_router(n, n->me->cluster_port, true, err);
     if (n->cluster_sock == NULL)
         return err->code;
-    uint32_t members = ring_member_count(n->ring);
-    n->peers = rkv_calloc(members, sizeof *n->peers);
-    n->requests = rkv_calloc(members, sizeof *n->requests);
-    n->replies = rkv_calloc(members, sizeof *n->replies);
-    if (n->peers == NULL || n->requests == NULL || n->replies == NULL)
+    /* a slot for every member of the ring, this node first */
+    if (node_peer_add(n, n->me->id, strlen(n->me->id)) != 0)
         return rkv_error_set(err, RKV_ERR_NOMEM, "node: out of memory");
-    for (uint32_t i = 0; i < members; i++) {
-        if (i == n->self)
+    n->self = 0;
+    struct node_peer *me = n->peer[0];
+    snprintf(me->host, sizeof me->host, "%s", n->me->host);
+    me->client_port = n->me->client_port;
+    me->cluster_port = n->me->cluster_port;
+    for (uint32_t i = 0; i < ring_member_count(n->ring); i++) {
+        const char *id = ring_member_id(n->ring, i);
+        int32_t slot = node_peer_add(n, id, strlen(id));
+        if (slot < 0)
+            return rkv_error_set(err, RKV_ERR_NOMEM, "node: out of memory");
+        if ((uint32_t)slot == n->self)
             continue;
-        const struct config_node *peer = config_node_find(n->cfg, ring_member_id(n->ring, i));
-        n->peers[i] = make_dealer(n, peer, i, err);
-        if (n->peers[i] == NULL)
-            return err->code;
+        const struct config_node *peer = config_node_find(n->cfg, id);
+        rc = peer ? node_peer_connect(n, (uint32_t)slot, peer->host, peer->client_port,
+                                      peer->cluster_port, err)
+                  : RKV_OK;
+        if (rc != RKV_OK)
+            return rc;
     }
     return RKV_OK;
 }
@@ -348,6 +325,7 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
     rc = coord_new(&co, n->ring, &n->coord);
     if (rc != RKV_OK)
         return rkv_error_set(err, rc, "node: cannot start the coordinator");
+    node_set_ring(n, n->ring);
     RKV_INFO("node", "%s: serving clients on %s:%u, peers on %s:%u; ring of %u nodes, "
              "Q=%u N=%u R=%u W=%u, epoch %016llx",
              id, n->me->host, n->me->client_port, n->me->host, n->me->cluster_port,
@@ -368,18 +346,7 @@ void node_close(struct node *n)
 {
     resp_close(n);
     membership_close(n);
-    if (n->peers) {
-        for (uint32_t i = 0; i < ring_member_count(n->ring); i++)
-            if (n->peers[i])
-                close_socket(n->peers[i]);
-        rkv_free(n->peers);
-    }
-    for (uint32_t i = 0; n->requests && i < ring_member_count(n->ring); i++)
-        wire_batch_free(&n->requests[i]);
-    for (uint32_t i = 0; n->replies && i < ring_member_count(n->ring); i++)
-        wire_batch_free(&n->replies[i]);
-    rkv_free(n->requests);
-    rkv_free(n->replies);
+    node_peers_close(n);
     if (n->client_sock)
         close_socket(n->client_sock);
     if (n->cluster_sock)
@@ -547,7 +514,7 @@ uint64_t node_resp_token(struct node *n, const struct node_resp_route *route)
     return (uint64_t)c->gen << 32 | slot;
 }
 
-static int send_routed(struct node *n, void *sock, const void *rid, size_t rid_len,
+int node_send_routed(struct node *n, void *sock, const void *rid, size_t rid_len,
                        const void *msg, size_t len)
 {
     if (zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
@@ -581,100 +548,11 @@ int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len
         if (rc == RKV_OK)
             rc = node_send_cluster(n, (uint32_t)c->forwarder, n->buf.data, n->buf.len);
     } else {
-        rc = send_routed(n, n->client_sock, c->rid, c->rid_len, msg, len);
+        rc = node_send_routed(n, n->client_sock, c->rid, c->rid_len, msg, len);
     }
     c->used = false;
     n->free_clients[n->n_free_clients++] = slot;
     if (c->forwarder < 0)
         inflight_give(n, c->rid_hash);
     return rc;
-}
-
-/* ---- batches to peers ---- */
-
-int32_t node_member_of(const struct node *n, const void *rid, size_t rid_len)
-{
-    char id[RKV_NODE_ID_BYTES_MAX + 1];
-    if (rid_len == 0 || rid_len > RKV_NODE_ID_BYTES_MAX || memchr(rid, 0, rid_len))
-        return -1;
-    memcpy(id, rid, rid_len);
-    id[rid_len] = '\0';
-    return ring_member_index(n->ring, id);
-}
-
-/* Sends one batch: on the peer's DEALER (requests), or through the cluster
- * ROUTER (replies). Clears it either way. */
-static void flush_one(struct node *n, uint32_t member, bool requests)
-{
-    struct wire_batch *b = requests ? &n->requests[member] : &n->replies[member];
-    if (b->count == 0)
-        return;
-    const uint8_t *frame;
-    size_t len;
-    wire_batch_seal(b, ring_epoch(n->ring), &frame, &len);
-    n->stats.frames_sent++;
-    n->stats.messages_sent += b->count;
-    int rc = RKV_OK;
-    if (requests) {
-        if (zmq_send(n->peers[member], frame, len, ZMQ_DONTWAIT) < 0) {
-            n->stats.send_failures++;
-            rc = RKV_ERR_UNAVAILABLE;
-        }
-    } else {
-        const char *id = ring_member_id(n->ring, member);
-        rc = send_routed(n, n->cluster_sock, id, strlen(id), frame, len);
-        if (rc != RKV_OK)
-            RKV_DEBUG("node", "%u replies to %s could not be sent", b->count, id);
-    }
-    if (rc != RKV_OK && requests) {
-        /* the coordinator only queues what follows; nothing is sent here */
-        struct wire_bytes m;
-        for (size_t pos = 0; wire_batch_each(b, &pos, &m);)
-            node_send_failed(n, member, m.p, m.len);
-    }
-    wire_batch_clear(b);
-}
-
-/* Appends msg to a batch, sending the batch first if msg would make it
- * outgrow its bounds. */
-static int batch_add(struct node *n, uint32_t member, bool requests, const void *msg, size_t len)
-{
-    struct wire_batch *b = requests ? &n->requests[member] : &n->replies[member];
-    if (b->count > 0 &&
-        (b->count >= WIRE_BATCH_MAX ||
-         wire_batch_frame_bytes(b->count + 1, b->buf.len + len) > n->cfg->message_bytes_max)) {
-        flush_one(n, member, requests);
-        b = requests ? &n->requests[member] : &n->replies[member];
-    }
-    return wire_batch_add(b, msg, len);
-}
-
-int node_send_cluster(struct node *n, uint32_t member, const void *msg, size_t len)
-{
-    if (member >= ring_member_count(n->ring) || member == n->self ||
-        batch_add(n, member, false, msg, len) != RKV_OK) {
-        n->stats.send_failures++;
-        return RKV_ERR_UNAVAILABLE;
-    }
-    return RKV_OK;
-}
-
-int node_send_peer(struct node *n, uint32_t member, const void *msg, size_t len)
-{
-    if (member >= ring_member_count(n->ring) || n->peers[member] == NULL ||
-        batch_add(n, member, true, msg, len) != RKV_OK) {
-        n->stats.send_failures++;
-        return RKV_ERR_UNAVAILABLE;
-    }
-    return RKV_OK;
-}
-
-void node_flush(struct node *n)
-{
-    for (uint32_t i = 0; i < ring_member_count(n->ring); i++) {
-        if (i == n->self)
-            continue;
-        flush_one(n, i, false);
-        flush_one(n, i, true);
-    }
 }

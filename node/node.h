@@ -48,6 +48,8 @@
 #define NODE_BATCH_PER_SOCKET 256 /* messages taken from one socket per turn */
 #define NODE_ROUTING_ID_BYTES 255 /* ZeroMQ's own ceiling */
 #define NODE_SHUTDOWN_GRACE_MS 3000
+#define NODE_HEARTBEAT_IVL_MS 1000     /* ZMTP pings on peer links... */
+#define NODE_HEARTBEAT_TIMEOUT_MS 5000 /* ...and a link silent this long is closed */
 #define NODE_GOSSIP_INTERVAL_MS 1000 /* a gossip round, and a heartbeat, per second */
 
 /* A request of the Redis endpoint: part `sub` of the command numbered seq
@@ -65,7 +67,7 @@ struct node_resp_route {
 struct node_client {
     uint32_t gen;
     bool used;
-    int32_t forwarder;   /* ring index of the peer that forwarded it, -1 for a
+    int32_t forwarder;   /* slot of the peer that forwarded it, -1 for a
                           * client, NODE_ROUTE_RESP for the Redis endpoint */
     struct node_resp_route resp;
     uint64_t rid_hash;   /* its connection, for inflight_per_client */
@@ -77,7 +79,7 @@ struct node_client {
 /* A write waiting for the group commit before it is acknowledged. */
 struct node_ack {
     bool to_self;        /* report to our own coordinator */
-    uint32_t member;     /* else: the peer's ring index */
+    uint32_t member;     /* else: the peer's slot */
     uint64_t id;         /* the request id to answer */
     uint64_t ticket;     /* sync = "always": durable at this store ticket */
 };
@@ -87,15 +89,33 @@ struct node_client_key {
     char name[CERT_NAME_BYTES + 1];
 };
 
-/* CurveZMQ state (security.c). */
+/* CurveZMQ state (security.c). Peers' keys are in their struct node_peer. */
 struct node_security {
     bool curve;
     struct cert own;
-    char (*peer_z85)[CERT_Z85_BYTES + 1]; /* by ring index (own key at self) */
-    uint8_t (*peer_key)[32];
     struct node_client_key *clients;      /* the client allow-list */
     size_t n_clients, cap_clients;
     void *zap;                            /* REP on inproc://zeromq.zap.01 */
+};
+
+/*
+ * A member this node knows of: one of the ring, one joining or leaving it,
+ * or itself. Members are numbered by slot, in the order the node learned
+ * of them; a slot is never reused while the node runs, so a number held by
+ * a request in flight stays the same member when the ring changes (ring
+ * indices do not: they follow the sorted ids of the ring's members).
+ */
+struct node_peer {
+    char id[RKV_NODE_ID_BYTES_MAX + 1];
+    char host[CONFIG_HOST_BYTES];
+    uint16_t client_port, cluster_port;
+    void *sock;                   /* DEALER to its cluster port; NULL for self, or while
+                                     its address (or, with CURVE, its key) is unknown */
+    struct wire_batch requests;   /* for its DEALER */
+    struct wire_batch replies;    /* for its routing id on the cluster ROUTER */
+    bool keyed;                   /* CURVE: its public key is known */
+    char z85[CERT_Z85_BYTES + 1];
+    uint8_t key[32];
 };
 
 struct node_stats {
@@ -119,8 +139,15 @@ struct node_stats {
 struct node {
     struct config *cfg;
     const struct config_node *me;
-    uint32_t self;               /* ring index */
+    uint32_t self;               /* this node's slot */
+    int64_t self_ring;           /* its ring index, -1 outside the ring */
     struct ring *ring;
+    struct node_peer *peer[RKV_NODES_MAX]; /* by slot (peers.c) */
+    uint32_t n_peers;
+    uint32_t peers_gen;          /* changes when a peer's socket opens or closes */
+    const char *peer_id[RKV_NODES_MAX];    /* by slot, for the coordinator */
+    uint32_t ring_slot[RKV_NODES_MAX];     /* ring index -> slot */
+    int32_t slot_ring[RKV_NODES_MAX];      /* slot -> ring index, -1 if not in the ring */
     struct store *store;
     uint64_t actor;
     struct object_limits limits;
@@ -128,9 +155,6 @@ struct node {
     void *zctx;
     void *client_sock;
     void *cluster_sock;
-    void **peers;                /* by ring index; NULL for self */
-    struct wire_batch *requests; /* by ring index: for the peer's DEALER */
-    struct wire_batch *replies;  /* by ring index: for its routing id here */
     struct node_client *clients; /* reply routes, by token slot */
     uint32_t n_clients, cap_clients;
     uint32_t *free_clients;
@@ -167,6 +191,25 @@ void node_close(struct node *n);
 
 /* node.c */
 int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len);
+/* The ZeroMQ high-water mark for a socket to peers or clients. */
+int node_queue_hwm(const struct config *cfg, bool clients);
+/* Sends msg to routing id rid on a ROUTER (without blocking). */
+int node_send_routed(struct node *n, void *sock, const void *rid, size_t rid_len, const void *msg,
+                     size_t len);
+
+/* peers.c: the members this node knows, by slot, and the batches to them */
+/* The slot of member id, or -1. */
+int32_t node_peer_find(const struct node *n, const char *id, size_t len);
+/* The slot of member id, made if new (without an address yet); -1 if the
+ * id is not a valid member id or RKV_NODES_MAX slots are taken. */
+int32_t node_peer_add(struct node *n, const char *id, size_t len);
+/* Sets a peer's address and (re)connects its DEALER if it changed. */
+int node_peer_connect(struct node *n, uint32_t slot, const char *host, uint16_t client_port,
+                      uint16_t cluster_port, struct rkv_error *err);
+/* Makes ring the node's ring (it takes it over, and frees the old one):
+ * gives every member a slot and tells the coordinator. */
+void node_set_ring(struct node *n, struct ring *ring);
+void node_peers_close(struct node *n);
 /* Adds a request to member's batch. RKV_ERR_UNAVAILABLE if there is no
  * such peer (or no memory); a failure to send it comes later, through
  * node_send_failed. */
@@ -176,7 +219,7 @@ int node_send_peer(struct node *n, uint32_t member, const void *msg, size_t len)
 int node_send_cluster(struct node *n, uint32_t member, const void *msg, size_t len);
 /* Sends every batch. */
 void node_flush(struct node *n);
-/* The ring index of the member whose id is rid, or -1. */
+/* The slot of the member whose id is rid, or -1. */
 int32_t node_member_of(const struct node *n, const void *rid, size_t rid_len);
 /* A reply route for a request from routing id rid. UINT64_MAX if the
  * node's queue is full; NODE_TOKEN_CLIENT_BUSY if this client connection
@@ -213,6 +256,9 @@ int security_open(struct node *n, struct rkv_error *err);
 void security_close(struct node *n);
 int security_server(struct node *n, void *sock, const char *domain);
 int security_client(struct node *n, void *sock, uint32_t peer);
+/* Loads the public key of peer slot from keys_dir, if there is one (with
+ * CURVE a peer without one cannot be connected to, nor admitted). */
+void security_peer_key(struct node *n, uint32_t slot);
 void security_on_zap(struct node *n);
 /* False (logged, counted) if a cluster message's claimed id is not the id
  * its sender's key belongs to. payload is a zmq_msg_t *. */

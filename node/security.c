@@ -94,25 +94,6 @@ static int load_keys(struct node *n, struct rkv_error *err)
                              n->me->id, path, n->me->id, n->cfg->keys_dir);
     if (rc != RKV_OK)
         return rc;
-    uint32_t members = ring_member_count(n->ring);
-    s->peer_z85 = rkv_calloc(members, sizeof *s->peer_z85);
-    s->peer_key = rkv_calloc(members, sizeof *s->peer_key);
-    if (s->peer_z85 == NULL || s->peer_key == NULL)
-        return rkv_error_set(err, RKV_ERR_NOMEM, "node: out of memory");
-    for (uint32_t i = 0; i < members; i++) {
-        const char *id = ring_member_id(n->ring, i);
-        struct cert c;
-        if (i == n->self) {
-            c = s->own;
-        } else {
-            snprintf(path, sizeof path, "%s/%s.key", n->cfg->keys_dir, id);
-            rc = cert_load_public(path, &c, err);
-            if (rc != RKV_OK)
-                return rc;
-        }
-        memcpy(s->peer_z85[i], c.public_key, sizeof s->peer_z85[i]);
-        zmq_z85_decode(s->peer_key[i], c.public_key);
-    }
     return load_clients(n, err);
 }
 
@@ -140,8 +121,7 @@ int security_open(struct node *n, struct rkv_error *err)
                              "node: cannot start the ZAP handler (%s); refusing to start: CURVE "
                              "without it would admit anyone",
                              zmq_strerror(zmq_errno()));
-    RKV_INFO("node", "%s: CurveZMQ on, %u peer keys, %zu client keys", n->me->id,
-             ring_member_count(n->ring) - 1, s->n_clients);
+    RKV_INFO("node", "%s: CurveZMQ on, %zu client keys", n->me->id, s->n_clients);
     return RKV_OK;
 }
 
@@ -150,8 +130,6 @@ void security_close(struct node *n)
     struct node_security *s = &n->sec;
     if (s->zap)
         zmq_close(s->zap);
-    rkv_free(s->peer_z85);
-    rkv_free(s->peer_key);
     rkv_free(s->clients);
     memset(s, 0, sizeof *s);
 }
@@ -166,11 +144,66 @@ int security_server(struct node *n, void *sock, const char *domain)
            zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain));
 }
 
+void security_peer_key(struct node *n, uint32_t slot)
+{
+    struct node_peer *p = n->peer[slot];
+    if (!n->sec.curve)
+        return;
+    struct cert c;
+    if (strcmp(p->id, n->me->id) == 0) {
+        c = n->sec.own;
+    } else {
+        char path[CONFIG_PATH_BYTES + 128];
+        snprintf(path, sizeof path, "%s/%s.key", n->cfg->keys_dir, p->id);
+        struct rkv_error err;
+        if (cert_load_public(path, &c, &err) != RKV_OK) {
+            RKV_WARN("node", "%s: member %s has no usable key: %s", n->me->id, p->id, err.msg);
+            return;
+        }
+    }
+    memcpy(p->z85, c.public_key, sizeof p->z85);
+    zmq_z85_decode(p->key, c.public_key);
+    p->keyed = true;
+}
+
+/* A cluster key of no member known yet: the member whose <id>.key in
+ * keys_dir holds it (a member that joins), or NULL. */
+static const char *find_new_member(struct node *n, const uint8_t *key)
+{
+    DIR *d = opendir(n->cfg->keys_dir);
+    if (d == NULL)
+        return NULL;
+    const char *found = NULL;
+    struct dirent *de;
+    while (found == NULL && (de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || len - 4 > RKV_NODE_ID_BYTES_MAX || strcmp(de->d_name + len - 4, ".key"))
+            continue;
+        if (node_peer_find(n, de->d_name, len - 4) >= 0)
+            continue; /* a known member: its key was compared already */
+        char path[CONFIG_PATH_BYTES + 300];
+        snprintf(path, sizeof path, "%s/%s", n->cfg->keys_dir, de->d_name);
+        struct cert c;
+        struct rkv_error err;
+        uint8_t raw[32];
+        if (cert_load_public(path, &c, &err) != RKV_OK)
+            continue;
+        zmq_z85_decode(raw, c.public_key);
+        if (memcmp(raw, key, 32) != 0)
+            continue;
+        int32_t slot = node_peer_add(n, de->d_name, len - 4);
+        if (slot >= 0 && n->peer[slot]->keyed)
+            found = n->peer[slot]->id;
+    }
+    closedir(d);
+    return found;
+}
+
 int security_client(struct node *n, void *sock, uint32_t peer)
 {
     if (!n->sec.curve)
         return 0;
-    return zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, n->sec.peer_z85[peer], CERT_Z85_BYTES + 1) ||
+    return zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, n->peer[peer]->z85, CERT_Z85_BYTES + 1) ||
            zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, n->sec.own.public_key, CERT_Z85_BYTES + 1) ||
            zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, n->sec.own.secret_key, CERT_Z85_BYTES + 1);
 }
@@ -182,9 +215,10 @@ static const char *key_owner(struct node *n, const char *domain, size_t dlen, co
     if (klen != 32)
         return NULL;
     if (dlen == 7 && memcmp(domain, "cluster", 7) == 0) {
-        for (uint32_t i = 0; i < ring_member_count(n->ring); i++)
-            if (i != n->self && memcmp(n->sec.peer_key[i], key, 32) == 0)
-                return ring_member_id(n->ring, i);
+        for (uint32_t i = 0; i < n->n_peers; i++)
+            if (i != n->self && n->peer[i]->keyed && memcmp(n->peer[i]->key, key, 32) == 0)
+                return n->peer[i]->id;
+        return find_new_member(n, key);
     } else if (dlen == 6 && memcmp(domain, "client", 6) == 0) {
         for (size_t i = 0; i < n->sec.n_clients; i++)
             if (memcmp(n->sec.clients[i].key, key, 32) == 0)
