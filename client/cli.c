@@ -44,6 +44,9 @@ static void usage(FILE *f)
         "                     VNODES tokens, default the ring's) or left, and where their\n"
         "                     copies would go; changes nothing\n"
         "  stats [NODE]       statistics of NODE, or of every node\n"
+        "  leave NODE         NODE hands its partitions to the others, then stops\n"
+        "  remove NODE        declare NODE (down for good) gone; its partitions are\n"
+        "                     rebuilt from the other replicas\n"
         "  ping [NODE]        round trip to NODE, or to every node\n"
         "  keygen NAME [--dir DIR] [--force]\n"
         "                     make a CurveZMQ key pair: DIR/NAME.key (public) and\n"
@@ -350,6 +353,25 @@ static int cmd_del(const struct cli *cli, struct ringkv_client *c, int nargs, ch
     return report(c, rc, cli->verbose);
 }
 
+struct handoff_view {
+    uint64_t pending, partition, sent, acked, dropped;
+};
+
+static void take_handoff(void *ctx, const char *name, uint64_t v)
+{
+    struct handoff_view *h = ctx;
+    if (strcmp(name, "handoff_partitions_pending") == 0)
+        h->pending = v;
+    else if (strcmp(name, "handoff_partition") == 0)
+        h->partition = v;
+    else if (strcmp(name, "handoff_keys_sent") == 0)
+        h->sent = v;
+    else if (strcmp(name, "handoff_keys_acked") == 0)
+        h->acked = v;
+    else if (strcmp(name, "handoff_keys_dropped") == 0)
+        h->dropped = v;
+}
+
 static int cmd_ring(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
 {
     (void)nargs;
@@ -365,6 +387,17 @@ static int cmd_ring(const struct cli *cli, struct ringkv_client *c, int nargs, c
         const struct ringkv_node_info *n = &info.nodes[i];
         printf("node\t%s\t%s:%u\tcluster %u\tvnodes %u\towns %u\n", n->id, n->host, n->client_port,
                n->cluster_port, n->vnodes, n->partitions_owned);
+    }
+    /* handoffs in progress, as each member reports them */
+    for (size_t i = 0; i < info.n_nodes; i++) {
+        struct handoff_view h = {0};
+        if (ringkv_stats(c, info.nodes[i].id, take_handoff, &h) == RINGKV_OK &&
+            h.pending > 0)
+            printf("handoff\t%s\tpartitions left %llu\tstreaming %llu\tkeys sent %llu\t"
+                   "acknowledged %llu\tdropped %llu\n",
+                   info.nodes[i].id, (unsigned long long)h.pending,
+                   (unsigned long long)h.partition, (unsigned long long)h.sent,
+                   (unsigned long long)h.acked, (unsigned long long)h.dropped);
     }
     for (uint32_t p = 0; p < info.partitions; p++) {
         const char *ids[RKV_REPLICAS_MAX];
@@ -558,6 +591,27 @@ static int cmd_stats(const struct cli *cli, struct ringkv_client *c, int nargs, 
     return report(c, on_nodes(c, false, nargs ? args[0] : NULL), cli->verbose);
 }
 
+static int cmd_member(const struct cli *cli, struct ringkv_client *c, bool leave, const char *id)
+{
+    char msg[256];
+    int rc = leave ? ringkv_leave(c, id, msg, sizeof msg) : ringkv_remove(c, id, msg, sizeof msg);
+    if (rc == RINGKV_OK)
+        printf("%s\n", msg);
+    return report(c, rc, cli->verbose);
+}
+
+static int cmd_leave(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
+{
+    (void)nargs;
+    return cmd_member(cli, c, true, args[0]);
+}
+
+static int cmd_remove(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
+{
+    (void)nargs;
+    return cmd_member(cli, c, false, args[0]);
+}
+
 struct command {
     const char *name;
     int args_min, args_max;
@@ -572,6 +626,8 @@ static const struct command commands[] = {
     {.name = "plan", .args_min = 2, .args_max = 2, .run = cmd_plan},
     {.name = "stats", .args_min = 0, .args_max = 1, .run = cmd_stats},
     {.name = "ping", .args_min = 0, .args_max = 1, .run = cmd_ping},
+    {.name = "leave", .args_min = 1, .args_max = 1, .run = cmd_leave},
+    {.name = "remove", .args_min = 1, .args_max = 1, .run = cmd_remove},
 };
 
 /* The command `name` if it takes nargs arguments, else NULL. */

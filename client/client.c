@@ -1320,9 +1320,10 @@ uint32_t ringkv_partition(struct ringkv_client *c, const void *key, size_t key_l
     return ring_partition(c->ring, ring_hash_key(key, key_len));
 }
 
-/* An admin request to one node (or any, id NULL). */
-static int admin(struct ringkv_client *c, const char *id, uint32_t type, struct wire_msg *m,
-                 uint32_t *from)
+/* An admin request to one node (or any, id NULL): type, or with member
+ * set a MEMBER request (op, member). */
+static int admin_to(struct ringkv_client *c, const char *id, uint32_t type, uint32_t op,
+                    const char *member, struct wire_msg *m, uint32_t *from)
 {
     if (c == NULL || c->ring == NULL)
         return RKV_ERR_INVAL;
@@ -1338,12 +1339,48 @@ static int admin(struct ringkv_client *c, const char *id, uint32_t type, struct 
     }
     uint64_t rid = ++c->next_id;
     c->req.len = 0;
-    if (wire_encode_simple(&c->req, type, rid, ring_epoch(c->ring)) != RKV_OK)
+    int rc = member ? wire_encode_member(&c->req, rid, ring_epoch(c->ring), op, member)
+                    : wire_encode_simple(&c->req, type, rid, ring_epoch(c->ring));
+    if (rc != RKV_OK)
         return fail(c, RKV_ERR_NOMEM, "out of memory");
-    int rc = exchange(c, order, n, rid, 0, m, from);
+    rc = exchange(c, order, n, rid, 0, m, from);
     if (rc == RKV_OK && m->status != RKV_OK)
         rc = fail_reply(c, (int)m->status, "", m);
     return rc;
+}
+
+static int admin(struct ringkv_client *c, const char *id, uint32_t type, struct wire_msg *m,
+                 uint32_t *from)
+{
+    return admin_to(c, id, type, 0, NULL, m, from);
+}
+
+/* A membership change; the node's account of it into msg. */
+static int member_change(struct ringkv_client *c, const char *to, uint32_t op, const char *id,
+                         char *msg, size_t size)
+{
+    if (id == NULL || id[0] == '\0' || strlen(id) > RKV_NODE_ID_BYTES_MAX)
+        return fail(c, RKV_ERR_INVAL, "a node id is 1..%u bytes", RKV_NODE_ID_BYTES_MAX);
+    struct wire_msg m;
+    uint32_t from;
+    int rc = admin_to(c, to, WIRE_MEMBER, op, id, &m, &from);
+    if (rc == RKV_OK && msg && size) {
+        struct mp_reader r;
+        mp_reader_init(&r, m.payload.p, m.payload.len);
+        if (!read_str(&r, msg, size))
+            msg[0] = '\0';
+    }
+    return rc;
+}
+
+int ringkv_leave(struct ringkv_client *c, const char *id, char *msg, size_t size)
+{
+    return member_change(c, id, WIRE_MEMBER_LEAVE, id, msg, size);
+}
+
+int ringkv_remove(struct ringkv_client *c, const char *id, char *msg, size_t size)
+{
+    return member_change(c, NULL, WIRE_MEMBER_REMOVE, id, msg, size);
 }
 
 int ringkv_ping(struct ringkv_client *c, const char *id, uint64_t *rtt_us)

@@ -350,6 +350,17 @@ int ringkv_ping(struct ringkv_client *c, const char *id, uint64_t *rtt_us);
 typedef void ringkv_stat_fn(void *ctx, const char *name, uint64_t value);
 int ringkv_stats(struct ringkv_client *c, const char *id, ringkv_stat_fn *fn, void *ctx);
 
+/*
+ * Membership changes (docs/operations.md). ringkv_leave asks member id to
+ * hand every partition it holds over to the others and then stop;
+ * ringkv_remove asks any node to declare member id, which must be down,
+ * gone for good, so that its partitions are rebuilt from the other
+ * replicas. Both return once the node has taken the change (it spreads by
+ * gossip); msg (if not NULL) gets what the node said.
+ */
+int ringkv_leave(struct ringkv_client *c, const char *id, char *msg, size_t size);
+int ringkv_remove(struct ringkv_client *c, const char *id, char *msg, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

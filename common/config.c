@@ -85,6 +85,7 @@ static const struct int_key int_keys[] = {
     INT_KEY(SECT_CLUSTER, request_timeout_ms, 1, CONFIG_INTERVAL_MS_MAX),
     INT_KEY(SECT_CLUSTER, expiry_grace_ms, 0, CONFIG_GRACE_MS_MAX),
     INT_KEY(SECT_CLUSTER, fallback_after_ms, 0, CONFIG_INTERVAL_MS_MAX),
+    INT_KEY(SECT_CLUSTER, handoff_bytes_per_sec, CONFIG_HINTS_REPLAY_MIN, UINT32_MAX),
     INT_KEY(SECT_STORAGE, sync_interval_ms, 1, CONFIG_INTERVAL_MS_MAX),
     INT_KEY(SECT_STORAGE, file_bytes_max, RKV_FILE_BYTES_MIN, RKV_FILE_BYTES_MAX),
     INT_KEY(SECT_STORAGE, merge_dead_percent, 0, 100),
@@ -141,6 +142,7 @@ void config_defaults(struct config *c)
         .resp_allow_remote = false,
         .hints_bytes_max = 256ull * 1024 * 1024,
         .hints_replay_bytes_per_sec = 16u * 1024 * 1024,
+        .handoff_bytes_per_sec = 16u * 1024 * 1024,
         .nodes = NULL,
         .n_nodes = 0,
     };

@@ -10,7 +10,7 @@
  *
  *   [cluster]   name, partitions (Q), replicas (N), read_quorum (R),
  *               write_quorum (W), vnodes (V), conflict, request_timeout_ms,
- *               expiry_grace_ms, fallback_after_ms
+ *               expiry_grace_ms, fallback_after_ms, handoff_bytes_per_sec
  *   [storage]   sync, sync_interval_ms, file_bytes_max, merge_dead_percent,
  *               merge_dead_bytes_min, merge_files_max
  *   [limits]    key_bytes_max, value_bytes_max, object_bytes_max,
@@ -122,6 +122,7 @@ struct config {
     /* [hints] */
     uint64_t hints_bytes_max;            /* the hint store's live bytes */
     uint32_t hints_replay_bytes_per_sec; /* handing hints over, per target */
+    uint32_t handoff_bytes_per_sec;      /* ownership handoff after a ring change */
     /* [[node]] */
     struct config_node *nodes;
     size_t n_nodes;

@@ -13,6 +13,7 @@ const char *wire_type_name(int type)
     case WIRE_DEL: return "DEL";
     case WIRE_RING: return "RING";
     case WIRE_STATS: return "STATS";
+    case WIRE_MEMBER: return "MEMBER";
     case WIRE_REPLY: return "REPLY";
     case WIRE_REPLICA_GET: return "REPLICA_GET";
     case WIRE_REPLICA_PUT: return "REPLICA_PUT";
@@ -33,6 +34,7 @@ static int body_fields(uint32_t type)
     case WIRE_RING:
     case WIRE_STATS: return 0;
     case WIRE_GET: return 3;
+    case WIRE_MEMBER: return 2;
     case WIRE_PUT: return 6;
     case WIRE_DEL: return 4;
     case WIRE_REPLY: return 5;
@@ -103,6 +105,14 @@ static bool read_hint_for(struct mp_reader *r, struct wire_msg *m)
            memchr(m->hint_for.p, '\0', m->hint_for.len) == NULL;
 }
 
+static bool read_member(struct mp_reader *r, struct wire_msg *m)
+{
+    return mp_read_u32(r, &m->op) && (m->op == WIRE_MEMBER_LEAVE || m->op == WIRE_MEMBER_REMOVE) &&
+           mp_read_str(r, (const char **)&m->member.p, &m->member.len) && m->member.len > 0 &&
+           m->member.len <= RKV_NODE_ID_BYTES_MAX &&
+           memchr(m->member.p, '\0', m->member.len) == NULL;
+}
+
 /* flagged: the message has its optional last field. */
 static bool decode_body(struct mp_reader *r, struct wire_msg *m, bool flagged)
 {
@@ -131,6 +141,8 @@ static bool decode_body(struct mp_reader *r, struct wire_msg *m, bool flagged)
                 return false;
         return mp_read_bool(r, &m->repaired) && read_raw_value(r, &m->payload) &&
                (!flagged || read_fallbacks(r, m));
+    case WIRE_MEMBER:
+        return read_member(r, m);
     case WIRE_REPLICA_GET:
         return mp_read_u16(r, &m->partition) && read_bytes(r, &m->key);
     case WIRE_REPLICA_PUT:
@@ -244,6 +256,17 @@ int wire_encode_request(struct rkv_buf *out, const struct wire_msg *m)
         mp_write_uint(&w, m->ttl_ms);
     if (m->type != WIRE_GET && m->flags)
         mp_write_uint(&w, m->flags);
+    return done(&w);
+}
+
+int wire_encode_member(struct rkv_buf *out, uint64_t id, uint64_t epoch, uint32_t op,
+                       const char *member)
+{
+    struct mp_writer w;
+    mp_writer_init(&w, out);
+    wire_header(&w, 2, WIRE_MEMBER, id, epoch);
+    mp_write_uint(&w, op);
+    mp_write_cstr(&w, member);
     return done(&w);
 }
 

@@ -18,6 +18,10 @@
  *   DEL    [.., key, context, w, timeout_ms(, flags)]
  *   RING   [.., ]
  *   STATS  [.., ]
+ *   MEMBER [.., op, member]  a membership change: op WIRE_MEMBER_LEAVE (to
+ *          the member itself: hand everything over, then stop) or
+ *          WIRE_MEMBER_REMOVE (to any node: member, which must be down,
+ *          is gone); member: str, a node id
  *     key, value, context: bin; r, w: 0 means the ring's default;
  *     timeout_ms: 0 means the configured request timeout; ttl_ms 0: never.
  *     flags (left out when 0): WIRE_FLAG_OVERWRITE: the write supersedes
@@ -39,6 +43,7 @@
  *              cluster_port, vnodes, server_key], ...]]  server_key: the
  *              member's CurveZMQ public key (Z85), "" without security
  *       STATS  map of str -> uint
+ *       MEMBER str, what the node did
  *
  * Cluster requests (cluster port, node to node):
  *   REPLICA_GET    [.., partition, key]
@@ -82,6 +87,7 @@ enum wire_type {
     WIRE_DEL = 4,
     WIRE_RING = 5,
     WIRE_STATS = 6,
+    WIRE_MEMBER = 7,
     WIRE_REPLY = 32,
     WIRE_REPLICA_GET = 64,
     WIRE_REPLICA_PUT = 65,
@@ -93,6 +99,9 @@ enum wire_type {
 };
 
 const char *wire_type_name(int type);
+
+#define WIRE_MEMBER_LEAVE 1u
+#define WIRE_MEMBER_REMOVE 2u
 
 #define WIRE_FLAG_OVERWRITE 1u
 #define WIRE_FLAG_PRIMARY 2u
@@ -126,6 +135,8 @@ struct wire_msg {
     uint16_t partition;
     struct wire_bytes object;    /* len 0 and p NULL when nil */
     struct wire_bytes hint_for;  /* REPLICA_PUT: len 0 unless it is a hint */
+    uint32_t op;                 /* MEMBER: WIRE_MEMBER_* */
+    struct wire_bytes member;    /* MEMBER: the node id */
     struct wire_bytes inner;     /* FORWARD request / FORWARD_REPLY reply */
     uint32_t n_frames;           /* BATCH: its messages, walked by wire_batch_next */
     struct wire_bytes frames;    /* BATCH: the raw bytes after the array header */
@@ -178,6 +189,8 @@ int wire_encode_replica_put(struct rkv_buf *out, uint64_t id, uint64_t epoch,
 int wire_encode_hint_put(struct rkv_buf *out, uint64_t id, uint64_t epoch, uint16_t partition,
                          const void *key, size_t key_len, const void *object,
                          size_t object_len, const char *hint_for);
+int wire_encode_member(struct rkv_buf *out, uint64_t id, uint64_t epoch, uint32_t op,
+                       const char *member);
 int wire_encode_replica_reply(struct rkv_buf *out, uint64_t id, uint64_t epoch, int status,
                               const void *object, size_t object_len);
 int wire_encode_wrapped(struct rkv_buf *out, uint32_t type, uint64_t id, uint64_t epoch,

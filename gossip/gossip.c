@@ -867,15 +867,38 @@ int gossip_set_status(struct gossip *g, enum gossip_status status)
     return RKV_OK;
 }
 
+int gossip_learn(struct gossip *g, const struct gossip_node *st)
+{
+    if (!node_fields_ok(st))
+        return RKV_ERR_INVAL;
+    long i = find_index(g, st->id, strlen(st->id));
+    if (i < 0)
+        return insert_member(g, (size_t)(-i - 1), st) ? RKV_OK : RKV_ERR_NOMEM;
+    struct member *m = g->members[i];
+    if (m != g->self && state_cmp(st, &m->st) > 0)
+        m->st = *st;
+    return RKV_OK;
+}
+
 int gossip_remove(struct gossip *g, const char *id)
+{
+    return gossip_remove_at(g, id, 0);
+}
+
+int gossip_remove_at(struct gossip *g, const char *id, uint64_t incarnation)
 {
     struct member *m = find_member(g, id, strlen(id));
     if (m == NULL)
         return RKV_ERR_NOTFOUND;
     if (m == g->self)
         return RKV_ERR_INVAL;
-    if (m->st.status != GOSSIP_REMOVED) {
-        m->st.status = GOSSIP_REMOVED;
+    if (m->st.status == GOSSIP_REMOVED)
+        return RKV_OK;
+    m->st.status = GOSSIP_REMOVED;
+    if (incarnation > m->st.incarnation && incarnation < RKV_COUNTER_MAX) {
+        m->st.incarnation = incarnation;
+        m->st.version = 1;
+    } else {
         m->st.version++;
     }
     return RKV_OK;

@@ -1,8 +1,7 @@
 /*
- * gossip.h: membership by gossip, sans-I/O. ringkvd runs it for failure
- * detection only (a node's peers are alive or suspect, in its statistics);
- * the member list still comes from cluster.toml, and nothing acts on
- * suspicion yet (no sloppy quorum, no join or leave).
+ * gossip.h: membership by gossip, sans-I/O. ringkvd builds its ring from
+ * the members gossip says are up, and its failure detector's suspicion
+ * steers sloppy quorum (node/membership.c).
  *
  * Each node holds a table of versioned node states (struct gossip_node),
  * one per member it has heard of, itself included. It never reads a clock,
@@ -215,6 +214,21 @@ int gossip_set_status(struct gossip *g, enum gossip_status status);
  * hold. RKV_ERR_NOTFOUND if unknown, RKV_ERR_INVAL for self.
  */
 int gossip_remove(struct gossip *g, const char *id);
+/* The same, with the REMOVED state's incarnation raised to incarnation if
+ * that is greater (version 1 then). The node passes its wall clock: the
+ * remove then wins over every state the member made before it (including
+ * ones this node has not heard yet), and a member restarted afterwards
+ * (a new incarnation, from its own clock) wins over the remove. */
+int gossip_remove_at(struct gossip *g, const char *id, uint64_t incarnation);
+
+/*
+ * A state this node knew before it started (its saved member table, or
+ * the members of cluster.toml with incarnation 1 and version 0, which any
+ * state a member gossips wins over): taken if newer than the one held,
+ * never for self, and not a heartbeat (it does not feed the failure
+ * detector). RKV_ERR_INVAL for bad fields, RKV_ERR_NOMEM.
+ */
+int gossip_learn(struct gossip *g, const struct gossip_node *st);
 
 /* Members (removed ones included, as tombstones), sorted by id, self too. */
 size_t gossip_member_count(const struct gossip *g);

@@ -2,6 +2,7 @@
 #include "node/node.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <zmq.h>
 
 #include "common/clock.h"
@@ -58,6 +59,8 @@ static void encode_stats(struct node *n, struct mp_writer *w)
     store_stats(n->store, &ss);
     coord_stats(n->coord, &cs);
     struct node_hints_stats hs;
+    struct node_handoff_stats ho;
+    handoff_stats(n, &ho);
     uint64_t hints_pending, hints_bytes;
     hints_stats(n, &hs, &hints_pending, &hints_bytes);
     const struct { const char *name; uint64_t value; } stat[] = {
@@ -81,7 +84,21 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"replica_errors", n->stats.replica_errors},
         {"send_failures", n->stats.send_failures},
         {"commits", n->stats.commits},
-        {"epoch_refused", n->stats.epoch_refused},
+        {"epoch_mismatch", n->stats.epoch_mismatch},
+        {"handoff_partitions_pending", ho.partitions_pending},
+        {"handoff_partition", ho.current},
+        {"handoff_partitions_done", ho.partitions_done},
+        {"handoff_last_partition_ms", ho.last_partition_ms},
+        {"handoff_keys_sent", ho.keys_sent},
+        {"handoff_keys_acked", ho.keys_acked},
+        {"handoff_keys_dropped", ho.keys_dropped},
+        {"handoff_bytes_sent", ho.bytes_sent},
+        {"handoff_timeouts", ho.timeouts},
+        {"handoff_strays", ho.strays},
+        {"store_keys_unowned", handoff_unowned_keys(n)},
+        {"ring_members", ring_member_count(n->ring)},
+        {"in_ring", n->self_ring >= 0},
+        {"leaving", n->leaving},
         {"peer_frames_sent", n->stats.frames_sent},
         {"peer_messages_sent", n->stats.messages_sent},
         {"store_keys", ss.keys},
@@ -157,6 +174,28 @@ void node_admin(struct node *n, uint64_t token, const struct wire_msg *m)
         mp_write_cstr(&w, WIRE_SOFTWARE_VERSION);
     } else if (m->type == WIRE_RING) {
         encode_ring(n, &w);
+    } else if (m->type == WIRE_MEMBER) {
+        char id[RKV_NODE_ID_BYTES_MAX + 1], msg[256];
+        memcpy(id, m->member.p, m->member.len);
+        id[m->member.len] = '\0';
+        int rc;
+        if (m->op == WIRE_MEMBER_REMOVE) {
+            rc = membership_remove(n, id, msg, sizeof msg);
+        } else if (strcmp(id, n->me->id) != 0) {
+            snprintf(msg, sizeof msg, "leave goes to the member that leaves: this is %s, not %s",
+                     n->me->id, id);
+            rc = RKV_ERR_INVAL;
+        } else {
+            rc = membership_leave(n, msg, sizeof msg);
+        }
+        if (rc != RKV_OK) {
+            n->obj.len = 0;
+            if (wire_encode_reply(&n->obj, m->id, ring_epoch(n->ring), rc, msg, NULL, 0, false,
+                                  NULL, 0) == RKV_OK)
+                node_send_client(n, token, n->obj.data, n->obj.len);
+            return;
+        }
+        mp_write_cstr(&w, msg);
     } else {
         encode_stats(n, &w);
     }

@@ -60,7 +60,7 @@ static void close_parts(zmq_msg_t *parts, int n)
 static bool is_client_request(uint32_t type)
 {
     return type == WIRE_PING || type == WIRE_GET || type == WIRE_PUT || type == WIRE_DEL ||
-           type == WIRE_RING || type == WIRE_STATS;
+           type == WIRE_RING || type == WIRE_STATS || type == WIRE_MEMBER;
 }
 
 /* Answers a client request that gets no reply route (malformed, refused
@@ -136,20 +136,18 @@ static void refuse_peer(struct node *n, uint32_t member, const struct wire_msg *
         node_send_cluster(n, member, n->buf.data, n->buf.len);
 }
 
-/* A replica request must come from the same ring and name the partition
- * its key hashes to; anything else would store keys where no one looks. */
+/* A replica request must name the partition its key hashes to; anything
+ * else would store keys where no one looks. Its ring epoch may differ from
+ * ours while a ring change spreads: replica writes merge, so serving them
+ * is safe, and gossip brings the rings together (counted, logged once). */
 static int check_replica_request(struct node *n, uint32_t member, const struct wire_msg *m)
 {
     uint64_t epoch = ring_epoch(n->ring);
-    if (m->epoch != epoch) {
-        if (n->stats.epoch_refused++ == 0)
-            RKV_WARN("node",
-                     "%s: %s has ring epoch %016llx, this node %016llx: are their "
-                     "cluster files the same? (refusing its requests)",
-                     n->me->id, n->peer[member]->id, (unsigned long long)m->epoch,
-                     (unsigned long long)epoch);
-        return RKV_ERR_EPOCH;
-    }
+    if (m->epoch != epoch && n->stats.epoch_mismatch++ == 0)
+        RKV_INFO("node", "%s: %s has ring epoch %016llx, this node %016llx (a ring change is "
+                 "spreading, or the members' cluster files differ); logged once",
+                 n->me->id, n->peer[member]->id, (unsigned long long)m->epoch,
+                 (unsigned long long)epoch);
     if (m->type != WIRE_FORWARD &&
         m->partition != ring_partition(n->ring, ring_hash_key(m->key.p, m->key.len))) {
         n->stats.bad_requests++;
@@ -243,11 +241,17 @@ static void on_cluster(struct node *n, const uint8_t *rid, size_t rid_len, zmq_m
 
 static void peer_message(struct node *n, uint32_t member, const struct wire_msg *m)
 {
+    if (m->type == WIRE_GOSSIP) { /* from a member that does not know our address yet */
+        membership_on_message(n, member, m);
+        return;
+    }
     if (m->type != WIRE_REPLICA_REPLY && m->type != WIRE_FORWARD_REPLY) {
         n->stats.bad_requests++;
         return;
     }
-    if (m->type == WIRE_REPLICA_REPLY && (m->id & COORD_ID_FREE_BIT))
+    if (m->type == WIRE_REPLICA_REPLY && (m->id & COORD_ID_FREE_BIT) && (m->id & HANDOFF_ID_BIT))
+        handoff_on_reply(n, member, m); /* a new owner took a key we hand over */
+    else if (m->type == WIRE_REPLICA_REPLY && (m->id & COORD_ID_FREE_BIT))
         hints_on_reply(n, member, m); /* an owner took a hint we handed over */
     else
         coord_on_reply(n->coord, n->now_ms, member, m);
@@ -299,7 +303,9 @@ void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t l
     if (m.type == WIRE_REPLICA_GET || m.type == WIRE_REPLICA_PUT) {
         struct wire_msg fail = {
             .type = WIRE_REPLICA_REPLY, .id = m.id, .status = RKV_ERR_UNAVAILABLE};
-        if (m.id & COORD_ID_FREE_BIT)
+        if ((m.id & COORD_ID_FREE_BIT) && (m.id & HANDOFF_ID_BIT))
+            handoff_on_reply(n, member, &fail);
+        else if (m.id & COORD_ID_FREE_BIT)
             hints_on_reply(n, member, &fail);
         else
             coord_on_reply(n->coord, n->now_ms, member, &fail);
@@ -384,9 +390,10 @@ static long poll_timeout(struct node *n)
     uint64_t round = membership_next_ms(n), mono = rkv_clock_mono_ms(); /* gossip's clock */
     if (round != UINT64_MAX && (round <= mono || round - mono < (uint64_t)t))
         t = round <= mono ? 0 : (long)(round - mono);
-    uint64_t handoff = hints_next_ms(n); /* monotonic, like gossip's */
-    if (handoff != UINT64_MAX && (handoff <= mono || handoff - mono < (uint64_t)t))
-        t = handoff <= mono ? 0 : (long)(handoff - mono);
+    uint64_t dues[2] = {hints_next_ms(n), handoff_next_ms(n)}; /* monotonic, like gossip's */
+    for (int i = 0; i < 2; i++)
+        if (dues[i] != UINT64_MAX && (dues[i] <= mono || dues[i] - mono < (uint64_t)t))
+            t = dues[i] <= mono ? 0 : (long)(dues[i] - mono);
     return t;
 }
 
@@ -477,6 +484,7 @@ int node_run(struct node *n)
         if (!n->stopping) {
             membership_turn(n);
             hints_turn(n);
+            handoff_turn(n);
         }
         coord_tick(n->coord, n->now_ms);
         run_outbox(n);

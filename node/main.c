@@ -1,7 +1,7 @@
 /*
  * main.c: the ringkvd command line.
  *
- *   ringkvd --config cluster.toml --node n1 [--log-level LEVEL]
+ *   ringkvd --config cluster.toml --node n1 [--join HOST:PORT] [--log-level LEVEL]
  *
  * SIGINT and SIGTERM stop the node cleanly: requests in flight are answered
  * (or failed at the end of a grace period), storage is synced and closed.
@@ -29,12 +29,15 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ringkvd --config FILE --node ID [--log-level LEVEL]\n"
+            "usage: ringkvd --config FILE --node ID [--join HOST:PORT] [--log-level LEVEL]\n"
             "       ringkvd --config FILE --list\n"
             "\n"
             "Runs member ID of the ring that FILE (cluster.toml) describes.\n"
             "  -c, --config FILE     the cluster file\n"
             "  -n, --node ID         which [[node]] of it this process is\n"
+            "  -j, --join HOST:PORT  a new member: join the running ring through the member\n"
+            "                        whose cluster address that is (a [[node]] of FILE)\n"
+            "                        instead of starting one from FILE's [[node]] list\n"
             "  -l, --log-level L     debug, info, warn, error (default: [log] level)\n"
             "      --list            check FILE and print the ids of its nodes, one per line\n"
             "  -h, --help            this text\n"
@@ -47,6 +50,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"node", required_argument, NULL, 'n'},
+        {"join", required_argument, NULL, 'j'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -54,12 +58,13 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     bool list = false;
-    const char *config_path = NULL, *node_id = NULL, *level = NULL;
+    const char *config_path = NULL, *node_id = NULL, *level = NULL, *join = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "c:n:l:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:n:j:l:hV", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': config_path = optarg; break;
         case 'n': node_id = optarg; break;
+        case 'j': join = optarg; break;
         case 'l': level = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("ringkvd %s\n", WIRE_SOFTWARE_VERSION); return 0;
@@ -106,7 +111,7 @@ int main(int argc, char **argv)
     sigaddset(&stops, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stops, &old);
     static struct node node;
-    int opened = node_open(&node, cfg, node_id, &stop_requested, &err);
+    int opened = node_open(&node, cfg, node_id, join, &stop_requested, &err);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (opened != RKV_OK) {
         fprintf(stderr, "ringkvd: %s\n", err.msg);

@@ -230,18 +230,6 @@ static int open_store(struct node *n, struct rkv_error *err)
     return load_actor(n, store_open_report(n->store)->log_files == 0, err);
 }
 
-static int open_ring(struct node *n, struct rkv_error *err)
-{
-    struct ring_member *m = rkv_calloc(n->cfg->n_nodes, sizeof *m);
-    if (m == NULL)
-        return rkv_error_set(err, RKV_ERR_NOMEM, "node: out of memory");
-    for (size_t i = 0; i < n->cfg->n_nodes; i++)
-        m[i] = (struct ring_member){.id = n->cfg->nodes[i].id, .vnodes = n->cfg->vnodes};
-    int rc = ring_new(m, n->cfg->n_nodes, n->cfg->partitions, n->cfg->replicas, &n->ring, err);
-    rkv_free(m);
-    return rc;
-}
-
 static int open_sockets(struct node *n, struct rkv_error *err)
 {
     n->zctx = zmq_ctx_new();
@@ -282,8 +270,8 @@ static int open_sockets(struct node *n, struct rkv_error *err)
     return RKV_OK;
 }
 
-int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_atomic_t *stop,
-              struct rkv_error *err)
+int node_open(struct node *n, struct config *cfg, const char *id, const char *join,
+              volatile sig_atomic_t *stop, struct rkv_error *err)
 {
     memset(n, 0, sizeof *n);
     n->cfg = cfg;
@@ -297,11 +285,13 @@ int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_a
     object_init(&n->local);
     vclock_init(&n->overwrite_ctx);
     object_init(&n->incoming);
-    int rc = open_ring(n, err);
+    int rc = membership_boot(n, join, err);
     if (rc == RKV_OK)
         rc = open_store(n, err);
     if (rc == RKV_OK)
         rc = hints_open(n, err);
+    if (rc == RKV_OK)
+        rc = handoff_open(n, err);
     if (rc == RKV_OK)
         rc = open_sockets(n, err);
     if (rc == RKV_OK)
@@ -355,6 +345,7 @@ void node_close(struct node *n)
     if (n->zctx)
         zmq_ctx_term(n->zctx);
     hints_close(n);
+    handoff_close(n);
     if (n->store) {
         int rc = store_close(n->store);
         if (rc != RKV_OK)

@@ -126,7 +126,7 @@ struct node_stats {
     uint64_t send_failures;
     uint64_t refused_busy;    /* queue_depth_max or inflight_per_client */
     uint64_t commits;
-    uint64_t epoch_refused;   /* peer requests from another ring */
+    uint64_t epoch_mismatch;  /* peer requests from another ring epoch (served) */
     uint64_t frames_sent;     /* to peers, batches counted once */
     uint64_t messages_sent;   /* to peers, each message of a batch counted */
     uint64_t resp_connections; /* accepted on the Redis port, in all */
@@ -180,11 +180,20 @@ struct node {
     struct gossip *gossip;        /* membership.c: who is alive */
     struct hints *hints;          /* hints.c: writes held for other members */
     uint64_t down_checked_ms;     /* membership.c: last coord_set_down refresh */
+    struct gossip_node *boot;     /* membership.c: the table known at start */
+    size_t n_boot;
+    bool joining;                 /* started with --join and no saved table */
+    bool leaving, left;           /* ringkv leave: handing over; done */
+    uint64_t leave_ms;
+    uint32_t connect_warned;
+    struct handoff *handoff;      /* handoff.c: partitions to hand to new owners */
 };
 
-/* Opens everything for node `id` of cfg (which the node then owns). */
-int node_open(struct node *n, struct config *cfg, const char *id, volatile sig_atomic_t *stop,
-              struct rkv_error *err);
+/* Opens everything for node `id` of cfg (which the node then owns). join:
+ * NULL, or the cluster address (HOST:PORT) of a member to join the ring
+ * through, for a node that has no saved member table yet. */
+int node_open(struct node *n, struct config *cfg, const char *id, const char *join,
+              volatile sig_atomic_t *stop, struct rkv_error *err);
 /* Runs until *stop is set, then drains and returns. */
 int node_run(struct node *n);
 void node_close(struct node *n);
@@ -280,11 +289,16 @@ void resp_on_reply(struct node *n, const struct node_resp_route *route, const vo
  * next poll must not wait). */
 bool resp_after_turn(struct node *n);
 
-/* membership.c: gossip for failure detection (peers alive or suspect) */
+/* membership.c: the member table, the ring it implies, who is alive */
 struct gossip;
+struct gossip_node;
+#define MEMBERSHIP_LEAVE_SPREAD_MS 5000 /* a leaving node runs at least this long */
+/* The ring to start with (n->ring): from <data_dir>/MEMBERS, else from
+ * cluster.toml, or with join (HOST:PORT) the seed's [[node]] alone. */
+int membership_boot(struct node *n, const char *join, struct rkv_error *err);
 int membership_open(struct node *n, struct rkv_error *err);
 void membership_close(struct node *n);
-/* A round if one is due, and what gossip has to send. */
+/* A round if one is due, what gossip has to send, and ring changes. */
 void membership_turn(struct node *n);
 /* When the next round is due (monotonic ms). */
 uint64_t membership_next_ms(const struct node *n);
@@ -292,6 +306,12 @@ uint64_t membership_next_ms(const struct node *n);
 void membership_on_message(struct node *n, uint32_t member, const struct wire_msg *m);
 bool membership_alive(const struct node *n, uint32_t member);
 uint32_t membership_suspects(const struct node *n);
+/* "joining", "up", "leaving", "removed" or "unknown". */
+const char *membership_status(const struct node *n, const char *id);
+/* ringkv leave (this node) and ringkv remove ID: a status and, in msg, what
+ * happened or why not. */
+int membership_leave(struct node *n, char *msg, size_t size);
+int membership_remove(struct node *n, const char *id, char *msg, size_t size);
 
 /* hints.c: hinted handoff (the hints this node holds for other members) */
 struct hints;
@@ -326,6 +346,39 @@ void hints_stats(const struct node *n, struct node_hints_stats *st, uint64_t *pe
 uint32_t hints_owners(const struct node *n);
 const char *hints_owner(const struct node *n, uint32_t i);
 uint64_t hints_pending_for(const struct node *n, const char *id);
+
+/* handoff.c: ownership handoff after a ring change */
+struct handoff;
+/* Replies to handoff's REPLICA_PUTs have this bit and COORD_ID_FREE_BIT. */
+#define HANDOFF_ID_BIT (1ull << 62)
+struct node_handoff_stats {
+    uint64_t partitions_pending; /* jobs left (the first one streaming) */
+    uint64_t current;            /* the partition streaming */
+    uint64_t jobs_planned;       /* jobs after the last ring change */
+    uint64_t partitions_done;
+    uint64_t last_partition_ms;  /* how long the last partition took */
+    uint64_t keys_sent, keys_acked, keys_dropped, bytes_sent;
+    uint64_t timeouts;
+    uint64_t strays;             /* writes stored for partitions not owned here */
+};
+int handoff_open(struct node *n, struct rkv_error *err);
+void handoff_close(struct node *n);
+/* The ring goes from old (NULL: unknown) to r: plans the jobs it implies. */
+void handoff_ring_changed(struct node *n, const struct ring *old, const struct ring *r);
+/* A key of partition was stored here: if this node does not own it (a
+ * peer with another ring sent it), a job hands it over and drops it. */
+void handoff_stored(struct node *n, uint32_t partition);
+/* A round of streaming if one is due. */
+void handoff_turn(struct node *n);
+uint64_t handoff_next_ms(const struct node *n);
+/* No partition left to hand over. */
+bool handoff_idle(const struct node *n);
+/* A target's REPLICA_REPLY (its id has HANDOFF_ID_BIT). */
+void handoff_on_reply(struct node *n, uint32_t member, const struct wire_msg *m);
+void handoff_stats(const struct node *n, struct node_handoff_stats *st);
+/* Keys stored here in partitions this node does not own (0 once every
+ * handoff is done). Lists those partitions: for statistics, not hot paths. */
+uint64_t handoff_unowned_keys(struct node *n);
 
 /* admin.c */
 void node_admin(struct node *n, uint64_t token, const struct wire_msg *m);

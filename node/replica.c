@@ -83,6 +83,8 @@ static int store_object(struct node *n, uint16_t part, const void *key, size_t k
     rc = store_put(n->store, part, key, key_len, n->tmp.data, n->tmp.len, store_expiry(n, o));
     if (rc != RKV_OK)
         store_failed(n);
+    else
+        handoff_stored(n, part); /* a write for a partition we do not own goes on */
     return rc;
 }
 

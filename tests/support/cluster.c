@@ -72,6 +72,25 @@ static void make_keys(struct cluster *c)
     }
 }
 
+static void write_node(const struct cluster *c, FILE *f, int i)
+{
+    fprintf(f, "\n[[node]]\nid = \"%s\"\nhost = \"127.0.0.1\"\nclient_port = %u\n"
+               "cluster_port = %u\ndata_dir = \"data/%s\"\n",
+            c->id[i], c->client_port[i], c->cluster_port[i], c->id[i]);
+    if (c->resp_port[i])
+        fprintf(f, "resp_port = %u\n", c->resp_port[i]);
+}
+
+/* The spares' [[node]] tables, once the ring has started without them. */
+static void add_spares(struct cluster *c, int spares)
+{
+    FILE *f = fopen(c->config, "a");
+    ck_assert_ptr_nonnull(f);
+    for (int i = c->n - spares; i < c->n; i++)
+        write_node(c, f, i);
+    fclose(f);
+}
+
 static void write_config(struct cluster *c, const struct cluster_opts *o)
 {
     const char *extra_cluster = o->extra_cluster, *extra_limits = o->extra_limits;
@@ -95,13 +114,10 @@ static void write_config(struct cluster *c, const struct cluster_opts *o)
         snprintf(c->id[i], sizeof c->id[i], "n%d", i + 1);
         c->client_port[i] = free_port();
         c->cluster_port[i] = free_port();
-        fprintf(f, "\n[[node]]\nid = \"%s\"\nhost = \"127.0.0.1\"\nclient_port = %u\n"
-                   "cluster_port = %u\ndata_dir = \"data/%s\"\n",
-                c->id[i], c->client_port[i], c->cluster_port[i], c->id[i]);
-        if (resp) {
+        if (resp)
             c->resp_port[i] = free_port();
-            fprintf(f, "resp_port = %u\n", c->resp_port[i]);
-        }
+        if (i < c->n - o->spares)
+            write_node(c, f, i);
     }
     fclose(f);
     ports_release();
@@ -109,7 +125,7 @@ static void write_config(struct cluster *c, const struct cluster_opts *o)
         make_keys(c);
 }
 
-void cluster_node_start(struct cluster *c, int i)
+static void node_exec(struct cluster *c, int i, int via)
 {
     char log[4200];
     snprintf(log, sizeof log, "%s/%s.log", c->dir, c->id[i]);
@@ -127,12 +143,28 @@ void cluster_node_start(struct cluster *c, int i)
             dup2(fd, STDOUT_FILENO);
             close(fd);
         }
-        execl(cluster_bin("ringkvd"), "ringkvd", "--config", c->config, "--node", c->id[i],
-              (char *)NULL);
+        char join[64];
+        snprintf(join, sizeof join, "127.0.0.1:%u", via >= 0 ? c->cluster_port[via] : 0);
+        if (via >= 0)
+            execl(cluster_bin("ringkvd"), "ringkvd", "--config", c->config, "--node", c->id[i],
+                  "--join", join, (char *)NULL);
+        else
+            execl(cluster_bin("ringkvd"), "ringkvd", "--config", c->config, "--node", c->id[i],
+                  (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", cluster_bin("ringkvd"), strerror(errno));
         _exit(127);
     }
     c->pid[i] = pid;
+}
+
+void cluster_node_start(struct cluster *c, int i)
+{
+    node_exec(c, i, -1);
+}
+
+void cluster_node_join(struct cluster *c, int i, int via)
+{
+    node_exec(c, i, via);
 }
 
 struct ready_ctx {
@@ -229,10 +261,12 @@ void cluster_start_opts(struct cluster *c, const struct cluster_opts *o)
     c->plain = o->plain;
     c->dir = test_mkdtemp("cluster");
     write_config(c, o);
-    for (int i = 0; i < c->n; i++)
+    for (int i = 0; i < c->n - o->spares; i++)
         cluster_node_start(c, i);
-    for (int i = 0; i < c->n; i++)
+    for (int i = 0; i < c->n - o->spares; i++)
         cluster_wait_ready(c, i, READY_DEADLINE_MS);
+    if (o->spares)
+        add_spares(c, o->spares);
 }
 
 void cluster_start(struct cluster *c, int n, const char *extra_cluster, const char *extra_limits)
@@ -273,6 +307,17 @@ void cluster_node_signal(struct cluster *c, int i, int sig)
         if (sig != SIGKILL)
             check_clean_exit(c, i, e.status);
     }
+}
+
+void cluster_node_wait_exit(struct cluster *c, int i, uint32_t deadline_ms)
+{
+    ck_assert_int_gt(c->pid[i], 0);
+    struct exit_ctx e = {.pid = c->pid[i]};
+    char what[64];
+    snprintf(what, sizeof what, "node %s to exit by itself", c->id[i]);
+    wait_for(exited, &e, deadline_ms, what);
+    c->pid[i] = 0;
+    check_clean_exit(c, i, e.status);
 }
 
 void cluster_stop(struct cluster *c)

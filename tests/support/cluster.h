@@ -23,7 +23,7 @@ struct cluster {
     char config[4096];
     char keys[4096];     /* keys_dir */
     bool plain;
-    int n;
+    int n;                /* nodes in all, spares included */
     pid_t pid[CLUSTER_NODES_MAX];
     char id[CLUSTER_NODES_MAX][16];
     uint16_t client_port[CLUSTER_NODES_MAX];
@@ -39,6 +39,9 @@ struct cluster_opts {
     bool resp;                  /* a Redis-protocol port on every node */
     const char *extra_resp;     /* TOML lines for [resp], or NULL */
     const char *extra_tables;   /* whole TOML tables ("[hints]\n..."), or NULL */
+    int spares;                 /* more nodes, not started: the first n start the ring,
+                                   and the spares are added to the file afterwards, for
+                                   cluster_node_join (ids n<n+1>...; keys made too) */
 };
 
 /* Writes the config and, unless plain, a key pair per node and one for
@@ -53,6 +56,10 @@ void cluster_start(struct cluster *c, int n, const char *extra_cluster, const ch
 void cluster_stop(struct cluster *c);
 
 void cluster_node_start(struct cluster *c, int i);
+/* Starts node i with --join through node via's cluster address. */
+void cluster_node_join(struct cluster *c, int i, int via);
+/* Waits until node i has exited by itself, cleanly (a node that left). */
+void cluster_node_wait_exit(struct cluster *c, int i, uint32_t deadline_ms);
 /* Sends sig to node i; for SIGKILL/SIGTERM waits until it has exited. */
 void cluster_node_signal(struct cluster *c, int i, int sig);
 /* Waits until node i answers a ping (deadline ms). */

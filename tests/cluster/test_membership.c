@@ -1,0 +1,262 @@
+/*
+ * test_membership.c: the ring changes while it serves, with real
+ * processes. A ring of three grows to five (ringkvd --join) and shrinks
+ * back (ringkv leave) under a steady write load; a dead member is removed
+ * and its partitions get their N replicas back. After each change every
+ * node serves the ring the test computes itself, holds no key of a
+ * partition it does not own, and every acknowledged write reads back.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/ringkv.h"
+#include "common/clock.h"
+#include "ring/ring.h"
+#include "tests/support/cluster.h"
+#include "tests/support/testutil.h"
+
+#define WAIT_MS 60000
+#define KEYS_MAX 100000
+#define WRITES_PER_STEP 4
+
+static struct cluster cl;
+
+/* ---- a steady write load, driven from the waits ---- */
+
+struct load {
+    struct ringkv_client *c;
+    uint32_t next;                /* keys k0..k(next-1) were attempted */
+    bool acked[KEYS_MAX];
+    uint32_t n_acked, n_failed;
+};
+
+static struct load load;
+
+static void key_of(uint32_t i, char *key, size_t size)
+{
+    snprintf(key, size, "k%u", i);
+}
+
+static void load_step(void)
+{
+    for (int w = 0; w < WRITES_PER_STEP && load.next < KEYS_MAX; w++) {
+        char key[32], val[32];
+        uint32_t i = load.next++;
+        key_of(i, key, sizeof key);
+        snprintf(val, sizeof val, "v%u", i);
+        struct ringkv_request_options ro = {.w = 2};
+        if (ringkv_put(load.c, key, strlen(key), val, strlen(val), &ro, NULL) == RINGKV_OK) {
+            load.acked[i] = true;
+            load.n_acked++;
+        } else {
+            load.n_failed++;
+        }
+    }
+}
+
+/* Every acknowledged write reads back at R=2 with its value. */
+static void check_acked(void)
+{
+    for (uint32_t i = 0; i < load.next; i++) {
+        if (!load.acked[i])
+            continue;
+        char key[32], val[32];
+        key_of(i, key, sizeof key);
+        snprintf(val, sizeof val, "v%u", i);
+        struct ringkv_request_options ro = {.r = 2};
+        struct ringkv_result res;
+        int rc = ringkv_get(load.c, key, strlen(key), &ro, &res);
+        ck_assert_msg(rc == RINGKV_OK, "%s: %s", key, ringkv_errmsg(load.c));
+        ck_assert_uint_eq(res.n_siblings, 1);
+        ck_assert_uint_eq(res.siblings[0].value_len, strlen(val));
+        ck_assert(memcmp(res.siblings[0].value, val, strlen(val)) == 0);
+        ringkv_result_free(&res);
+    }
+}
+
+/* ---- the ring the nodes must reach ---- */
+
+struct settled {
+    const char *ids[CLUSTER_NODES_MAX]; /* the members, as the test expects them */
+    int n;
+    uint64_t epoch;
+};
+
+static uint64_t epoch_of(const struct settled *s)
+{
+    struct ring_member m[CLUSTER_NODES_MAX];
+    for (int i = 0; i < s->n; i++)
+        m[i] = (struct ring_member){.id = s->ids[i], .vnodes = 32};
+    struct ring *r;
+    struct rkv_error err;
+    ck_assert_int_eq(ring_new(m, (size_t)s->n, 64, 3, &r, &err), RKV_OK);
+    uint64_t e = ring_epoch(r);
+    ring_free(r);
+    return e;
+}
+
+struct one_stat {
+    const char *name;
+    uint64_t value;
+    bool seen;
+};
+
+static void take_stat(void *ctx, const char *name, uint64_t v)
+{
+    struct one_stat *st = ctx;
+    if (strcmp(name, st->name) == 0) {
+        st->value = v;
+        st->seen = true;
+    }
+}
+
+static char last_miss[160]; /* what the last poll of ring_settled found wrong */
+
+/* Every member serves the expected ring, and has handed over everything. */
+static bool ring_settled(void *arg)
+{
+    const struct settled *s = arg;
+    load_step();
+    static const char *const names[] = {"ring_epoch", "handoff_partitions_pending",
+                                        "store_keys_unowned"};
+    for (int i = 0; i < s->n; i++) {
+        for (int k = 0; k < 3; k++) {
+            struct one_stat st = {.name = names[k]};
+            if (ringkv_stats(load.c, s->ids[i], take_stat, &st) != RINGKV_OK || !st.seen) {
+                snprintf(last_miss, sizeof last_miss, "%s: %s", s->ids[i], ringkv_errmsg(load.c));
+                return false; /* not in the client's ring yet, or not up */
+            }
+            uint64_t v = st.value;
+            if (v != (k == 0 ? s->epoch : 0)) {
+                snprintf(last_miss, sizeof last_miss, "%s: %s = %llu", s->ids[i], names[k],
+                         (unsigned long long)v);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void add_bytes(void *ctx, const char *name, uint64_t v)
+{
+    if (strcmp(name, "handoff_bytes_sent") == 0)
+        *(uint64_t *)ctx += v;
+}
+
+/* Handoff bytes the members have sent (a member the client does not know
+ * yet counts 0). */
+static uint64_t handoff_bytes(const struct settled *s)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < s->n; i++)
+        ringkv_stats(load.c, s->ids[i], add_bytes, &sum);
+    return sum;
+}
+
+static void wait_settled(struct settled *s, const char *what)
+{
+    s->epoch = epoch_of(s);
+    uint64_t t0 = rkv_clock_mono_ms();
+    uint64_t bytes0 = handoff_bytes(s);
+    if (!ring_settled(s)) {
+        uint64_t deadline = rkv_clock_mono_ms() + WAIT_MS;
+        while (!ring_settled(s))
+            ck_assert_msg(rkv_clock_mono_ms() < deadline, "gave up after %d ms waiting for %s "
+                          "(last: %s)", WAIT_MS, what, last_miss);
+    }
+    uint64_t sent = 0, bytes = handoff_bytes(s);
+    for (int i = 0; i < s->n; i++)
+        sent += cluster_stat(load.c, s->ids[i], "handoff_keys_sent");
+    uint64_t ms = rkv_clock_mono_ms() - t0;
+    printf("membership: %s, settled in %llu ms: %llu handoff bytes sent by the members meanwhile (%.0f KiB/s, "
+           "including the new writes' handoffs); so far %llu keys sent; %u writes "
+           "acknowledged, %u failed\n",
+           what, (unsigned long long)ms, (unsigned long long)(bytes - bytes0),
+           ms ? (double)(bytes - bytes0) / 1.024 / (double)ms : 0.0, (unsigned long long)sent,
+           load.n_acked, load.n_failed);
+}
+
+static void load_fill(uint32_t count)
+{
+    while (load.next < count)
+        load_step();
+}
+
+START_TEST(grow_three_to_five_and_shrink_back_under_writes)
+{
+    cluster_start_opts(&cl, &(struct cluster_opts){.n = 5, .spares = 2});
+    memset(&load, 0, sizeof load);
+    load.c = cluster_client(&cl);
+    load_fill(1500);
+    ck_assert_uint_eq(load.n_failed, 0);
+
+    struct settled s = {.ids = {"n1", "n2", "n3", "n4"}, .n = 4};
+    cluster_node_join(&cl, 3, 0);
+    wait_settled(&s, "n4 joined");
+    struct settled s5 = {.ids = {"n1", "n2", "n3", "n4", "n5"}, .n = 5};
+    cluster_node_join(&cl, 4, 1);
+    wait_settled(&s5, "n5 joined");
+    check_acked();
+
+    char msg[256];
+    ck_assert_msg(ringkv_leave(load.c, "n5", msg, sizeof msg) == RINGKV_OK, "%s",
+                  ringkv_errmsg(load.c));
+    wait_settled(&s, "n5 left");
+    cluster_node_wait_exit(&cl, 4, WAIT_MS);
+    ck_assert_msg(ringkv_leave(load.c, "n4", msg, sizeof msg) == RINGKV_OK, "%s",
+                  ringkv_errmsg(load.c));
+    struct settled s3 = {.ids = {"n1", "n2", "n3"}, .n = 3};
+    wait_settled(&s3, "n4 left");
+    cluster_node_wait_exit(&cl, 3, WAIT_MS);
+    check_acked();
+    /* with N = 3 and three members, every node holds every acknowledged key */
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_ge(cluster_stat(load.c, cl.id[i], "store_keys"), load.n_acked);
+    printf("membership: grow and shrink: %u writes acknowledged, %u failed, all read back\n",
+           load.n_acked, load.n_failed);
+    ringkv_close(load.c);
+    cluster_stop(&cl);
+}
+END_TEST
+
+START_TEST(remove_dead_node_restores_replicas)
+{
+    cluster_start_opts(&cl, &(struct cluster_opts){.n = 4});
+    memset(&load, 0, sizeof load);
+    load.c = cluster_client(&cl);
+    load_fill(1000);
+    ck_assert_uint_eq(load.n_failed, 0);
+    cluster_node_signal(&cl, 3, SIGKILL);
+    char msg[256];
+    /* refused while n4 still looks alive; taken once it is suspected */
+    uint64_t t0 = rkv_clock_mono_ms();
+    while (ringkv_remove(load.c, "n4", msg, sizeof msg) != RINGKV_OK) {
+        ck_assert_msg(strstr(ringkv_errmsg(load.c), "alive") != NULL, "%s",
+                      ringkv_errmsg(load.c));
+        ck_assert_msg(rkv_clock_mono_ms() - t0 < WAIT_MS, "n4 was never suspected");
+        load_step();
+    }
+    struct settled s3 = {.ids = {"n1", "n2", "n3"}, .n = 3};
+    wait_settled(&s3, "n4 removed");
+    check_acked();
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_ge(cluster_stat(load.c, cl.id[i], "store_keys"), load.n_acked);
+    ck_assert_int_ne(ringkv_remove(load.c, "n1", msg, sizeof msg), RINGKV_OK);
+    ringkv_close(load.c);
+    cluster_stop(&cl);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("membership");
+    TCase *tc = tcase_create("membership");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, grow_three_to_five_and_shrink_back_under_writes);
+    tcase_add_test(tc, remove_dead_node_restores_replicas);
+    suite_add_tcase(s, tc);
+    return test_run(s);
+}
