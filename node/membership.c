@@ -149,8 +149,8 @@ static int members_load(struct node *n, struct gossip_node *states, size_t *coun
             rc = rkv_error_set(err, RKV_ERR_CORRUPT, "node: %s:%u: not a member line", path, no);
             break;
         }
-        snprintf(st.id, sizeof st.id, "%s", id);
-        snprintf(st.host, sizeof st.host, "%s", host);
+        memcpy(st.id, id, strlen(id) + 1);       /* lengths checked above */
+        memcpy(st.host, host, strlen(host) + 1);
         st.client_port = (uint16_t)cport;
         st.cluster_port = (uint16_t)clport;
         st.vnodes = vnodes;

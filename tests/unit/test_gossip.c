@@ -554,6 +554,67 @@ START_TEST(explicit_remove_sticks)
 }
 END_TEST
 
+/* Delivers what a and b (n0 and n1) send each other; the rest is lost. */
+static void exchange_pair(struct gossip *a, struct gossip *b, uint64_t now)
+{
+    struct gossip *g[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        size_t n;
+        struct gossip_out *out = gossip_outbox(g[k], &n);
+        for (size_t i = 0; i < n; i++) {
+            struct gossip *to = strcmp(out[i].to, "n0") == 0   ? a
+                              : strcmp(out[i].to, "n1") == 0   ? b
+                                                               : NULL;
+            if (to != NULL && to != g[k])
+                ck_assert_int_eq(gossip_on_message(to, now, out[i].msg.data, out[i].msg.len),
+                                 RKV_OK);
+        }
+        gossip_outbox_clear(g[k]);
+    }
+}
+
+/* A member known only from the cluster file (incarnation 1) and dead: a
+ * remove stamped with the remover's clock wins over its real state held
+ * elsewhere; learned states never override newer ones nor count as
+ * heartbeats. */
+START_TEST(remove_at_wins_over_unheard_states)
+{
+    struct gossip *a = node_new(0, 7, 100, GOSSIP_UP), *b = node_new(1, 7, 100, GOSSIP_UP);
+    struct gossip_node st = {.id = "n6", .host = "10.0.0.6", .client_port = 7006,
+                             .cluster_port = 9006, .vnodes = 16, .incarnation = 1,
+                             .status = GOSSIP_UP};
+    ck_assert_int_eq(gossip_learn(a, &st), RKV_OK); /* the cluster file's word */
+    st.incarnation = 500; /* its real state, which only b heard */
+    st.version = 3;
+    ck_assert_int_eq(gossip_learn(b, &st), RKV_OK);
+    st.incarnation = 1;
+    ck_assert_int_eq(gossip_learn(b, &st), RKV_OK); /* older: ignored */
+    ck_assert_uint_eq(gossip_find(b, "n6")->incarnation, 500);
+    ck_assert(!gossip_alive(b, "n6", T0)); /* learned, never heard */
+    st.vnodes = 0;
+    ck_assert_int_eq(gossip_learn(b, &st), RKV_ERR_INVAL);
+    ck_assert_int_eq(gossip_remove_at(a, "n6", 1000), RKV_OK);
+    ck_assert_uint_eq(gossip_find(a, "n6")->incarnation, 1000);
+    for (uint64_t r = 0; r < 10; r++) {
+        gossip_tick(a, T0 + r * INTERVAL_MS);
+        gossip_tick(b, T0 + r * INTERVAL_MS);
+        exchange_pair(a, b, T0 + r * INTERVAL_MS);
+    }
+    ck_assert_int_eq(gossip_find(a, "n6")->status, GOSSIP_REMOVED);
+    ck_assert_int_eq(gossip_find(b, "n6")->status, GOSSIP_REMOVED);
+    ck_assert_uint_eq(gossip_find(b, "n6")->incarnation, 1000);
+    /* restarted later (a newer incarnation), it is a member again */
+    st.vnodes = 16;
+    st.incarnation = 2000;
+    st.version = 1;
+    ck_assert_int_eq(gossip_learn(b, &st), RKV_OK);
+    ck_assert_int_eq(gossip_find(b, "n6")->status, GOSSIP_UP);
+    ck_assert(gossip_invariants_ok(a) && gossip_invariants_ok(b));
+    gossip_free(a);
+    gossip_free(b);
+}
+END_TEST
+
 /* ---- (6) hostile messages ---- */
 
 /* A valid SYN, ACK and ACK2 to mutate. */
@@ -884,6 +945,7 @@ int main(void)
     tcase_add_test(tc, restart_is_same_member_new_state_wins);
     tcase_add_test(tc, false_rumour_is_refuted);
     tcase_add_test(tc, explicit_remove_sticks);
+    tcase_add_test(tc, remove_at_wins_over_unheard_states);
     tcase_add_test(tc, rumour_at_counter_limit);
     tcase_add_test(tc, truncated_messages_refused);
     tcase_add_test(tc, hostile_messages_refused);

@@ -236,6 +236,39 @@ END_TEST
 /* Sloppy quorum's optional fields: a reply's fallbacks and a REPLICA_PUT's
  * hint owner round-trip, are left out when empty, and are refused when
  * present but empty or malformed. */
+/* MEMBER: the two ops round trip; another op, an empty id or one with a
+ * NUL is malformed. */
+START_TEST(member_requests)
+{
+    struct rkv_buf b = {0};
+    struct wire_msg m;
+    ck_assert_int_eq(wire_encode_member(&b, 9, 3, WIRE_MEMBER_REMOVE, "n4"), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &m), RKV_OK);
+    ck_assert_uint_eq(m.type, WIRE_MEMBER);
+    ck_assert_uint_eq(m.op, WIRE_MEMBER_REMOVE);
+    ck_assert_uint_eq(m.member.len, 2);
+    ck_assert(memcmp(m.member.p, "n4", 2) == 0);
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_member(&b, 9, 3, WIRE_MEMBER_LEAVE, "n1"), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &m), RKV_OK);
+    ck_assert_uint_eq(m.op, WIRE_MEMBER_LEAVE);
+    /* an id with a NUL inside: encode "nQx", then make the Q a NUL */
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_member(&b, 9, 3, WIRE_MEMBER_LEAVE, "nQx"), RKV_OK);
+    uint8_t *q = memchr(b.data, 'Q', b.len);
+    ck_assert_ptr_nonnull(q);
+    *q = 0;
+    ck_assert_int_ne(wire_decode(b.data, b.len, &m), RKV_OK);
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_member(&b, 9, 3, WIRE_MEMBER_LEAVE, ""), RKV_OK);
+    ck_assert_int_ne(wire_decode(b.data, b.len, &m), RKV_OK);
+    b.len = 0;
+    ck_assert_int_eq(wire_encode_member(&b, 9, 3, 3, "n1"), RKV_OK);
+    ck_assert_int_ne(wire_decode(b.data, b.len, &m), RKV_OK);
+    rkv_buf_free(&b);
+}
+END_TEST
+
 START_TEST(fallbacks_and_hints)
 {
     struct rkv_buf b = {0};
@@ -319,6 +352,7 @@ int main(void)
     tcase_add_test(tc, batch_malformed_refused);
     tcase_add_test(tc, batch_add_out_of_memory);
     tcase_add_test(tc, fallbacks_and_hints);
+    tcase_add_test(tc, member_requests);
     tcase_add_test(tc, write_flags);
     suite_add_tcase(su, tc);
     return test_run(su);
