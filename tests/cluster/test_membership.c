@@ -250,6 +250,65 @@ START_TEST(remove_dead_node_restores_replicas)
 }
 END_TEST
 
+/* A member whose data directory was wiped comes back with the same id:
+ * it must take a new vector-clock actor, or its first writes would reuse
+ * dots the others hold for older writes and a merge would drop them
+ * (Riak's KV679). Every write it coordinates afterwards must win. */
+START_TEST(wiped_node_takes_new_actor_and_loses_no_write)
+{
+    cluster_start_opts(&cl, &(struct cluster_opts){.n = 3});
+    memset(&load, 0, sizeof load);
+    load.c = cluster_client(&cl);
+    struct ringkv_request_options via3 = {.w = 3, .coordinator = "n3"};
+    enum { K = 200 };
+    for (int round = 0; round < 3; round++) /* n3's actor counts up to 3 per key */
+        for (uint32_t i = 0; i < K; i++) {
+            char key[32], val[32];
+            key_of(i, key, sizeof key);
+            snprintf(val, sizeof val, "old%d", round);
+            struct ringkv_result res;
+            ck_assert_int_eq(ringkv_get(load.c, key, strlen(key), NULL, &res) == RINGKV_OK ||
+                                 res.status == RINGKV_ENOTFOUND,
+                             1);
+            via3.context = res.context;
+            via3.context_len = res.context_len;
+            ck_assert_msg(ringkv_put(load.c, key, strlen(key), val, strlen(val), &via3, NULL) ==
+                              RINGKV_OK,
+                          "%s", ringkv_errmsg(load.c));
+            ringkv_result_free(&res);
+        }
+    uint64_t actor = cluster_stat(load.c, "n3", "actor");
+    cluster_node_signal(&cl, 2, SIGTERM);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/data/n3", cl.dir);
+    test_rmdir(dir);
+    cluster_node_start(&cl, 2);
+    cluster_wait_ready(&cl, 2, WAIT_MS);
+    ck_assert_uint_ne(cluster_stat(load.c, "n3", "actor"), actor);
+    /* n3 coordinates a new write to every key, with the context read at R=2 */
+    struct ringkv_request_options w2 = {.w = 2, .coordinator = "n3"};
+    for (uint32_t i = 0; i < K; i++) {
+        char key[32], val[32];
+        key_of(i, key, sizeof key);
+        snprintf(val, sizeof val, "v%u", i);
+        struct ringkv_request_options r2 = {.r = 2};
+        struct ringkv_result res;
+        ck_assert_int_eq(ringkv_get(load.c, key, strlen(key), &r2, &res), RINGKV_OK);
+        w2.context = res.context;
+        w2.context_len = res.context_len;
+        ck_assert_msg(ringkv_put(load.c, key, strlen(key), val, strlen(val), &w2, NULL) ==
+                          RINGKV_OK,
+                      "%s", ringkv_errmsg(load.c));
+        ringkv_result_free(&res);
+        load.acked[i] = true;
+    }
+    load.next = K;
+    check_acked(); /* one sibling, the new value: nothing dropped, nothing stale */
+    ringkv_close(load.c);
+    cluster_stop(&cl);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("membership");
@@ -257,6 +316,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, grow_three_to_five_and_shrink_back_under_writes);
     tcase_add_test(tc, remove_dead_node_restores_replicas);
+    tcase_add_test(tc, wiped_node_takes_new_actor_and_loses_no_write);
     suite_add_tcase(s, tc);
     return test_run(s);
 }
