@@ -219,6 +219,14 @@ static bool encode(const struct wire_msg *m, struct rkv_buf *out)
     case WIRE_GOSSIP:
         rc = wire_encode_wrapped(out, m->type, m->id, m->epoch, m->inner.p, m->inner.len);
         break;
+    case WIRE_MEMBER: {
+        char id[RKV_NODE_ID_BYTES_MAX + 1]; /* decoding bounds it and refuses a NUL */
+        FUZZ_CHECK(m->member.len > 0 && m->member.len <= RKV_NODE_ID_BYTES_MAX);
+        memcpy(id, m->member.p, m->member.len);
+        id[m->member.len] = '\0';
+        rc = wire_encode_member(out, m->id, m->epoch, m->op, id);
+        break;
+    }
     case WIRE_BATCH:
         return false; /* rebuilt and compared in check_batch */
     default:
@@ -234,12 +242,13 @@ static bool same_fields(const struct wire_msg *a, const struct wire_msg *b)
     if (a->type != b->type || a->id != b->id || a->epoch != b->epoch || a->quorum != b->quorum ||
         a->timeout_ms != b->timeout_ms || a->ttl_ms != b->ttl_ms || a->status != b->status ||
         a->n_answered != b->n_answered || a->repaired != b->repaired ||
-        a->partition != b->partition || a->flags != b->flags)
+        a->partition != b->partition || a->flags != b->flags || a->op != b->op)
         return false;
     if (!bytes_eq(&a->key, &b->key) || !bytes_eq(&a->value, &b->value) ||
         !bytes_eq(&a->context, &b->context) || !bytes_eq(&a->message, &b->message) ||
         !bytes_eq(&a->payload, &b->payload) || !bytes_eq(&a->object, &b->object) ||
         !bytes_eq(&a->inner, &b->inner) || !bytes_eq(&a->frames, &b->frames) ||
+        !bytes_eq(&a->member, &b->member) ||
         a->n_frames != b->n_frames)
         return false;
     if ((a->object.p == NULL) != (b->object.p == NULL)) /* nil versus empty bin */

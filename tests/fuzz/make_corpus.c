@@ -326,6 +326,8 @@ static void seeds_wire(void)
     FRAME("ping", wire_encode_simple(&b, WIRE_PING, 1, 0));
     FRAME("ring", wire_encode_simple(&b, WIRE_RING, 2, 0xfeedfacecafebeefull));
     FRAME("stats", wire_encode_simple(&b, WIRE_STATS, 3, 1));
+    FRAME("member-leave", wire_encode_member(&b, 4, 1, WIRE_MEMBER_LEAVE, "n2"));
+    FRAME("member-remove", wire_encode_member(&b, 5, 1, WIRE_MEMBER_REMOVE, "node-7.a"));
     FRAME("get", wire_encode_get(&b, 4, 7, "user:42", 7, 2, 500));
     FRAME("del", wire_encode_del(&b, 6, 7, "user:42", 7, ctx.data, ctx.len, 0, 0));
     FRAME("replica-get", wire_encode_replica_get(&b, 8, 7, 17, "user:42", 7));
