@@ -519,8 +519,11 @@ bool membership_alive(const struct node *n, uint32_t member)
 uint32_t membership_suspects(const struct node *n)
 {
     uint32_t count = 0;
-    for (uint32_t i = 0; i < n->n_peers; i++)
-        count += !membership_alive(n, i);
+    for (uint32_t i = 0; i < n->n_peers; i++) {
+        const struct gossip_node *m = n->gossip ? gossip_find(n->gossip, n->peer[i]->id) : NULL;
+        bool gone = m && (m->status == GOSSIP_LEAVING || m->status == GOSSIP_REMOVED);
+        count += !gone && !membership_alive(n, i); /* a member that left is not suspect */
+    }
     return count;
 }
 
