@@ -27,11 +27,15 @@ static void encode_ring(struct node *n, struct mp_writer *w)
     mp_write_array(w, members);
     for (uint32_t i = 0; i < members; i++) {
         const struct node_peer *p = n->peer[n->ring_slot[i]];
+        /* gossip's address first: a peer's slot may be older than its
+         * address (made when it first spoke to us) */
+        uint16_t client_port = p->client_port, cluster_port = p->cluster_port;
+        const char *host = membership_address(n, p->id, &client_port, &cluster_port);
         mp_write_array(w, 6);
         mp_write_cstr(w, p->id);
-        mp_write_cstr(w, p->host);
-        mp_write_uint(w, p->client_port);
-        mp_write_uint(w, p->cluster_port);
+        mp_write_cstr(w, host ? host : p->host);
+        mp_write_uint(w, client_port);
+        mp_write_uint(w, cluster_port);
         mp_write_uint(w, ring_member_vnodes(n->ring, i));
         mp_write_cstr(w, n->sec.curve && p->keyed ? p->z85 : "");
     }

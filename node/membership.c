@@ -532,3 +532,14 @@ const char *membership_status(const struct node *n, const char *id)
     const struct gossip_node *m = n->gossip ? gossip_find(n->gossip, id) : NULL;
     return m ? status_name(m->status) : "unknown";
 }
+
+const char *membership_address(const struct node *n, const char *id, uint16_t *client_port,
+                               uint16_t *cluster_port)
+{
+    const struct gossip_node *m = n->gossip ? gossip_find(n->gossip, id) : NULL;
+    if (m == NULL)
+        return NULL;
+    *client_port = m->client_port;
+    *cluster_port = m->cluster_port;
+    return m->host;
+}
