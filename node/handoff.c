@@ -38,10 +38,8 @@
 #include "node/node.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/clock.h"
@@ -85,6 +83,7 @@ struct handoff {
     double tokens;
     uint64_t refill_ms;
     struct rkv_buf value;
+    struct rkv_buf text;      /* scratch: HANDOFF being written */
     struct node_handoff_stats stats;
     uint64_t job_start_ms;
     uint64_t scan_ms;         /* the last scan for strays */
@@ -95,26 +94,22 @@ struct handoff {
 static void jobs_save(struct node *n)
 {
     struct handoff *h = n->handoff;
-    char path[CONFIG_PATH_BYTES + 32], tmp[CONFIG_PATH_BYTES + 32];
-    snprintf(path, sizeof path, "%s/%s", n->me->data_dir, HANDOFF_FILE);
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", n->me->data_dir, HANDOFF_FILE);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        RKV_ERROR("node", "cannot write %s: %s", tmp, strerror(errno));
-        return;
-    }
-    fprintf(f, "%s\n# partition drop|copy target...\n", HANDOFF_MAGIC);
-    for (size_t i = 0; i < h->n_jobs; i++) {
+    struct rkv_buf *b = &h->text;
+    b->len = 0;
+    char line[32 + RKV_REPLICAS_MAX * (RKV_NODE_ID_BYTES_MAX + 1)];
+    static const char head[] = HANDOFF_MAGIC "\n# partition drop|copy target...\n";
+    int rc = rkv_buf_append(b, head, sizeof head - 1);
+    for (size_t i = 0; rc == RKV_OK && i < h->n_jobs; i++) {
         const struct handoff_job *j = &h->jobs[i];
-        fprintf(f, "%u %s", j->partition, j->drop ? "drop" : "copy");
+        int len = snprintf(line, sizeof line, "%u %s", j->partition, j->drop ? "drop" : "copy");
         for (uint32_t t = 0; t < j->n_targets; t++)
-            fprintf(f, " %s", j->targets[t]);
-        fputc('\n', f);
+            len += snprintf(line + len, sizeof line - (size_t)len, " %s", j->targets[t]);
+        line[len++] = '\n';
+        rc = rkv_buf_append(b, line, (size_t)len);
     }
-    bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0)
-        RKV_ERROR("node", "cannot write %s: %s", path, strerror(errno));
+    if (rc != RKV_OK || node_save_file(n, HANDOFF_FILE, b->data, b->len) != 0)
+        RKV_ERROR("node", "cannot write %s/%s: %s", n->me->data_dir, HANDOFF_FILE,
+                  rc != RKV_OK ? rkv_strerror(rc) : strerror(errno));
 }
 
 static struct handoff_job *job_find(struct handoff *h, uint32_t partition)
@@ -220,6 +215,12 @@ static bool in_preflist(const struct ring *r, uint32_t p, const char *id)
     return idx >= 0 && ring_in_preflist(r, p, (uint32_t)idx);
 }
 
+/* Does this node own p in the ring it serves? (No id lookup: per write.) */
+static bool owns(const struct node *n, uint32_t p)
+{
+    return n->self_ring >= 0 && ring_in_preflist(n->ring, p, (uint32_t)n->self_ring);
+}
+
 /* Partition p under ring r (the old one, or NULL): the job it needs. */
 static void plan_partition(struct node *n, const struct ring *old, const struct ring *r,
                            uint32_t p)
@@ -297,7 +298,7 @@ void handoff_ring_changed(struct node *n, const struct ring *old, const struct r
 void handoff_stored(struct node *n, uint32_t partition)
 {
     struct handoff *h = n->handoff;
-    if (h == NULL || in_preflist(n->ring, partition, n->me->id))
+    if (h == NULL || owns(n, partition))
         return;
     struct handoff_job *j = job_find(h, partition);
     if (j) {
@@ -335,6 +336,7 @@ void handoff_close(struct node *n)
     for (uint32_t k = 0; k < HANDOFF_BATCH_MAX; k++)
         rkv_buf_free(&h->sent[k].key);
     rkv_buf_free(&h->value);
+    rkv_buf_free(&h->text);
     rkv_free(h->jobs);
     rkv_free(h);
     n->handoff = NULL;
@@ -437,7 +439,7 @@ static void scan_strays(struct node *n, uint64_t now)
     h->scan_ms = now;
     bool added = false;
     for (uint32_t p = 0; p < ring_partitions(n->ring); p++) {
-        if (in_preflist(n->ring, p, n->me->id) || job_find(h, p) || !holds_keys(n, p))
+        if (owns(n, p) || job_find(h, p) || !holds_keys(n, p))
             continue;
         plan_partition(n, NULL, n->ring, p);
         h->stats.strays++;
@@ -579,7 +581,7 @@ uint64_t handoff_unowned_keys(struct node *n)
 {
     uint64_t count = 0;
     for (uint32_t p = 0; p < ring_partitions(n->ring); p++) {
-        if (in_preflist(n->ring, p, n->me->id))
+        if (owns(n, p))
             continue;
         for (uint64_t cursor = 0; cursor != STORE_CURSOR_END;)
             if (store_list(n->store, (uint16_t)p, &cursor, 1024, count_one, &count) != RKV_OK)

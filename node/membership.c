@@ -31,11 +31,9 @@
 #include "node/node.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <sys/random.h>
-#include <unistd.h>
 #include <xxhash.h>
 
 #include "common/alloc.h"
@@ -69,41 +67,26 @@ static int status_parse(const char *s)
 
 /* ---- the saved member table ---- */
 
-static void members_path(const struct node *n, char *path, size_t size, const char *suffix)
-{
-    snprintf(path, size, "%s/%s%s", n->me->data_dir, MEMBERS_FILE, suffix);
-}
-
-/* Writes the gossip table to MEMBERS (tmp, fsync, rename, fsync the folder). */
+/* Writes the gossip table to MEMBERS (node_save_file). */
 static void members_save(struct node *n)
 {
-    char path[CONFIG_PATH_BYTES + 32], tmp[CONFIG_PATH_BYTES + 32];
-    members_path(n, path, sizeof path, "");
-    members_path(n, tmp, sizeof tmp, ".tmp");
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        RKV_ERROR("node", "cannot write %s: %s", tmp, strerror(errno));
-        return;
-    }
-    fprintf(f, "%s\n# id host client_port cluster_port vnodes incarnation version status\n",
-            MEMBERS_MAGIC);
-    for (size_t i = 0; i < gossip_member_count(n->gossip); i++) {
+    static const char head[] =
+        MEMBERS_MAGIC "\n# id host client_port cluster_port vnodes incarnation version status\n";
+    struct rkv_buf text = {0}, *b = &text; /* rare (a ring change): its own buffer */
+    char line[RKV_NODE_ID_BYTES_MAX + GOSSIP_HOST_BYTES_MAX + 128];
+    int rc = rkv_buf_append(b, head, sizeof head - 1);
+    for (size_t i = 0; rc == RKV_OK && i < gossip_member_count(n->gossip); i++) {
         const struct gossip_node *m = gossip_member(n->gossip, i);
-        fprintf(f, "%s %s %u %u %u %llu %llu %s\n", m->id, m->host, m->client_port,
-                m->cluster_port, m->vnodes, (unsigned long long)m->incarnation,
-                (unsigned long long)m->version, status_name(m->status));
+        int len = snprintf(line, sizeof line, "%s %s %u %u %u %llu %llu %s\n", m->id, m->host,
+                           m->client_port, m->cluster_port, m->vnodes,
+                           (unsigned long long)m->incarnation, (unsigned long long)m->version,
+                           status_name(m->status));
+        rc = rkv_buf_append(b, line, (size_t)len);
     }
-    bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        RKV_ERROR("node", "cannot write %s: %s", path, strerror(errno));
-        return;
-    }
-    int dir = open(n->me->data_dir, O_RDONLY | O_DIRECTORY);
-    if (dir >= 0) {
-        fsync(dir);
-        close(dir);
-    }
+    if (rc != RKV_OK || node_save_file(n, MEMBERS_FILE, b->data, b->len) != 0)
+        RKV_ERROR("node", "cannot write %s/%s: %s", n->me->data_dir, MEMBERS_FILE,
+                  rc != RKV_OK ? rkv_strerror(rc) : strerror(errno));
+    rkv_buf_free(&text);
 }
 
 /* Reads MEMBERS into states (at most RKV_NODES_MAX); RKV_ERR_NOTFOUND if
@@ -112,7 +95,7 @@ static int members_load(struct node *n, struct gossip_node *states, size_t *coun
                         struct rkv_error *err)
 {
     char path[CONFIG_PATH_BYTES + 32];
-    members_path(n, path, sizeof path, "");
+    snprintf(path, sizeof path, "%s/%s", n->me->data_dir, MEMBERS_FILE);
     FILE *f = fopen(path, "r");
     *count = 0;
     if (f == NULL)

@@ -94,18 +94,15 @@ static void *make_router(struct node *n, uint16_t port, bool cluster, struct rkv
     return s;
 }
 
-/* Writes DATA_DIR/ACTOR (tmp, fsync, rename, fsync the folder). */
-static int write_actor(const struct node *n, bool clean)
+int node_save_file(const struct node *n, const char *name, const void *data, size_t len)
 {
-    char path[CONFIG_PATH_BYTES + 16], tmp[CONFIG_PATH_BYTES + 32], text[64];
-    snprintf(path, sizeof path, "%s/%s", n->me->data_dir, ACTOR_FILE);
+    char path[CONFIG_PATH_BYTES + 32], tmp[CONFIG_PATH_BYTES + 40];
+    snprintf(path, sizeof path, "%s/%s", n->me->data_dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int len = snprintf(text, sizeof text, "%016llx\n%s", (unsigned long long)n->actor,
-                       clean ? "clean\n" : "");
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return -1;
-    bool ok = write(fd, text, (size_t)len) == len && fsync(fd) == 0;
+    bool ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;
@@ -119,6 +116,14 @@ static int write_actor(const struct node *n, bool clean)
         close(dfd);
     }
     return 0;
+}
+
+static int write_actor(const struct node *n, bool clean)
+{
+    char text[64];
+    int len = snprintf(text, sizeof text, "%016llx\n%s", (unsigned long long)n->actor,
+                       clean ? "clean\n" : "");
+    return node_save_file(n, ACTOR_FILE, text, (size_t)len);
 }
 
 static int new_actor(struct node *n)

@@ -146,6 +146,7 @@ struct node {
     uint32_t n_peers;
     uint32_t peers_gen;          /* changes when a peer's socket opens or closes */
     const char *peer_id[RKV_NODES_MAX];    /* by slot, for the coordinator */
+    uint16_t peer_by_id[RKV_NODES_MAX];    /* slots sorted by id (node_peer_find) */
     uint32_t ring_slot[RKV_NODES_MAX];     /* ring index -> slot */
     int32_t slot_ring[RKV_NODES_MAX];      /* slot -> ring index, -1 if not in the ring */
     struct store *store;
@@ -200,6 +201,9 @@ void node_close(struct node *n);
 
 /* node.c */
 int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len);
+/* Writes DATA_DIR/name whole: tmp, write, fsync, rename, fsync the folder.
+ * -1 with errno on failure (the old file is left as it was). */
+int node_save_file(const struct node *n, const char *name, const void *data, size_t len);
 /* The ZeroMQ high-water mark for a socket to peers or clients. */
 int node_queue_hwm(const struct config *cfg, bool clients);
 /* Sends msg to routing id rid on a ROUTER (without blocking). */

@@ -17,44 +17,59 @@
 #include "common/alloc.h"
 #include "common/log.h"
 
-static bool id_ok(const char *id, size_t len)
+/* Compares id (len bytes) with a peer's id, in the order of peer_by_id. */
+static int cmp_id(const char *id, size_t len, const struct node_peer *p)
 {
-    if (len == 0 || len > RKV_NODE_ID_BYTES_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = id[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '.' || ch == '-'))
-            return false;
+    size_t plen = strlen(p->id);
+    int c = memcmp(id, p->id, len < plen ? len : plen);
+    return c ? c : (len > plen) - (len < plen);
+}
+
+/* Binary search of peer_by_id: the position of id, or where it would go
+ * as -(pos + 1). Every frame from a peer looks its sender up here. */
+static long by_id_search(const struct node *n, const char *id, size_t len)
+{
+    size_t lo = 0, hi = n->n_peers;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_id(id, len, n->peer[n->peer_by_id[mid]]);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
-    return true;
+    return -(long)lo - 1;
 }
 
 int32_t node_peer_find(const struct node *n, const char *id, size_t len)
 {
-    for (uint32_t i = 0; i < n->n_peers; i++)
-        if (strlen(n->peer[i]->id) == len && memcmp(n->peer[i]->id, id, len) == 0)
-            return (int32_t)i;
-    return -1;
+    long pos = by_id_search(n, id, len);
+    return pos >= 0 ? (int32_t)n->peer_by_id[pos] : -1;
 }
 
 int32_t node_peer_add(struct node *n, const char *id, size_t len)
 {
-    int32_t slot = node_peer_find(n, id, len);
-    if (slot >= 0)
-        return slot;
-    if (!id_ok(id, len) || n->n_peers == RKV_NODES_MAX)
+    long pos = by_id_search(n, id, len);
+    if (pos >= 0)
+        return (int32_t)n->peer_by_id[pos];
+    if (!ring_id_ok(id, len) || n->n_peers == RKV_NODES_MAX)
         return -1;
     struct node_peer *p = rkv_calloc(1, sizeof *p);
     if (p == NULL)
         return -1;
     memcpy(p->id, id, len);
-    slot = (int32_t)n->n_peers++;
+    uint32_t slot = n->n_peers++;
+    size_t at = (size_t)(-pos - 1);
+    memmove(&n->peer_by_id[at + 1], &n->peer_by_id[at],
+            (slot - at) * sizeof n->peer_by_id[0]);
+    n->peer_by_id[at] = (uint16_t)slot;
     n->peer[slot] = p;
     n->peer_id[slot] = p->id;
     n->slot_ring[slot] = -1;
-    security_peer_key(n, (uint32_t)slot);
-    return slot;
+    security_peer_key(n, slot);
+    return (int32_t)slot;
 }
 
 static int set_int(void *sock, int opt, int v)

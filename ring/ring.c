@@ -95,6 +95,16 @@ static bool id_byte_ok(unsigned char c)
            c == '.' || c == '-';
 }
 
+bool ring_id_ok(const char *id, size_t len)
+{
+    if (len == 0 || len > RKV_NODE_ID_BYTES_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!id_byte_ok((unsigned char)id[i]))
+            return false;
+    return true;
+}
+
 static int check_member(const struct ring_member *m, size_t i, struct rkv_error *err)
 {
     if (m->id == NULL)

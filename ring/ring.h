@@ -57,6 +57,9 @@ int ring_new(const struct ring_member *members, size_t n, uint32_t partitions,
              uint32_t replicas, struct ring **out, struct rkv_error *err);
 void ring_free(struct ring *r);
 
+/* A member id: 1..RKV_NODE_ID_BYTES_MAX bytes of [A-Za-z0-9_.-]. */
+bool ring_id_ok(const char *id, size_t len);
+
 /* Position of a key on the ring. */
 uint64_t ring_hash_key(const void *key, size_t len);
 /* Partition of a key position. */
