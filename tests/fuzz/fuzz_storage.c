@@ -15,7 +15,9 @@
  *     reads back with store_get as its value (of the listed length) or as
  *     RKV_ERR_CORRUPT (a hint may point at bytes that fail their
  *     checksum or disagree with it: reads verify every record again);
- *   - the store is usable: a put, a commit and a get of a probe key work;
+ *   - the store is usable: a put, a commit and a get of a probe key work
+ *     (unless a record holds the last seq there can be, STORE_SEQ_MAX:
+ *     then the put is refused with RKV_ERR_TOOBIG and nothing changes);
  *   - store_close succeeds, and a second open of what it left succeeds and
  *     reads back every value that read back before, the probe's included
  *     (invariant 7: a reopen holds every synced record), and, without a
@@ -378,7 +380,15 @@ static void check_store(const struct store_options *o, struct store *s, bool mer
     rkv_buf_free(&value);
     bool probe_is_new = keydir_find(&s->kd, PROBE_PART, PROBE_KEY, strlen(PROBE_KEY),
                                     keydir_hash(PROBE_KEY, strlen(PROBE_KEY))) == NULL;
-    FUZZ_CHECK(store_put(s, PROBE_PART, PROBE_KEY, strlen(PROBE_KEY), "p", 1, 0) == RKV_OK);
+    if (s->next_seq > STORE_SEQ_MAX) {
+        /* a valid record with the last seq there can be: the store reads but
+         * refuses every write, and stays as it was */
+        FUZZ_CHECK(store_put(s, PROBE_PART, PROBE_KEY, strlen(PROBE_KEY), "p", 1, 0) ==
+                   RKV_ERR_TOOBIG);
+        probe_is_new = false;
+    } else {
+        FUZZ_CHECK(store_put(s, PROBE_PART, PROBE_KEY, strlen(PROBE_KEY), "p", 1, 0) == RKV_OK);
+    }
     FUZZ_CHECK(store_commit(s) == RKV_OK);
     check_all_keys(s, &sn); /* the probe is in the snapshot from here on */
 

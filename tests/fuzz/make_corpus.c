@@ -688,6 +688,11 @@ static void seeds_storage(void)
     seed_begin(&sd, 0x00, 1); /* a valid record whose seq has bit 63 set */
     seed_file(&sd, "0000000001.log", rec, record_bytes(2, 2));
     put_seed("regress-seq-bit63", &sd);
+    r.seq = STORE_SEQ_MAX; /* valid, and the last: the store refuses writes */
+    record_encode(rec, &r, &keys);
+    seed_begin(&sd, 0x00, 1);
+    seed_file(&sd, "0000000001.log", rec, record_bytes(2, 2));
+    put_seed("regress-seq-max", &sd);
     struct record e = {.seq = 1,
                        .value_len = 1,
                        .key_len = 0,
