@@ -99,6 +99,7 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"handoff_bytes_sent", ho.bytes_sent},
         {"handoff_timeouts", ho.timeouts},
         {"handoff_strays", ho.strays},
+        {"handoff_partitions_resumed", ho.resumed},
         {"store_keys_unowned", handoff_unowned_keys(n)},
         {"ring_members", ring_member_count(n->ring)},
         {"in_ring", n->self_ring >= 0},

@@ -322,6 +322,7 @@ int handoff_open(struct node *n, struct rkv_error *err)
     if (rc != RKV_OK)
         return rc;
     size_t loaded = n->handoff->n_jobs;
+    n->handoff->stats.resumed = loaded;
     handoff_ring_changed(n, NULL, n->ring); /* strays: keys of partitions not ours */
     if (loaded)
         RKV_INFO("node", "%s: resuming the handoff of %zu partitions", n->me->id, loaded);

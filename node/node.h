@@ -367,6 +367,7 @@ struct node_handoff_stats {
     uint64_t keys_sent, keys_acked, keys_dropped, bytes_sent;
     uint64_t timeouts;
     uint64_t strays;             /* writes stored for partitions not owned here */
+    uint64_t resumed;            /* jobs found in HANDOFF at start */
 };
 int handoff_open(struct node *n, struct rkv_error *err);
 void handoff_close(struct node *n);

@@ -311,6 +311,86 @@ START_TEST(wiped_node_takes_new_actor_and_loses_no_write)
 }
 END_TEST
 
+/* ---- a handoff cut short by a crash ---- */
+
+struct victim {
+    int node;              /* index of a member sending handoff, -1: none yet */
+    uint64_t sent, pending;
+};
+
+/* One of n1..n3 is midway through the handoff that n4's join started: it
+ * has sent keys and has more than one partition still to send. */
+static bool handoff_midway(void *arg)
+{
+    struct victim *v = arg;
+    load_step();
+    for (int i = 0; i < 3; i++) {
+        uint64_t sent = cluster_stat(load.c, cl.id[i], "handoff_keys_sent");
+        uint64_t pending = cluster_stat(load.c, cl.id[i], "handoff_partitions_pending");
+        if (sent > 0 && pending > 1) {
+            *v = (struct victim){.node = i, .sent = sent, .pending = pending};
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool hints_drained(void *arg)
+{
+    const struct settled *s = arg;
+    for (int i = 0; i < s->n; i++)
+        if (cluster_stat(load.c, s->ids[i], "hints_pending") != 0)
+            return false;
+    return true;
+}
+
+/* A node is SIGKILLed in the middle of the handoff a join started, and
+ * restarted: it finds its jobs in <data_dir>/HANDOFF and finishes them.
+ * Afterwards every key is on exactly its N = 3 owners: none missing (the
+ * sum of the members' keys is 3 per acknowledged key), none left behind
+ * (store_keys_unowned = 0 on every member). */
+START_TEST(handoff_resumes_after_a_crash)
+{
+    /* slow handoff (32 KiB/s per node), so the crash lands in the middle */
+    cluster_start_opts(&cl, &(struct cluster_opts){
+                                .n = 4, .spares = 1, .extra_cluster = "handoff_bytes_per_sec = 32768\n"});
+    memset(&load, 0, sizeof load);
+    load.c = cluster_client(&cl);
+    load_fill(3000);
+    ck_assert_uint_eq(load.n_failed, 0);
+
+    cluster_node_join(&cl, 3, 0);
+    struct victim v = {.node = -1};
+    wait_for(handoff_midway, &v, WAIT_MS, "a member midway through its handoff");
+    cluster_node_signal(&cl, v.node, SIGKILL);
+    printf("membership: %s killed after sending %llu handoff keys, %llu partitions pending\n",
+           cl.id[v.node], (unsigned long long)v.sent, (unsigned long long)v.pending);
+    cluster_node_start(&cl, v.node);
+    cluster_wait_ready(&cl, v.node, WAIT_MS);
+    uint64_t resumed = cluster_stat(load.c, cl.id[v.node], "handoff_partitions_resumed");
+    ck_assert_msg(resumed > 0, "%s resumed no handoff", cl.id[v.node]);
+
+    struct settled s4 = {.ids = {"n1", "n2", "n3", "n4"}, .n = 4};
+    wait_settled(&s4, "n4 joined, a sender crashed and restarted");
+    wait_for(hints_drained, &s4, WAIT_MS, "hints drained");
+    check_acked();
+    uint64_t keys = 0;
+    for (int i = 0; i < 4; i++)
+        keys += cluster_stat(load.c, cl.id[i], "store_keys");
+    /* a write that failed may have reached 0..3 replicas */
+    ck_assert_uint_ge(keys, 3ull * load.n_acked);
+    ck_assert_uint_le(keys, 3ull * load.next);
+    if (load.n_failed == 0)
+        ck_assert_uint_eq(keys, 3ull * load.n_acked);
+    printf("membership: crash mid-handoff: %s resumed %llu partitions; %llu keys held for %u "
+           "acknowledged writes (%u failed)\n",
+           cl.id[v.node], (unsigned long long)resumed, (unsigned long long)keys, load.n_acked,
+           load.n_failed);
+    ringkv_close(load.c);
+    cluster_stop(&cl);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("membership");
@@ -318,6 +398,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, grow_three_to_five_and_shrink_back_under_writes);
     tcase_add_test(tc, remove_dead_node_restores_replicas);
+    tcase_add_test(tc, handoff_resumes_after_a_crash);
     tcase_add_test(tc, wiped_node_takes_new_actor_and_loses_no_write);
     suite_add_tcase(s, tc);
     return test_run(s);
