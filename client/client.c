@@ -1330,6 +1330,12 @@ static int admin_to(struct ringkv_client *c, const char *id, uint32_t type, uint
     uint32_t order[RKV_NODES_MAX], n = 0;
     if (id) {
         int idx = ring_member_index(c->ring, id);
+        if (idx < 0 && c->n_pend == 0) {
+            /* a member that joined since the ring was fetched (a new ring
+             * replaces the sockets: only with nothing in flight) */
+            refresh_ring(c);
+            idx = ring_member_index(c->ring, id);
+        }
         if (idx < 0)
             return fail(c, RKV_ERR_NOTFOUND, "no node \"%s\" in the ring", id);
         order[n++] = (uint32_t)idx;

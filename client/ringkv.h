@@ -342,6 +342,11 @@ size_t ringkv_preflist(struct ringkv_client *c, uint32_t partition, const char *
 /* The partition of a key. */
 uint32_t ringkv_partition(struct ringkv_client *c, const void *key, size_t key_len);
 
+/* Requests to one node by id (ping, stats, leave): an id the client's ring
+ * does not hold makes it fetch the ring again first (at most once a
+ * second, and only with no pipelined request in flight), so a member that
+ * joined since is found; otherwise RINGKV_ENOTFOUND. */
+
 /* Pings node `id` (NULL: any); *rtt_us receives the round trip. */
 int ringkv_ping(struct ringkv_client *c, const char *id, uint64_t *rtt_us);
 
@@ -351,7 +356,8 @@ typedef void ringkv_stat_fn(void *ctx, const char *name, uint64_t value);
 int ringkv_stats(struct ringkv_client *c, const char *id, ringkv_stat_fn *fn, void *ctx);
 
 /*
- * Membership changes (docs/operations.md). ringkv_leave asks member id to
+ * Membership changes (README "Growing and shrinking the ring",
+ * docs/architecture.md "Membership changes"). ringkv_leave asks member id to
  * hand every partition it holds over to the others and then stop;
  * ringkv_remove asks any node to declare member id, which must be down,
  * gone for good, so that its partitions are rebuilt from the other

@@ -391,6 +391,43 @@ START_TEST(handoff_resumes_after_a_crash)
 }
 END_TEST
 
+/* Every member reports the expected ring epoch (handoff may go on). */
+static bool epoch_everywhere(void *arg)
+{
+    const struct settled *s = arg;
+    for (int i = 0; i < s->n; i++) {
+        struct one_stat st = {.name = "ring_epoch"};
+        if (ringkv_stats(load.c, s->ids[i], take_stat, &st) != RINGKV_OK || !st.seen ||
+            st.value != s->epoch)
+            return false;
+    }
+    return true;
+}
+
+/* Gossip spreads a join to all of an 8-node ring: the time from starting
+ * n8 with --join until every member serves the 8-member ring, then until
+ * the handoff it started is done. */
+START_TEST(join_spreads_to_eight_nodes)
+{
+    cluster_start_opts(&cl, &(struct cluster_opts){.n = 8, .spares = 1});
+    memset(&load, 0, sizeof load);
+    load.c = cluster_client(&cl);
+    load_fill(500);
+    ck_assert_uint_eq(load.n_failed, 0);
+    struct settled s = {.ids = {"n1", "n2", "n3", "n4", "n5", "n6", "n7", "n8"}, .n = 8};
+    s.epoch = epoch_of(&s);
+    uint64_t t0 = rkv_clock_mono_ms();
+    cluster_node_join(&cl, 7, 3);
+    wait_for(epoch_everywhere, &s, 30000, "all 8 members on the 8-member ring");
+    printf("membership: n8's join reached all 8 members in %llu ms\n",
+           (unsigned long long)(rkv_clock_mono_ms() - t0));
+    wait_settled(&s, "n8 joined a ring of 7");
+    check_acked();
+    ringkv_close(load.c);
+    cluster_stop(&cl);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("membership");
@@ -399,6 +436,7 @@ int main(void)
     tcase_add_test(tc, grow_three_to_five_and_shrink_back_under_writes);
     tcase_add_test(tc, remove_dead_node_restores_replicas);
     tcase_add_test(tc, handoff_resumes_after_a_crash);
+    tcase_add_test(tc, join_spreads_to_eight_nodes);
     tcase_add_test(tc, wiped_node_takes_new_actor_and_loses_no_write);
     suite_add_tcase(s, tc);
     return test_run(s);
