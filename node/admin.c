@@ -129,6 +129,7 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"hints_delivered", hs.delivered},
         {"hints_failed", hs.failed},
         {"hints_timeouts", hs.timeouts},
+        {"hints_rehomed", hs.rehomed},
         {"hints_last_drain_ms", hs.last_drain_ms},
         {"hints_last_drain_hints", hs.last_drain_hints},
     };

@@ -38,8 +38,16 @@
  * newer write meanwhile stays for the next round. A batch not answered in
  * HINTS_BATCH_TIMEOUT_MS is given up; its hints stay. A listing that
  * reaches the end of the owner's slot starts again from the beginning, so a
- * hint that failed is retried on a later round. Hints for an id that is not
- * a member (any more) are kept and counted, never sent.
+ * hint that failed is retried on a later round.
+ *
+ * Rehoming: hints for a member that left or was removed, which will never
+ * take them, and every hint while this node leaves, go the same way to
+ * this node itself: merged into its own store like a replica write and
+ * deleted from the hint store after that write's group commit. A key of a
+ * partition this node does not own is then a stray for ownership handoff
+ * (handoff.c), which streams it to the partition's owners and drops it
+ * once they all have it. Hints for an id never heard of are kept and
+ * counted, never sent.
  */
 #include "node/node.h"
 
@@ -74,6 +82,7 @@ struct hint_target {
     uint64_t cursor;             /* listing position in the slot */
     uint32_t gen;                /* names the batch in flight in reply ids */
     uint32_t n_sent, inflight;
+    uint32_t to;                 /* the member the batch in flight went to (self: rehomed) */
     uint64_t sent_ms;
     uint64_t retry_ms;           /* no batch before this (after a failure) */
     uint64_t drain_start_ms;     /* first send since count was last 0 */
@@ -417,7 +426,25 @@ static int collect_one(void *arg, const void *key, size_t key_len, const struct 
     return x->bytes >= HINTS_BATCH_BYTES || t->n_sent >= HINTS_BATCH_MAX; /* full: stop */
 }
 
-/* Sends the next batch of t's hints to member. */
+/* Hint k of t's batch, for member self: merged into this node's own store
+ * like a replica write (its acknowledgement comes back through
+ * node_replica_reply after the group commit). If this node does not own
+ * the partition, ownership handoff takes it to the owners from there. */
+static int rehome(struct node *n, uint64_t id, uint16_t part, const uint8_t *key, size_t key_len,
+                  const struct rkv_buf *object)
+{
+    struct wire_msg m = {
+        .type = WIRE_REPLICA_PUT,
+        .id = id,
+        .epoch = ring_epoch(n->ring),
+        .partition = part,
+        .key = {.p = key, .len = (uint32_t)key_len},
+        .object = {.p = object->data, .len = (uint32_t)object->len},
+    };
+    return node_replica_put(n, &m, &(struct node_ack){.to_self = true, .id = id});
+}
+
+/* Sends the next batch of t's hints to member (self: rehomes them). */
 static void send_batch(struct node *n, uint32_t ti, uint32_t member)
 {
     struct hints *h = n->hints;
@@ -435,6 +462,7 @@ static void send_batch(struct node *n, uint32_t ti, uint32_t member)
     }
     t->gen++;
     t->inflight = 0;
+    t->to = member;
     t->sent_ms = rkv_clock_mono_ms();
     if (t->drain_start_ms == 0) {
         t->drain_start_ms = t->sent_ms;
@@ -451,17 +479,35 @@ static void send_batch(struct node *n, uint32_t ti, uint32_t member)
             s->done = true; /* gone meanwhile, or unreadable: the count says so */
             continue;
         }
-        n->buf.len = 0;
-        if (wire_encode_replica_put(&n->buf, reply_id(ti, t->gen, k), ring_epoch(n->ring), part,
-                                    key, k_len, h->value.data, h->value.len) != RKV_OK ||
-            node_send_peer(n, member, n->buf.data, n->buf.len) != RKV_OK) {
-            s->done = true;
-            continue;
+        uint64_t id = reply_id(ti, t->gen, k);
+        if (member == n->self) {
+            if (rehome(n, id, part, key, k_len, &h->value) != RKV_OK) {
+                s->done = true;
+                h->stats.failed++;
+                t->retry_ms = rkv_clock_mono_ms() + HINTS_RETRY_MS;
+                continue;
+            }
+        } else {
+            n->buf.len = 0;
+            if (wire_encode_replica_put(&n->buf, id, ring_epoch(n->ring), part, key, k_len,
+                                        h->value.data, h->value.len) != RKV_OK ||
+                node_send_peer(n, member, n->buf.data, n->buf.len) != RKV_OK) {
+                s->done = true;
+                continue;
+            }
         }
         t->tokens -= (double)(s->key.len + h->value.len);
         t->inflight++;
         h->stats.sent++;
     }
+}
+
+/* The owner will never take its hints: it left or was removed; or this
+ * node is leaving and cannot wait for anyone. */
+static bool owner_gone(const struct node *n, const char *id)
+{
+    const char *status = membership_status(n, id);
+    return n->leaving || strcmp(status, "leaving") == 0 || strcmp(status, "removed") == 0;
 }
 
 void hints_turn(struct node *n)
@@ -480,9 +526,14 @@ void hints_turn(struct node *n)
         }
         if (t->count == 0 || t->inflight || now < t->retry_ms)
             continue;
-        int member = node_peer_find(n, t->id, strlen(t->id));
-        if (member < 0 || (uint32_t)member == n->self || !membership_alive(n, (uint32_t)member))
-            continue;
+        int member;
+        if (owner_gone(n, t->id)) {
+            member = (int)n->self;
+        } else {
+            member = node_peer_find(n, t->id, strlen(t->id));
+            if (member < 0 || (uint32_t)member == n->self || !membership_alive(n, (uint32_t)member))
+                continue;
+        }
         /* a token bucket of one second's worth */
         if (t->refill_ms == 0)
             t->tokens = rate;
@@ -494,6 +545,15 @@ void hints_turn(struct node *n)
         if (t->tokens > 0)
             send_batch(n, i, (uint32_t)member);
     }
+}
+
+bool hints_idle(const struct node *n)
+{
+    const struct hints *h = n->hints;
+    for (uint32_t i = 0; i < h->n_targets; i++)
+        if (h->targets[i].count)
+            return false;
+    return true;
 }
 
 uint64_t hints_next_ms(const struct node *n)
@@ -523,6 +583,8 @@ static void delivered(struct node *n, struct hint_target *t, struct hint_sent *s
     t->count--;
     t->drain_delivered++;
     h->stats.delivered++;
+    if (t->to == n->self)
+        h->stats.rehomed++;
     if (t->count == 0) { /* handed over: how long it took, for the statistics */
         h->stats.last_drain_ms = rkv_clock_mono_ms() - t->drain_start_ms;
         h->stats.last_drain_hints = t->drain_delivered;
@@ -539,8 +601,8 @@ void hints_on_reply(struct node *n, uint32_t member, const struct wire_msg *m)
         return;
     struct hint_target *t = &h->targets[ti];
     if ((t->gen & 0xffffu) != gen || k >= t->n_sent || t->sent[k].done || t->inflight == 0 ||
-        node_peer_find(n, t->id, strlen(t->id)) != (int)member)
-        return; /* late, duplicated, or not from the owner */
+        t->to != member)
+        return; /* late, duplicated, or not from where the batch went */
     t->sent[k].done = true;
     t->inflight--;
     if (m->status == RKV_OK) {

@@ -249,10 +249,18 @@ static void peer_message(struct node *n, uint32_t member, const struct wire_msg 
         n->stats.bad_requests++;
         return;
     }
-    if (m->type == WIRE_REPLICA_REPLY && (m->id & COORD_ID_FREE_BIT) && (m->id & HANDOFF_ID_BIT))
+    if (m->type == WIRE_REPLICA_REPLY)
+        node_replica_reply(n, member, m);
+    else
+        coord_on_reply(n->coord, n->now_ms, member, m);
+}
+
+void node_replica_reply(struct node *n, uint32_t member, const struct wire_msg *m)
+{
+    if ((m->id & COORD_ID_FREE_BIT) && (m->id & HANDOFF_ID_BIT))
         handoff_on_reply(n, member, m); /* a new owner took a key we hand over */
-    else if (m->type == WIRE_REPLICA_REPLY && (m->id & COORD_ID_FREE_BIT))
-        hints_on_reply(n, member, m); /* an owner took a hint we handed over */
+    else if (m->id & COORD_ID_FREE_BIT)
+        hints_on_reply(n, member, m); /* an owner (or this node) took a hint */
     else
         coord_on_reply(n->coord, n->now_ms, member, m);
 }
@@ -303,12 +311,7 @@ void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t l
     if (m.type == WIRE_REPLICA_GET || m.type == WIRE_REPLICA_PUT) {
         struct wire_msg fail = {
             .type = WIRE_REPLICA_REPLY, .id = m.id, .status = RKV_ERR_UNAVAILABLE};
-        if ((m.id & COORD_ID_FREE_BIT) && (m.id & HANDOFF_ID_BIT))
-            handoff_on_reply(n, member, &fail);
-        else if (m.id & COORD_ID_FREE_BIT)
-            hints_on_reply(n, member, &fail);
-        else
-            coord_on_reply(n->coord, n->now_ms, member, &fail);
+        node_replica_reply(n, member, &fail);
     }
 }
 

@@ -391,12 +391,13 @@ static void finish_join(struct node *n)
     }
 }
 
-/* A leaving node stops once it has handed over everything and its leave
+/* A leaving node stops once it has handed over everything (its hints
+ * are rehomed into its store, and handed over from there) and its leave
  * has had time to spread (others must stop sending it writes first). */
 static void finish_leave(struct node *n, uint64_t now)
 {
     if (!n->leaving || n->left || now - n->leave_ms < MEMBERSHIP_LEAVE_SPREAD_MS ||
-        !handoff_idle(n))
+        !hints_idle(n) || !handoff_idle(n))
         return;
     n->left = true;
     RKV_INFO("node", "%s: left the ring: every partition it held is handed over; stopping",

@@ -248,6 +248,10 @@ uint64_t node_resp_token(struct node *n, const struct node_resp_route *route);
 /* loop.c */
 /* A request that could not be sent to member fails for its coordinator. */
 void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t len);
+/* A REPLICA_REPLY from member (n->self: this node's own acknowledgement),
+ * to whoever sent the request its id names: the coordinator, the hints
+ * (COORD_ID_FREE_BIT) or the handoff (and HANDOFF_ID_BIT). */
+void node_replica_reply(struct node *n, uint32_t member, const struct wire_msg *m);
 
 /* Takes a new vector-clock actor now (node.c explains when and why). */
 void node_rotate_actor(struct node *n, const char *why);
@@ -329,6 +333,9 @@ struct node_hints_stats {
     uint64_t delivered;    /* acknowledged by the owner and deleted */
     uint64_t failed;       /* the owner answered with an error */
     uint64_t timeouts;     /* batches given up unanswered */
+    uint64_t rehomed;      /* hints for a member that left or was removed (or for any
+                              member, while this node leaves), moved into this node's
+                              store: ownership handoff takes them to the owners */
     uint64_t last_drain_ms;    /* the last owner whose hints all went: first batch after
                                   its last failure to the last acknowledgement */
     uint64_t last_drain_hints; /* ...and how many it took then */
@@ -353,6 +360,8 @@ void hints_stats(const struct node *n, struct node_hints_stats *st, uint64_t *pe
 uint32_t hints_owners(const struct node *n);
 const char *hints_owner(const struct node *n, uint32_t i);
 uint64_t hints_pending_for(const struct node *n, const char *id);
+/* No hint is pending for anyone. */
+bool hints_idle(const struct node *n);
 
 /* handoff.c: ownership handoff after a ring change */
 struct handoff;

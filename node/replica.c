@@ -186,7 +186,7 @@ static void send_acks(struct node *n, size_t count, int rc)
         struct node_ack *a = &n->acks[i];
         if (a->to_self) {
             struct wire_msg m = {.type = WIRE_REPLICA_REPLY, .id = a->id, .status = (uint32_t)rc};
-            coord_on_reply(n->coord, n->now_ms, n->self, &m);
+            node_replica_reply(n, n->self, &m);
             continue;
         }
         n->buf.len = 0;

@@ -31,6 +31,7 @@ struct load {
     uint32_t next;                /* keys k0..k(next-1) were attempted */
     bool acked[KEYS_MAX];
     uint32_t n_acked, n_failed;
+    char first_failure[200]; /* what the client said about the first failed write */
 };
 
 static struct load load;
@@ -51,8 +52,9 @@ static void load_step(void)
         if (ringkv_put(load.c, key, strlen(key), val, strlen(val), &ro, NULL) == RINGKV_OK) {
             load.acked[i] = true;
             load.n_acked++;
-        } else {
-            load.n_failed++;
+        } else if (load.n_failed++ == 0) {
+            snprintf(load.first_failure, sizeof load.first_failure, "%s: %s", key,
+                     ringkv_errmsg(load.c));
         }
     }
 }
@@ -215,12 +217,40 @@ START_TEST(grow_three_to_five_and_shrink_back_under_writes)
     /* with N = 3 and three members, every node holds every acknowledged key */
     for (int i = 0; i < 3; i++)
         ck_assert_uint_ge(cluster_stat(load.c, cl.id[i], "store_keys"), load.n_acked);
-    printf("membership: grow and shrink: %u writes acknowledged, %u failed, all read back\n",
-           load.n_acked, load.n_failed);
+    printf("membership: grow and shrink: %u writes acknowledged, %u failed (first: %s), all "
+           "read back\n",
+           load.n_acked, load.n_failed, load.n_failed ? load.first_failure : "none");
     ringkv_close(load.c);
     cluster_stop(&cl);
 }
 END_TEST
+
+static uint64_t sum_stat(const struct settled *s, const char *name)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < s->n; i++)
+        sum += cluster_stat(load.c, s->ids[i], name);
+    return sum;
+}
+
+static bool hints_drained(void *arg)
+{
+    const struct settled *s = arg;
+    for (int i = 0; i < s->n; i++)
+        if (cluster_stat(load.c, s->ids[i], "hints_pending") != 0)
+            return false;
+    return true;
+}
+
+static bool n4_suspected(void *arg)
+{
+    (void)arg;
+    load_step();
+    for (int i = 0; i < 3; i++)
+        if (cluster_stat(load.c, cl.id[i], "peers_suspect") == 0)
+            return false;
+    return true;
+}
 
 START_TEST(remove_dead_node_restores_replicas)
 {
@@ -230,6 +260,12 @@ START_TEST(remove_dead_node_restores_replicas)
     load_fill(1000);
     ck_assert_uint_eq(load.n_failed, 0);
     cluster_node_signal(&cl, 3, SIGKILL);
+    /* writes while n4 is suspected leave hints for it on the fallbacks */
+    wait_for(n4_suspected, NULL, WAIT_MS, "n1..n3 suspect n4");
+    load_fill(load.next + 300);
+    struct settled s3 = {.ids = {"n1", "n2", "n3"}, .n = 3};
+    uint64_t hinted = sum_stat(&s3, "hints_pending");
+    ck_assert_uint_gt(hinted, 0);
     char msg[256];
     /* refused while n4 still looks alive; taken once it is suspected */
     uint64_t t0 = rkv_clock_mono_ms();
@@ -239,8 +275,13 @@ START_TEST(remove_dead_node_restores_replicas)
         ck_assert_msg(rkv_clock_mono_ms() - t0 < WAIT_MS, "n4 was never suspected");
         load_step();
     }
-    struct settled s3 = {.ids = {"n1", "n2", "n3"}, .n = 3};
     wait_settled(&s3, "n4 removed");
+    /* n4 will never take its hints: they are rehomed and handed over */
+    wait_for(hints_drained, &s3, WAIT_MS, "the hints for n4 rehomed");
+    ck_assert_uint_ge(sum_stat(&s3, "hints_rehomed"), hinted);
+    printf("membership: %llu hints for removed n4 rehomed\n",
+           (unsigned long long)sum_stat(&s3, "hints_rehomed"));
+    wait_settled(&s3, "n4's hints handed over");
     check_acked();
     for (int i = 0; i < 3; i++)
         ck_assert_uint_ge(cluster_stat(load.c, cl.id[i], "store_keys"), load.n_acked);
@@ -335,14 +376,6 @@ static bool handoff_midway(void *arg)
     return false;
 }
 
-static bool hints_drained(void *arg)
-{
-    const struct settled *s = arg;
-    for (int i = 0; i < s->n; i++)
-        if (cluster_stat(load.c, s->ids[i], "hints_pending") != 0)
-            return false;
-    return true;
-}
 
 /* A node is SIGKILLed in the middle of the handoff a join started, and
  * restarted: it finds its jobs in <data_dir>/HANDOFF and finishes them.
