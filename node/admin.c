@@ -97,6 +97,7 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"handoff_keys_acked", ho.keys_acked},
         {"handoff_keys_dropped", ho.keys_dropped},
         {"handoff_bytes_sent", ho.bytes_sent},
+        {"handoff_busy_ms", ho.busy_ms},
         {"handoff_timeouts", ho.timeouts},
         {"handoff_strays", ho.strays},
         {"handoff_partitions_resumed", ho.resumed},

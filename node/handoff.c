@@ -47,7 +47,7 @@
 
 #define HANDOFF_FILE "HANDOFF"
 #define HANDOFF_MAGIC "ringkv-handoff 1"
-#define HANDOFF_BATCH_MAX 64
+#define HANDOFF_BATCH_MAX 256 /* reply ids give a key of the batch 8 bits */
 #define HANDOFF_BATCH_BYTES (1u << 20)
 #define HANDOFF_ROUND_MS 100
 #define HANDOFF_RETRY_MS 1000
@@ -87,6 +87,7 @@ struct handoff {
     struct node_handoff_stats stats;
     uint64_t job_start_ms;
     uint64_t scan_ms;         /* the last scan for strays */
+    uint64_t busy_since_ms;   /* jobs pending since (0: none) */
 };
 
 /* ---- the saved job list ---- */
@@ -288,6 +289,16 @@ void handoff_ring_changed(struct node *n, const struct ring *old, const struct r
         h->cursor = 0;
         h->n_sent = h->inflight = 0;
         h->pass_failed = h->pass_kept = false;
+    } else if (h->n_sent > 0) {
+        /* The same job goes on, but its targets may have changed under the
+         * batch in flight: replies name a target by its index, so the
+         * batch is given up (its late replies no longer match gen) and its
+         * keys go again in the next pass. Waiting for it instead stalled
+         * the job for HANDOFF_BATCH_TIMEOUT_MS (found by test_membership). */
+        h->gen++;
+        h->n_sent = h->inflight = 0;
+        h->pass_failed = true;
+        h->next_ms = 0;
     }
     h->stats.jobs_planned = h->n_jobs;
     jobs_save(n);
@@ -457,6 +468,12 @@ void handoff_turn(struct node *n)
         return;
     uint64_t now = rkv_clock_mono_ms();
     scan_strays(n, now);
+    if (h->n_jobs > 0 && h->busy_since_ms == 0) {
+        h->busy_since_ms = now;
+    } else if (h->n_jobs == 0 && h->busy_since_ms != 0) {
+        h->stats.busy_ms += now - h->busy_since_ms;
+        h->busy_since_ms = 0;
+    }
     if (h->n_jobs == 0)
         return;
     if (h->inflight && now - h->sent_ms > HANDOFF_BATCH_TIMEOUT_MS) {
@@ -565,6 +582,8 @@ void handoff_stats(const struct node *n, struct node_handoff_stats *st)
 {
     const struct handoff *h = n->handoff;
     *st = h->stats;
+    if (h->busy_since_ms)
+        st->busy_ms += rkv_clock_mono_ms() - h->busy_since_ms;
     st->partitions_pending = h->n_jobs;
     st->current = h->n_jobs ? h->jobs[0].partition : 0;
 }

@@ -377,6 +377,8 @@ struct node_handoff_stats {
     uint64_t timeouts;
     uint64_t strays;             /* writes stored for partitions not owned here */
     uint64_t resumed;            /* jobs found in HANDOFF at start */
+    uint64_t busy_ms;            /* time with jobs pending: bytes_sent / busy_ms is the
+                                    handoff's throughput while it streams */
 };
 int handoff_open(struct node *n, struct rkv_error *err);
 void handoff_close(struct node *n);

@@ -142,42 +142,62 @@ static bool ring_settled(void *arg)
     return true;
 }
 
-static void add_bytes(void *ctx, const char *name, uint64_t v)
+/* The members' handoff counters: bytes sent and time with jobs pending (a
+ * member the client does not know yet, or that restarted, counts 0). */
+struct handoff_sample {
+    uint64_t bytes[CLUSTER_NODES_MAX], busy_ms[CLUSTER_NODES_MAX], timeouts[CLUSTER_NODES_MAX];
+};
+
+static void take_handoff(void *ctx, const char *name, uint64_t v)
 {
+    uint64_t *pair = ctx;
     if (strcmp(name, "handoff_bytes_sent") == 0)
-        *(uint64_t *)ctx += v;
+        pair[0] = v;
+    else if (strcmp(name, "handoff_busy_ms") == 0)
+        pair[1] = v;
+    else if (strcmp(name, "handoff_timeouts") == 0)
+        pair[2] = v;
 }
 
-/* Handoff bytes the members have sent (a member the client does not know
- * yet counts 0). */
-static uint64_t handoff_bytes(const struct settled *s)
+static void handoff_sample(const struct settled *s, struct handoff_sample *out)
 {
-    uint64_t sum = 0;
-    for (int i = 0; i < s->n; i++)
-        ringkv_stats(load.c, s->ids[i], add_bytes, &sum);
-    return sum;
+    for (int i = 0; i < s->n; i++) {
+        uint64_t pair[3] = {0, 0, 0};
+        ringkv_stats(load.c, s->ids[i], take_handoff, pair);
+        out->bytes[i] = pair[0];
+        out->busy_ms[i] = pair[1];
+        out->timeouts[i] = pair[2];
+    }
 }
 
 static void wait_settled(struct settled *s, const char *what)
 {
     s->epoch = epoch_of(s);
     uint64_t t0 = rkv_clock_mono_ms();
-    uint64_t bytes0 = handoff_bytes(s);
+    struct handoff_sample before, after;
+    handoff_sample(s, &before);
     if (!ring_settled(s)) {
         uint64_t deadline = rkv_clock_mono_ms() + WAIT_MS;
         while (!ring_settled(s))
             ck_assert_msg(rkv_clock_mono_ms() < deadline, "gave up after %d ms waiting for %s "
                           "(last: %s)", WAIT_MS, what, last_miss);
     }
-    uint64_t sent = 0, bytes = handoff_bytes(s);
-    for (int i = 0; i < s->n; i++)
-        sent += cluster_stat(load.c, s->ids[i], "handoff_keys_sent");
     uint64_t ms = rkv_clock_mono_ms() - t0;
-    printf("membership: %s, settled in %llu ms: %llu handoff bytes sent by the members meanwhile (%.0f KiB/s, "
-           "including the new writes' handoffs); so far %llu keys sent; %u writes "
-           "acknowledged, %u failed\n",
-           what, (unsigned long long)ms, (unsigned long long)(bytes - bytes0),
-           ms ? (double)(bytes - bytes0) / 1.024 / (double)ms : 0.0, (unsigned long long)sent,
+    handoff_sample(s, &after);
+    uint64_t bytes = 0, busy = 0, timeouts = 0;
+    for (int i = 0; i < s->n; i++) {
+        bool restarted = after.bytes[i] < before.bytes[i] || after.busy_ms[i] < before.busy_ms[i];
+        bytes += after.bytes[i] - (restarted ? 0 : before.bytes[i]);
+        busy += after.busy_ms[i] - (restarted ? 0 : before.busy_ms[i]);
+        timeouts += after.timeouts[i] - (restarted ? 0 : before.timeouts[i]);
+    }
+    /* handoff throughput: bytes over the time each member had jobs pending */
+    printf("membership: %s, settled in %llu ms; the members sent %llu handoff bytes meanwhile, "
+           "%.0f KiB/s per member while they had handoff to do (%llu ms in all, %llu batches "
+           "timed out); %u writes acknowledged, %u failed\n",
+           what, (unsigned long long)ms, (unsigned long long)bytes,
+           busy ? (double)bytes / 1.024 / (double)busy : 0.0, (unsigned long long)busy,
+           (unsigned long long)timeouts,
            load.n_acked, load.n_failed);
 }
 
