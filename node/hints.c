@@ -502,14 +502,6 @@ static void send_batch(struct node *n, uint32_t ti, uint32_t member)
     }
 }
 
-/* The owner will never take its hints: it left or was removed; or this
- * node is leaving and cannot wait for anyone. */
-static bool owner_gone(const struct node *n, const char *id)
-{
-    const char *status = membership_status(n, id);
-    return n->leaving || strcmp(status, "leaving") == 0 || strcmp(status, "removed") == 0;
-}
-
 void hints_turn(struct node *n)
 {
     struct hints *h = n->hints;
@@ -527,7 +519,9 @@ void hints_turn(struct node *n)
         if (t->count == 0 || t->inflight || now < t->retry_ms)
             continue;
         int member;
-        if (owner_gone(n, t->id)) {
+        /* an owner that left or was removed never takes its hints, and a
+         * leaving node cannot wait for anyone: rehome them */
+        if (n->leaving || membership_gone(n, t->id)) {
             member = (int)n->self;
         } else {
             member = node_peer_find(n, t->id, strlen(t->id));
@@ -558,11 +552,7 @@ bool hints_idle(const struct node *n)
 
 uint64_t hints_next_ms(const struct node *n)
 {
-    const struct hints *h = n->hints;
-    for (uint32_t i = 0; i < h->n_targets; i++)
-        if (h->targets[i].count)
-            return h->next_ms;
-    return UINT64_MAX;
+    return hints_idle(n) ? UINT64_MAX : n->hints->next_ms;
 }
 
 /* The owner answered hint k of the batch: delete it if it is still the

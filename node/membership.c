@@ -500,21 +500,18 @@ bool membership_alive(const struct node *n, uint32_t member)
            gossip_alive(n->gossip, n->peer[member]->id, rkv_clock_mono_ms());
 }
 
+bool membership_gone(const struct node *n, const char *id)
+{
+    const struct gossip_node *m = n->gossip ? gossip_find(n->gossip, id) : NULL;
+    return m && (m->status == GOSSIP_LEAVING || m->status == GOSSIP_REMOVED);
+}
+
 uint32_t membership_suspects(const struct node *n)
 {
     uint32_t count = 0;
-    for (uint32_t i = 0; i < n->n_peers; i++) {
-        const struct gossip_node *m = n->gossip ? gossip_find(n->gossip, n->peer[i]->id) : NULL;
-        bool gone = m && (m->status == GOSSIP_LEAVING || m->status == GOSSIP_REMOVED);
-        count += !gone && !membership_alive(n, i); /* a member that left is not suspect */
-    }
+    for (uint32_t i = 0; i < n->n_peers; i++) /* a member that left is not suspect */
+        count += !membership_gone(n, n->peer[i]->id) && !membership_alive(n, i);
     return count;
-}
-
-const char *membership_status(const struct node *n, const char *id)
-{
-    const struct gossip_node *m = n->gossip ? gossip_find(n->gossip, id) : NULL;
-    return m ? status_name(m->status) : "unknown";
 }
 
 const char *membership_address(const struct node *n, const char *id, uint16_t *client_port,

@@ -313,12 +313,12 @@ uint64_t membership_next_ms(const struct node *n);
 /* A GOSSIP frame from member (authenticated by the transport). */
 void membership_on_message(struct node *n, uint32_t member, const struct wire_msg *m);
 bool membership_alive(const struct node *n, uint32_t member);
+/* Member id left (LEAVING) or was removed: it will not take writes again. */
+bool membership_gone(const struct node *n, const char *id);
 uint32_t membership_suspects(const struct node *n);
 /* A member's host and ports as gossip has them (NULL if unknown). */
 const char *membership_address(const struct node *n, const char *id, uint16_t *client_port,
                                uint16_t *cluster_port);
-/* "joining", "up", "leaving", "removed" or "unknown". */
-const char *membership_status(const struct node *n, const char *id);
 /* ringkv leave (this node) and ringkv remove ID: a status and, in msg, what
  * happened or why not. */
 int membership_leave(struct node *n, char *msg, size_t size);

@@ -255,11 +255,7 @@ static uint64_t sum_stat(const struct settled *s, const char *name)
 
 static bool hints_drained(void *arg)
 {
-    const struct settled *s = arg;
-    for (int i = 0; i < s->n; i++)
-        if (cluster_stat(load.c, s->ids[i], "hints_pending") != 0)
-            return false;
-    return true;
+    return sum_stat(arg, "hints_pending") == 0;
 }
 
 static bool n4_suspected(void *arg)
