@@ -30,7 +30,11 @@ struct load {
     struct ringkv_client *c;
     uint32_t next;                /* keys k0..k(next-1) were attempted */
     bool acked[KEYS_MAX];
+    /* for a failure's message: how long each put took, who coordinated it */
+    uint32_t put_ms[KEYS_MAX];
+    char put_node[KEYS_MAX][8];
     uint32_t n_acked, n_failed;
+    uint32_t max_put_ms;          /* the slowest put (acknowledged or not) */
     char first_failure[200]; /* what the client said about the first failed write */
 };
 
@@ -49,7 +53,15 @@ static void load_step(void)
         key_of(i, key, sizeof key);
         snprintf(val, sizeof val, "v%u", i);
         struct ringkv_request_options ro = {.w = 2};
-        if (ringkv_put(load.c, key, strlen(key), val, strlen(val), &ro, NULL) == RINGKV_OK) {
+        struct ringkv_result res;
+        uint64_t t0 = rkv_clock_mono_ms();
+        int rc = ringkv_put(load.c, key, strlen(key), val, strlen(val), &ro, &res);
+        load.put_ms[i] = (uint32_t)(rkv_clock_mono_ms() - t0);
+        if (load.put_ms[i] > load.max_put_ms)
+            load.max_put_ms = load.put_ms[i];
+        snprintf(load.put_node[i], sizeof load.put_node[i], "%s", res.node ? res.node : "-");
+        ringkv_result_free(&res);
+        if (rc == RINGKV_OK) {
             load.acked[i] = true;
             load.n_acked++;
         } else if (load.n_failed++ == 0) {
@@ -72,7 +84,17 @@ static void check_acked(void)
         struct ringkv_result res;
         int rc = ringkv_get(load.c, key, strlen(key), &ro, &res);
         ck_assert_msg(rc == RINGKV_OK, "%s: %s", key, ringkv_errmsg(load.c));
-        ck_assert_uint_eq(res.n_siblings, 1);
+        if (res.n_siblings != 1) {
+            char sib[256] = "";
+            size_t len = 0;
+            for (size_t k = 0; k < res.n_siblings && len < sizeof sib; k++)
+                len += (size_t)snprintf(sib + len, sizeof sib - len, " [%.*s ts %llu]",
+                                        (int)res.siblings[k].value_len,
+                                        (const char *)res.siblings[k].value,
+                                        (unsigned long long)res.siblings[k].ts_ms);
+            ck_abort_msg("%s: %zu siblings:%s; its put took %u ms, answered by %s", key,
+                         res.n_siblings, sib, load.put_ms[i], load.put_node[i]);
+        }
         ck_assert_uint_eq(res.siblings[0].value_len, strlen(val));
         ck_assert(memcmp(res.siblings[0].value, val, strlen(val)) == 0);
         ringkv_result_free(&res);
@@ -194,11 +216,11 @@ static void wait_settled(struct settled *s, const char *what)
     /* handoff throughput: bytes over the time each member had jobs pending */
     printf("membership: %s, settled in %llu ms; the members sent %llu handoff bytes meanwhile, "
            "%.0f KiB/s per member while they had handoff to do (%llu ms in all, %llu batches "
-           "timed out); %u writes acknowledged, %u failed\n",
+           "timed out); %u writes acknowledged, %u failed, the slowest in %u ms\n",
            what, (unsigned long long)ms, (unsigned long long)bytes,
            busy ? (double)bytes / 1.024 / (double)busy : 0.0, (unsigned long long)busy,
            (unsigned long long)timeouts,
-           load.n_acked, load.n_failed);
+           load.n_acked, load.n_failed, load.max_put_ms);
 }
 
 static void load_fill(uint32_t count)
@@ -477,16 +499,24 @@ START_TEST(join_spreads_to_eight_nodes)
 }
 END_TEST
 
+/* One case per test, named after it: CK_RUN_CASE=<name> runs just that one. */
+static void add_case(Suite *s, const char *name, const TTest *test)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test);
+    suite_add_tcase(s, tc);
+}
+
+#define ADD_CASE(s, t) add_case(s, #t, t)
+
 int main(void)
 {
     Suite *s = suite_create("membership");
-    TCase *tc = tcase_create("membership");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, grow_three_to_five_and_shrink_back_under_writes);
-    tcase_add_test(tc, remove_dead_node_restores_replicas);
-    tcase_add_test(tc, handoff_resumes_after_a_crash);
-    tcase_add_test(tc, join_spreads_to_eight_nodes);
-    tcase_add_test(tc, wiped_node_takes_new_actor_and_loses_no_write);
-    suite_add_tcase(s, tc);
+    ADD_CASE(s, grow_three_to_five_and_shrink_back_under_writes);
+    ADD_CASE(s, remove_dead_node_restores_replicas);
+    ADD_CASE(s, handoff_resumes_after_a_crash);
+    ADD_CASE(s, join_spreads_to_eight_nodes);
+    ADD_CASE(s, wiped_node_takes_new_actor_and_loses_no_write);
     return test_run(s);
 }
