@@ -92,6 +92,7 @@ struct ringkv_client {
     size_t n_nodes;
     struct ringkv_node_info *infos;
     bool refresh;              /* a reply carried another ring epoch */
+    uint32_t refresh_from;     /* ...from this member (asked first); UINT32_MAX: none */
     uint64_t refresh_after_ms; /* monotonic: no new fetch before this */
     uint64_t next_id;
     char errmsg[512];
@@ -396,6 +397,7 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
     c->write_quorum = wq;
     c->server_timeout_ms = tmo;
     c->refresh = false;
+    c->refresh_from = UINT32_MAX;
     return RKV_OK;
 }
 
@@ -426,7 +428,9 @@ static int fetch_ring(struct ringkv_client *c, const char *host, uint16_t port, 
  * c->nodes and reuses c->rep, so it runs after the reply has been copied
  * out. The request it follows has its outcome already: its message in
  * c->errmsg is kept, and if no node gives a ring, c->refresh stays set and
- * the next request tries again. */
+ * the next request tries again. The member whose reply told of the new
+ * epoch is asked first: it is up and has that ring (the first in c->nodes
+ * may be a member that has left, whose connection never comes up). */
 static void refresh_ring(struct ringkv_client *c)
 {
     /* at most once per REFRESH_EVERY_MS: a node whose cluster file differs
@@ -439,7 +443,9 @@ static void refresh_ring(struct ringkv_client *c)
     char errmsg[sizeof c->errmsg];
     memcpy(errmsg, c->errmsg, sizeof errmsg);
     uint64_t deadline = rkv_clock_mono_ms() + c->opt.connect_timeout_ms;
-    for (size_t i = 0; i < c->n_nodes; i++) {
+    size_t first = c->refresh_from < c->n_nodes ? c->refresh_from : 0;
+    for (size_t k = 0; k < c->n_nodes; k++) {
+        size_t i = (first + k) % c->n_nodes;
         if (c->nodes[i].down_until_ms > rkv_clock_mono_ms())
             continue;
         struct cnode n = c->nodes[i]; /* fetch_ring replaces c->nodes */
@@ -624,10 +630,23 @@ void ringkv_close(struct ringkv_client *c)
 
 /* ---- requests ---- */
 
+/* How exchange may move on from a member that was sent the request. */
+enum {
+    /* no reply by the attempt's deadline: send it to the next member. Only
+     * for requests that may be applied twice (reads, admin): a write the
+     * member took may still be applied, and a second coordinator would
+     * mint a second version of it (two equal siblings). */
+    RESEND_AFTER_TIMEOUT = 1,
+    /* an RKV_ERR_UNAVAILABLE reply (the node is shutting down, or was
+     * forwarded a key it does not own): it did nothing; try the next */
+    NEXT_IF_REFUSED = 2,
+};
+
 /* Sends c->req (request id) to the members of `order` in turn until one
- * answers. On RKV_OK *m is the reply (in c->rep) and *from the member. */
+ * answers (as `how` allows). On RKV_OK *m is the reply (in c->rep) and
+ * *from the member. */
 static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_order, uint64_t id,
-                    uint32_t timeout_ms, struct wire_msg *m, uint32_t *from)
+                    uint32_t timeout_ms, unsigned how, struct wire_msg *m, uint32_t *from)
 {
     uint32_t attempt_ms = (timeout_ms ? timeout_ms : c->server_timeout_ms) + ATTEMPT_MARGIN_MS;
     uint32_t total_ms = c->opt.timeout_ms ? c->opt.timeout_ms : 2 * attempt_ms;
@@ -660,25 +679,36 @@ static int exchange(struct ringkv_client *c, const uint32_t *order, uint32_t n_o
                 pass == 1 || now + CONNECT_WAIT_MS >= until ? until : now + CONNECT_WAIT_MS;
             int rc =
                 n->sock ? send_request(c, n->sock, !n->connected_once, conn) : RKV_ERR_UNAVAILABLE;
-            if (rc == RKV_OK)
+            bool sent = rc == RKV_OK;
+            if (sent)
                 rc = await_reply(c, n->sock, id, until, m);
+            const char *why = rc == RKV_ERR_TIMEOUT ? "no answer" : "unreachable";
             if (rc == RKV_OK) {
                 n->down_until_ms = 0;
                 n->connected_once = true;
                 *from = order[k];
-                return RKV_OK;
-            }
-            if (rc == RKV_ERR_NOMEM)
+                if (m->status != RKV_ERR_UNAVAILABLE || !(how & NEXT_IF_REFUSED))
+                    return RKV_OK;
+                why = "refused: shutting down or not an owner";
+            } else if (rc == RKV_ERR_NOMEM) {
                 return fail(c, rc, "out of memory");
-            any_timeout |= rc == RKV_ERR_TIMEOUT;
-            n->down_until_ms = rkv_clock_mono_ms() + DOWN_FOR_MS;
-            /* a socket whose connection never came up keeps trying (its
-             * handshake may be under way); one that had a connection and
-             * failed is made anew */
-            if (n->connected_once)
-                node_reset(c, n);
+            } else {
+                any_timeout |= rc == RKV_ERR_TIMEOUT;
+                n->down_until_ms = rkv_clock_mono_ms() + DOWN_FOR_MS;
+                /* a socket whose connection never came up keeps trying (its
+                 * handshake may be under way); one that had a connection
+                 * and failed is made anew */
+                if (n->connected_once)
+                    node_reset(c, n);
+                if (sent && rc == RKV_ERR_TIMEOUT && !(how & RESEND_AFTER_TIMEOUT))
+                    return fail(c, rc,
+                                "%s did not answer within %u ms: the write may have been "
+                                "applied (it is not sent to another node, which would make "
+                                "a second version of it)",
+                                n->id, attempt_ms);
+            }
             int w = snprintf(tried + tlen, sizeof tried - tlen, "%s%s (%s)", tlen ? ", " : "",
-                             n->id, rc == RKV_ERR_TIMEOUT ? "no answer" : "unreachable");
+                             n->id, why);
             if (w > 0 && (size_t)w < sizeof tried - tlen)
                 tlen += (size_t)w;
         }
@@ -836,11 +866,14 @@ static int key_request(struct ringkv_client *c, const void *key, size_t key_len,
         return rc;
     struct wire_msg m;
     uint32_t from;
-    rc = exchange(c, order, n, id, timeout_ms, &m, &from);
+    unsigned how = NEXT_IF_REFUSED | (type == WIRE_GET ? RESEND_AFTER_TIMEOUT : 0);
+    rc = exchange(c, order, n, id, timeout_ms, how, &m, &from);
     if (rc != RKV_OK)
         return rc;
-    if (m.epoch != ring_epoch(c->ring))
+    if (m.epoch != ring_epoch(c->ring)) {
         c->refresh = true;
+        c->refresh_from = from;
+    }
     struct ringkv_result tmp = {0};
     struct ringkv_result *r = res ? res : &tmp;
     rc = fill_result(c, &m, from, type, r);
@@ -1133,8 +1166,10 @@ static void complete(struct ringkv_client *c, uint32_t slot, const struct wire_m
     if (m == NULL) {
         rc = RKV_ERR_TIMEOUT;
     } else {
-        if (m->epoch != ring_epoch(c->ring))
+        if (m->epoch != ring_epoch(c->ring)) {
             c->refresh = true;
+            c->refresh_from = p.member;
+        }
         rc = fill_result(c, m, p.member, p.type, &res);
         if (rc == RKV_OK)
             rc = (int)m->status;
@@ -1349,7 +1384,7 @@ static int admin_to(struct ringkv_client *c, const char *id, uint32_t type, uint
                     : wire_encode_simple(&c->req, type, rid, ring_epoch(c->ring));
     if (rc != RKV_OK)
         return fail(c, RKV_ERR_NOMEM, "out of memory");
-    rc = exchange(c, order, n, rid, 0, m, from);
+    rc = exchange(c, order, n, rid, 0, RESEND_AFTER_TIMEOUT, m, from);
     if (rc == RKV_OK && m->status != RKV_OK)
         rc = fail_reply(c, (int)m->status, "", m);
     return rc;

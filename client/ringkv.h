@@ -75,8 +75,17 @@
  * ## Caveats
  *
  * - A struct ringkv_client is not thread-safe: use one per thread.
- * - A request that times out may still have been applied. A retried put
- *   without a context can then leave two equal siblings.
+ * - Which member a request goes to: the first of the key's preference
+ *   list that is not marked down. A get that gets no answer in time is
+ *   sent to the next member. A put or delete goes to the next member only
+ *   when the first certainly did nothing with it (it could not be sent, or
+ *   the node refused it with RINGKV_EUNAVAILABLE: shutting down, or not an
+ *   owner in its ring); once a member has taken it and not answered, the
+ *   call returns RINGKV_ETIMEOUT ("... may have been applied"), because a
+ *   second coordinator would mint a second version of the same write and
+ *   leave two equal siblings. A caller that retries such a put without a
+ *   context accepts that outcome (read first, and put with the context,
+ *   to avoid it).
  * - Timeouts are per request (ringkv_request_options.timeout_ms, else
  *   ringkv_options.timeout_ms, else the ring's request timeout plus a
  *   margin).

@@ -954,6 +954,16 @@ void coord_on_local_update(struct coord *c, uint64_t now, uint64_t req, int stat
     progress(c, r, now);
 }
 
+void coord_on_forward_unsent(struct coord *c, uint32_t to, uint64_t id)
+{
+    struct creq *r = req_find(c, id);
+    if (r == NULL || r->type != CR_FWD || r->nodes[0] != to)
+        return;
+    reply_error(c, r->client, r->client_rid, NULL, RKV_ERR_UNAVAILABLE,
+                "could not reach %s to forward the request to it", member_id(c, to));
+    req_free(c, r);
+}
+
 void coord_on_reply(struct coord *c, uint64_t now, uint32_t from, const struct wire_msg *m)
 {
     struct creq *r = req_find(c, m->id);
@@ -1017,7 +1027,8 @@ void coord_tick(struct coord *c, uint64_t now)
         }
         /* every path below frees r */
         if (r->type == CR_FWD) {
-            reply_error(c, r->client, r->client_rid, NULL, RKV_ERR_UNAVAILABLE,
+            /* a timeout, not UNAVAILABLE: the target may have applied it */
+            reply_error(c, r->client, r->client_rid, NULL, RKV_ERR_TIMEOUT,
                         "forwarded to %s, which did not answer in time",
                         member_id(c, r->nodes[0]));
             req_free(c, r);

@@ -164,6 +164,10 @@ void coord_on_client(struct coord *c, uint64_t now_ms, uint64_t client, const st
                      const void *frame, size_t frame_len, bool forwarded);
 /* A REPLICA_REPLY or FORWARD_REPLY from member `from`. */
 void coord_on_reply(struct coord *c, uint64_t now_ms, uint32_t from, const struct wire_msg *m);
+/* A FORWARD (request id) that could not be sent to `to`: the target never
+ * saw it, so the client is told RKV_ERR_UNAVAILABLE (it may try another
+ * member) rather than a timeout later. */
+void coord_on_forward_unsent(struct coord *c, uint32_t to, uint64_t id);
 /* The outcome of a COORD_UPDATE: on success the encoded object written. */
 void coord_on_local_update(struct coord *c, uint64_t now_ms, uint64_t req, int status,
                            const char *errmsg, const void *object, size_t object_len);

@@ -312,6 +312,8 @@ void node_send_failed(struct node *n, uint32_t member, const void *msg, size_t l
         struct wire_msg fail = {
             .type = WIRE_REPLICA_REPLY, .id = m.id, .status = RKV_ERR_UNAVAILABLE};
         node_replica_reply(n, member, &fail);
+    } else if (m.type == WIRE_FORWARD) {
+        coord_on_forward_unsent(n->coord, member, m.id);
     }
 }
 

@@ -539,6 +539,68 @@ static bool suspicion_is(void *arg)
     return cluster_stat(s->c, s->observer, s->stat) == s->want;
 }
 
+struct put_job {
+    struct ringkv_client *c;
+    const char *key, *value;
+    struct ringkv_request_options o;
+    int rc;
+    char errmsg[512];
+};
+
+static void *put_thread(void *arg)
+{
+    struct put_job *j = arg;
+    j->rc = ringkv_put(j->c, j->key, strlen(j->key), j->value, strlen(j->value), &j->o, NULL);
+    snprintf(j->errmsg, sizeof j->errmsg, "%s", ringkv_errmsg(j->c));
+    return NULL;
+}
+
+/* A coordinator that took a put and then went quiet may still apply it:
+ * the client must not send it to a second coordinator, which would mint a
+ * second version of the same write (two equal siblings). It answers
+ * RINGKV_ETIMEOUT instead. Here n1 coordinates at W=3 with n3 paused, so
+ * it waits; once n2 holds n1's version, n1 pauses too. */
+START_TEST(a_put_that_times_out_is_not_sent_twice)
+{
+    struct ringkv_client *c = cluster_client(&cl);
+    char k[32];
+    int i = 0;
+    do /* a key the client sends to n1 first */
+        snprintf(k, sizeof k, "once-%d", i++);
+    while (strcmp(pref(c, k, 0), "n1") != 0);
+    cluster_node_signal(&cl, 2, SIGSTOP);
+    struct put_job job = {.c = cluster_client(&cl), .key = k, .value = "once", .o = {.w = 3}};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, put_thread, &job), 0);
+    struct holds h = {.c = c, .id = "n2", .key = k, .value = "once"};
+    wait_for(node_holds, &h, WAIT_MS, "n2 to hold n1's version");
+    cluster_node_signal(&cl, 0, SIGSTOP);
+    ck_assert_int_eq(pthread_join(t, NULL), 0); /* the put ends by its own deadline */
+    cluster_node_signal(&cl, 0, SIGCONT);
+    cluster_node_signal(&cl, 2, SIGCONT);
+    ck_assert_msg(job.rc == RINGKV_ETIMEOUT, "put: %s (%s)", ringkv_strerror(job.rc),
+                  job.errmsg);
+    ck_assert_msg(strstr(job.errmsg, "may have been applied"), "%s", job.errmsg);
+    ringkv_close(job.c);
+    /* one version, wherever it is read */
+    const char *once[] = {"once"};
+    get_is(c, k, &(struct ringkv_request_options){.r = 3, .timeout_ms = 5000}, once, 1);
+
+    /* a read is safe to send again: a fresh client (which has not marked
+     * n1 down) tries n1, gets no answer, and asks the next member */
+    struct ringkv_client *fresh = cluster_client(&cl);
+    struct ringkv_result r;
+    cluster_node_signal(&cl, 0, SIGSTOP);
+    int rc = ringkv_get(fresh, k, strlen(k), NULL, &r);
+    cluster_node_signal(&cl, 0, SIGCONT);
+    ck_assert_msg(rc == RINGKV_OK, "get: %s", ringkv_errmsg(fresh));
+    ck_assert_str_ne(r.node, "n1");
+    ringkv_result_free(&r);
+    ringkv_close(fresh);
+    ringkv_close(c);
+}
+END_TEST
+
 /* Gossip heartbeats feed each node's phi-accrual detector: a node paused
  * with SIGSTOP is suspected by the others, and cleared on SIGCONT. */
 START_TEST(paused_node_is_suspected_then_cleared)
@@ -768,6 +830,7 @@ int main(void)
     tcase_add_test(tc, command_line_session);
     tcase_add_test(tc, pipelined_requests);
     tcase_add_test(tc, paused_node_is_suspected_then_cleared);
+    tcase_add_test(tc, a_put_that_times_out_is_not_sent_twice);
     suite_add_tcase(su, tc);
     return test_run(su);
 }

@@ -29,6 +29,7 @@ struct replica {
 struct msg {
     uint32_t to;   /* member the message is for (a reply: from) */
     bool is_reply; /* a reply for the coordinator */
+    uint64_t forward_id; /* a forward: the FORWARD's request id (bytes: the inner request) */
     struct rkv_buf bytes;
 };
 
@@ -173,6 +174,7 @@ static void run_outbox(struct harness *h)
                 struct msg *p = &h->pending[h->n_pending++];
                 memset(p, 0, sizeof *p);
                 p->to = o.node;
+                p->forward_id = m.id;
                 p->bytes = inner;
             } else {
                 replica_handle(h, o.node, &o.msg);
@@ -646,13 +648,21 @@ START_TEST(oversized_reply_is_toobig)
 }
 END_TEST
 
+/* A put from client 1 to a coordinator outside the key's list: one
+ * FORWARD is pending. Returns the key. */
+static int forwarded_put(struct harness *h)
+{
+    harness_init(h, 4, 100);
+    int k = key_with_self(h, false);
+    client_put(h, 1, k, "v", 2, NULL, 0);
+    ck_assert_uint_eq(h->n_pending, 1);
+    return k;
+}
+
 START_TEST(writes_outside_the_preflist_are_forwarded)
 {
     struct harness h;
-    harness_init(&h, 4, 100);
-    int k = key_with_self(&h, false);
-    client_put(&h, 1, k, "v", 2, NULL, 0);
-    ck_assert_uint_eq(h.n_pending, 1);
+    int k = forwarded_put(&h);
     uint32_t p = ring_partition(h.ring, ring_hash_key(h.keys[k], strlen(h.keys[k])));
     ck_assert_uint_eq(h.pending[0].to, ring_preflist(h.ring, p)[0]);
     /* the target answers with its reply, relayed verbatim */
@@ -677,16 +687,46 @@ START_TEST(writes_outside_the_preflist_are_forwarded)
     int count;
     struct wire_msg m = reply_for(&h, 9, &count);
     ck_assert_uint_eq(m.status, RKV_ERR_UNAVAILABLE);
-    /* no answer from the target: an error at the deadline (plus slack) */
+    /* no answer from the target: a timeout at the deadline (plus slack);
+     * not UNAVAILABLE, which tells a client that nothing was done, while
+     * the target may have applied the write */
     h.now += 2000;
     coord_tick(h.c, h.now);
     run_outbox(&h);
     m = reply_for(&h, 1, &count);
     ck_assert_int_eq(count, 1);
-    ck_assert_uint_eq(m.status, RKV_ERR_UNAVAILABLE);
+    ck_assert_uint_eq(m.status, RKV_ERR_TIMEOUT);
     rkv_buf_free(&reply);
     rkv_buf_free(&fwd);
     rkv_buf_free(&b);
+    harness_free(&h);
+}
+END_TEST
+
+/* A forward that could not be sent was never seen by its target: the
+ * client hears UNAVAILABLE at once (it may try elsewhere), not a timeout. */
+START_TEST(an_unsent_forward_is_refused_at_once)
+{
+    struct harness h;
+    forwarded_put(&h);
+    uint64_t id = h.pending[0].forward_id;
+    uint32_t to = h.pending[0].to;
+    rkv_buf_free(&h.pending[0].bytes);
+    h.n_pending = 0;
+    coord_on_forward_unsent(h.c, to + 1, id); /* another member: not this forward */
+    coord_on_forward_unsent(h.c, to, id + 1); /* another request */
+    run_outbox(&h);
+    int count;
+    reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 0);
+    coord_on_forward_unsent(h.c, to, id);
+    run_outbox(&h);
+    struct wire_msg m = reply_for(&h, 1, &count);
+    ck_assert_int_eq(count, 1);
+    ck_assert_uint_eq(m.status, RKV_ERR_UNAVAILABLE);
+    struct coord_stats st;
+    coord_stats(h.c, &st);
+    ck_assert_uint_eq(st.inflight, 0);
     harness_free(&h);
 }
 END_TEST
@@ -1140,6 +1180,7 @@ int main(void)
     tcase_add_test(tc, overwrite_supersedes_the_local_copy);
     tcase_add_test(tc, many_writes_in_one_turn);
     tcase_add_test(tc, random_schedules);
+    tcase_add_test(tc, an_unsent_forward_is_refused_at_once);
     suite_add_tcase(su, tc);
     return test_run(su);
 }
