@@ -559,7 +559,7 @@ static void *put_thread(void *arg)
  * the client must not send it to a second coordinator, which would mint a
  * second version of the same write (two equal siblings). It answers
  * RINGKV_ETIMEOUT instead. Here n1 coordinates at W=3 with n3 paused, so
- * it waits; once n2 holds n1's version, n1 pauses too. */
+ * it waits (for up to 5 s); once n2 holds n1's version, n1 pauses too. */
 START_TEST(a_put_that_times_out_is_not_sent_twice)
 {
     struct ringkv_client *c = cluster_client(&cl);
@@ -569,7 +569,9 @@ START_TEST(a_put_that_times_out_is_not_sent_twice)
         snprintf(k, sizeof k, "once-%d", i++);
     while (strcmp(pref(c, k, 0), "n1") != 0);
     cluster_node_signal(&cl, 2, SIGSTOP);
-    struct put_job job = {.c = cluster_client(&cl), .key = k, .value = "once", .o = {.w = 3}};
+    /* a long timeout: n1 must still be waiting for n3 when it is paused */
+    struct put_job job = {
+        .c = cluster_client(&cl), .key = k, .value = "once", .o = {.w = 3, .timeout_ms = 5000}};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, put_thread, &job), 0);
     struct holds h = {.c = c, .id = "n2", .key = k, .value = "once"};
