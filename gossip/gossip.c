@@ -118,7 +118,8 @@ static bool node_fields_ok(const struct gossip_node *n)
            n->host[sizeof n->host - 1] == '\0' && n->client_port != 0 && n->cluster_port != 0 &&
            n->vnodes >= 1 && n->vnodes <= RKV_VNODES_MAX && n->incarnation >= 1 &&
            n->incarnation < RKV_COUNTER_MAX && n->version < RKV_COUNTER_MAX &&
-           n->heartbeat < RKV_COUNTER_MAX && status_ok(n->status);
+           n->heartbeat < RKV_COUNTER_MAX && status_ok(n->status) &&
+           n->handoff <= RKV_PARTITIONS_MAX;
 }
 
 static int cmp_u64(uint64_t a, uint64_t b)
@@ -274,8 +275,10 @@ static int check_options(const struct gossip_options *o, struct rkv_error *err)
     if (!node_fields_ok(&o->self))
         return rkv_error_set(err, RKV_ERR_INVAL,
                              "gossip: self: bad id, host, port, vnodes or incarnation");
-    if (o->self.status != GOSSIP_JOINING && o->self.status != GOSSIP_UP)
-        return rkv_error_set(err, RKV_ERR_INVAL, "gossip: self: status must be joining or up");
+    if (o->self.status != GOSSIP_JOINING && o->self.status != GOSSIP_UP &&
+        o->self.status != GOSSIP_LEAVING)
+        return rkv_error_set(err, RKV_ERR_INVAL,
+                             "gossip: self: status must be joining, up or leaving");
     if (o->n_seeds > RKV_NODES_MAX || (o->n_seeds > 0 && o->seeds == NULL))
         return rkv_error_set(err, RKV_ERR_INVAL, "gossip: at most %u seeds", RKV_NODES_MAX);
     for (size_t i = 0; i < o->n_seeds; i++)
@@ -372,7 +375,7 @@ static void write_envelope(const struct gossip *g, struct mp_writer *w, uint32_t
 
 static void write_state(struct mp_writer *w, const struct gossip_node *n)
 {
-    mp_write_array(w, 9);
+    mp_write_array(w, 11);
     mp_write_cstr(w, n->id);
     mp_write_cstr(w, n->host);
     mp_write_uint(w, n->client_port);
@@ -382,6 +385,8 @@ static void write_state(struct mp_writer *w, const struct gossip_node *n)
     mp_write_uint(w, n->version);
     mp_write_uint(w, n->heartbeat);
     mp_write_uint(w, (uint64_t)n->status);
+    mp_write_uint(w, n->ring_epoch);
+    mp_write_uint(w, n->handoff);
 }
 
 /* Appends an outbox entry to `to`; returns its buffer, or NULL on NOMEM. */
@@ -513,7 +518,7 @@ static bool read_state(struct mp_reader *r, struct gossip_node *n)
     const char *host;
     uint64_t status;
     memset(n, 0, sizeof *n);
-    if (!mp_read_array(r, &fields) || fields != 9 || !read_id(r, n->id) ||
+    if (!mp_read_array(r, &fields) || fields != 11 || !read_id(r, n->id) ||
         !mp_read_str(r, &host, &len) || !host_ok(host, len))
         goto bad;
     memcpy(n->host, host, len);
@@ -521,7 +526,8 @@ static bool read_state(struct mp_reader *r, struct gossip_node *n)
     if (!mp_read_u16(r, &n->client_port) || !mp_read_u16(r, &n->cluster_port) ||
         !mp_read_u32(r, &n->vnodes) || !read_counter(r, &n->incarnation) ||
         !read_counter(r, &n->version) || !read_counter(r, &n->heartbeat) ||
-        !mp_read_uint(r, &status) || !status_ok(status))
+        !mp_read_uint(r, &status) || !status_ok(status) || !mp_read_uint(r, &n->ring_epoch) ||
+        !mp_read_u32(r, &n->handoff))
         goto bad;
     n->status = (enum gossip_status)status;
     if (!node_fields_ok(n))
@@ -856,6 +862,19 @@ uint64_t gossip_next_deadline(const struct gossip *g)
 
 /* ---- commands and queries ---- */
 
+/* This node's state changed: the next version, or version 1 of the next
+ * incarnation when a forged rumour used the versions up. */
+static void self_changed(struct gossip *g)
+{
+    struct gossip_node *me = &g->self->st;
+    if (me->version + 1 < RKV_COUNTER_MAX) {
+        me->version++;
+    } else if (me->incarnation + 1 < RKV_COUNTER_MAX) {
+        me->incarnation++;
+        me->version = 1;
+    }
+}
+
 int gossip_set_status(struct gossip *g, enum gossip_status status)
 {
     if (status != GOSSIP_JOINING && status != GOSSIP_UP && status != GOSSIP_LEAVING)
@@ -863,8 +882,63 @@ int gossip_set_status(struct gossip *g, enum gossip_status status)
     if (g->self->st.status == GOSSIP_REMOVED)
         return RKV_ERR_INVAL;
     g->self->st.status = status;
-    g->self->st.version++;
+    self_changed(g);
     return RKV_OK;
+}
+
+int gossip_set_progress(struct gossip *g, uint64_t ring_epoch, uint32_t handoff)
+{
+    struct gossip_node *me = &g->self->st;
+    if (handoff > RKV_PARTITIONS_MAX)
+        return RKV_ERR_INVAL;
+    if (me->ring_epoch == ring_epoch && me->handoff == handoff)
+        return RKV_OK;
+    me->ring_epoch = ring_epoch;
+    me->handoff = handoff;
+    if (me->status != GOSSIP_REMOVED)
+        self_changed(g);
+    return RKV_OK;
+}
+
+bool gossip_change_pending(const struct gossip *g, uint64_t now_ms, char *why, size_t size)
+{
+    const struct gossip_node *me = &g->self->st;
+    char none[1];
+    if (why == NULL || size == 0) {
+        why = none;
+        size = sizeof none;
+    }
+    if (me->handoff > 0) {
+        snprintf(why, size, "%s has %u partitions to hand over", me->id, me->handoff);
+        return true;
+    }
+    for (size_t i = 0; i < g->n_members; i++) {
+        const struct member *m = g->members[i];
+        const struct gossip_node *st = &m->st;
+        if (m == g->self || !member_alive(g, m, now_ms))
+            continue;
+        if (st->status == GOSSIP_JOINING &&
+            (me->status != GOSSIP_JOINING || strcmp(st->id, me->id) < 0)) {
+            snprintf(why, size, "%s is joining", st->id);
+            return true;
+        }
+        if (st->status == GOSSIP_LEAVING) {
+            snprintf(why, size, "%s is leaving", st->id);
+            return true;
+        }
+        if (st->status != GOSSIP_UP)
+            continue;
+        if (st->ring_epoch != me->ring_epoch) {
+            snprintf(why, size, "%s serves ring %016llx, this node %016llx", st->id,
+                     (unsigned long long)st->ring_epoch, (unsigned long long)me->ring_epoch);
+            return true;
+        }
+        if (st->handoff > 0) {
+            snprintf(why, size, "%s has %u partitions to hand over", st->id, st->handoff);
+            return true;
+        }
+    }
+    return false;
 }
 
 int gossip_learn(struct gossip *g, const struct gossip_node *st)

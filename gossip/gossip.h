@@ -73,13 +73,27 @@
  *   ACK   [.., states, want]   want: [id, ...], the states the sender should send
  *   ACK2  [.., states]
  *   state: [id, host, client_port, cluster_port, vnodes, incarnation, version,
- *           heartbeat, status]
+ *           heartbeat, status, ring_epoch, handoff]
  *   Counts are at most RKV_NODES_MAX, ids 1..RKV_NODE_ID_BYTES_MAX bytes of
  *   [A-Za-z0-9_.-], hosts 1..GOSSIP_HOST_BYTES_MAX printable ASCII bytes,
  *   ports 1..65535, vnodes 1..RKV_VNODES_MAX, counters below
  *   RKV_COUNTER_MAX (a forged UINT64_MAX could never be refuted), status
- *   1..4, a frame at most message_bytes_max bytes, nothing after the array.
+ *   1..4, handoff at most RKV_PARTITIONS_MAX, a frame at most
+ *   message_bytes_max bytes, nothing after the array.
  *   A whole message is validated before any of it is applied.
+ *
+ * ## One ring change at a time
+ *   Each state also carries its member's progress through ring changes:
+ *   the epoch of the ring it serves and the partitions it still has to hand
+ *   over (gossip_set_progress; a change bumps the version). From them
+ *   gossip_change_pending tells whether, as far as this node has heard, a
+ *   change is still under way somewhere: a member alive and joining or
+ *   leaving, one that serves another ring, or one with handoff left. The
+ *   node lets a join or a leave begin only when none is, so that no
+ *   preference list ever holds two owners still waiting for their data (a
+ *   read at R could then be answered by those two alone). What a node has
+ *   heard lags by a few rounds, so two changes begun on two nodes within
+ *   that time can still overlap: a guard, not a lock.
  *
  * Ownership: gossip_new copies everything in the options. Pointers that
  * gossip_member/gossip_find/gossip_outbox return belong to g and stay valid
@@ -98,7 +112,7 @@
 #include "common/err.h"
 #include "common/limits.h"
 
-#define GOSSIP_WIRE_VERSION 1u
+#define GOSSIP_WIRE_VERSION 2u
 #define GOSSIP_CLUSTER_BYTES_MAX 64u  /* the cluster name */
 #define GOSSIP_HOST_BYTES_MAX 255u    /* a DNS name or an address */
 #define GOSSIP_FD_WINDOW_MAX 1000u    /* inter-arrival samples per peer */
@@ -135,13 +149,16 @@ struct gossip_node {
     uint64_t version;
     uint64_t heartbeat;
     enum gossip_status status;
+    uint64_t ring_epoch;         /* the ring its member serves (0: none yet) */
+    uint32_t handoff;            /* partitions it has still to hand over */
 };
 
 struct gossip_options {
     const char *cluster;         /* 1..GOSSIP_CLUSTER_BYTES_MAX bytes */
-    /* This node: id, host, ports, vnodes, status (JOINING or UP), and an
-     * incarnation in 1..RKV_COUNTER_MAX-1 greater than any it had before
-     * (the start time in ms does); version and heartbeat are ignored. */
+    /* This node: id, host, ports, vnodes, status (JOINING, UP, or LEAVING
+     * for a leave resumed after a restart), and an incarnation in
+     * 1..RKV_COUNTER_MAX-1 greater than any it had before (the start time
+     * in ms does); version and heartbeat are ignored. */
     struct gossip_node self;
     const char *const *seeds;    /* ids of seed members (self is skipped) */
     size_t n_seeds;              /* at most RKV_NODES_MAX */
@@ -208,6 +225,23 @@ int gossip_on_message_from(struct gossip *g, uint64_t now_ms, const char *sender
  * version. RKV_ERR_INVAL for REMOVED (use gossip_remove on another node)
  * or an unknown status. */
 int gossip_set_status(struct gossip *g, enum gossip_status status);
+/* This node's progress through ring changes: the epoch of the ring it
+ * serves and the partitions it has still to hand over (at most
+ * RKV_PARTITIONS_MAX; more is RKV_ERR_INVAL). Bumps its version if either
+ * changed, so that it spreads. */
+int gossip_set_progress(struct gossip *g, uint64_t ring_epoch, uint32_t handoff);
+/*
+ * Whether a ring change is still under way, as far as this node has heard
+ * at now_ms: a live member other than this one is JOINING or LEAVING, or
+ * is UP and serves a ring other than this node's or has handoff left; or
+ * this node has handoff left. A member that is down (suspected) or
+ * removed holds nothing back: its state is old news, and waiting for it
+ * could wait for ever. If this node is JOINING itself, joining members
+ * whose ids sort after its own do not count (of several nodes joining at
+ * once, the least id goes first). If one is, writes the first reason
+ * found into why (size bytes, NUL-terminated; may be NULL).
+ */
+bool gossip_change_pending(const struct gossip *g, uint64_t now_ms, char *why, size_t size);
 /*
  * Marks member id REMOVED (an operator's remove, run on any node): its
  * version goes up by one, so the remove spreads and wins over what others

@@ -172,15 +172,17 @@ static void fz_check_applied(const struct gossip *g, const void *data, size_t le
     FUZZ_CHECK(mp_read_array(&r, &n) && n <= RKV_NODES_MAX);
     for (uint32_t i = 0; i < n; i++) {
         char id[RKV_NODE_ID_BYTES_MAX + 1];
-        uint64_t v[7];
-        FUZZ_CHECK(mp_read_array(&r, &fields) && fields == 9);
+        uint64_t v[9];
+        FUZZ_CHECK(mp_read_array(&r, &fields) && fields == 11);
         FUZZ_CHECK(mp_read_str(&r, &s, &slen) && slen >= 1 && slen <= RKV_NODE_ID_BYTES_MAX);
         memcpy(id, s, slen);
         id[slen] = '\0';
         FUZZ_CHECK(mp_read_str(&r, &s, &slen));
-        for (int k = 0; k < 7; k++)
+        for (int k = 0; k < 9; k++)
             FUZZ_CHECK(mp_read_uint(&r, &v[k]));
-        /* v: client_port, cluster_port, vnodes, incarnation, version, heartbeat, status */
+        /* v: client_port, cluster_port, vnodes, incarnation, version, heartbeat, status,
+         * ring_epoch, handoff */
+        FUZZ_CHECK(v[8] <= RKV_PARTITIONS_MAX);
         const struct gossip_node *held = gossip_find(g, id);
         if (held == NULL) {
             FUZZ_CHECK(gossip_member_count(g) == RKV_NODES_MAX); /* dropped: table full */
@@ -307,7 +309,7 @@ static void fz_tick(struct fz_run *run)
 static void fz_state(struct mp_writer *w, const char *id, uint64_t inc, uint64_t ver, uint64_t hb,
                      enum gossip_status status)
 {
-    mp_write_array(w, 9);
+    mp_write_array(w, 11);
     mp_write_cstr(w, id);
     mp_write_cstr(w, "10.0.0.2");
     mp_write_uint(w, 7000);
@@ -317,6 +319,8 @@ static void fz_state(struct mp_writer *w, const char *id, uint64_t inc, uint64_t
     mp_write_uint(w, ver);
     mp_write_uint(w, hb);
     mp_write_uint(w, (uint64_t)status);
+    mp_write_uint(w, 0x5eed0000ull + inc); /* ring_epoch */
+    mp_write_uint(w, hb % 4);              /* handoff */
 }
 
 /* A valid ACK2 from n1 that gives the node a table before the frames. */

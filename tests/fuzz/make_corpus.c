@@ -1063,7 +1063,7 @@ static void genvelope(struct mp_writer *w, uint32_t fields, uint64_t version, ui
 static void gstate(struct mp_writer *w, const char *id, uint64_t inc, uint64_t ver, uint64_t hb,
                    enum gossip_status status)
 {
-    mp_write_array(w, 9);
+    mp_write_array(w, 11);
     mp_write_cstr(w, id);
     mp_write_cstr(w, "10.0.0.7");
     mp_write_uint(w, 7000);
@@ -1073,6 +1073,8 @@ static void gstate(struct mp_writer *w, const char *id, uint64_t inc, uint64_t v
     mp_write_uint(w, ver);
     mp_write_uint(w, hb);
     mp_write_uint(w, (uint64_t)status);
+    mp_write_uint(w, 0x0123456789abcdefull); /* ring_epoch */
+    mp_write_uint(w, status == GOSSIP_LEAVING ? 7 : 0); /* handoff */
 }
 
 /* An ACK2 from n1 carrying one state. */

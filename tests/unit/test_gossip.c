@@ -197,7 +197,7 @@ static struct gossip_node state_of(const char *id, uint64_t inc, uint64_t ver, u
 
 static void write_state(struct mp_writer *w, const struct gossip_node *n)
 {
-    mp_write_array(w, 9);
+    mp_write_array(w, 11);
     mp_write_cstr(w, n->id);
     mp_write_cstr(w, n->host);
     mp_write_uint(w, n->client_port);
@@ -207,6 +207,8 @@ static void write_state(struct mp_writer *w, const struct gossip_node *n)
     mp_write_uint(w, n->version);
     mp_write_uint(w, n->heartbeat);
     mp_write_uint(w, n->status);
+    mp_write_uint(w, n->ring_epoch);
+    mp_write_uint(w, n->handoff);
 }
 
 /* An ACK2 from `from` carrying n states. */
@@ -615,6 +617,121 @@ START_TEST(remove_at_wins_over_unheard_states)
 }
 END_TEST
 
+/* ---- one ring change at a time ---- */
+
+/* Every running node sets the same progress: ring epoch, no handoff. */
+static void sim_progress_all(struct sim *s, uint64_t epoch)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->g[i] != NULL && !s->silent[i])
+            ck_assert_int_eq(gossip_set_progress(s->g[i], epoch, 0), RKV_OK);
+}
+
+/* Whether node i sees a change under way, and why (into why). */
+static bool pending_at(struct sim *s, size_t i, char *why, size_t size)
+{
+    return gossip_change_pending(s->g[i], s->now, why, size);
+}
+
+/* A member's progress spreads like the rest of its state: a node that
+ * hands partitions over, or serves another ring, makes every other node
+ * see a change under way until it is done; a member that goes silent
+ * stops holding changes back once it is suspected. */
+START_TEST(progress_spreads_and_holds_changes_back)
+{
+    struct sim *s = sim_new(8, 21);
+    sim_progress_all(s, 0xe1);
+    sim_converge(s, 50);
+    for (int r = 0; r < 5; r++)
+        sim_round(s);
+    char why[160];
+    for (size_t i = 0; i < s->n; i++)
+        ck_assert_msg(!pending_at(s, i, why, sizeof why), "n%zu: %s", i, why);
+
+    /* n3 takes a new ring and has 12 partitions to hand over */
+    uint64_t before = gossip_self(s->g[3])->version;
+    ck_assert_int_eq(gossip_set_progress(s->g[3], 0xe2, 12), RKV_OK);
+    ck_assert_uint_eq(gossip_self(s->g[3])->version, before + 1);
+    ck_assert_int_eq(gossip_set_progress(s->g[3], 0xe2, 12), RKV_OK); /* no change */
+    ck_assert_uint_eq(gossip_self(s->g[3])->version, before + 1);
+    ck_assert_int_eq(gossip_set_progress(s->g[3], 0xe2, RKV_PARTITIONS_MAX + 1), RKV_ERR_INVAL);
+    ck_assert(pending_at(s, 3, why, sizeof why));
+    ck_assert_msg(strstr(why, "n3 has 12 partitions") != NULL, "%s", why);
+    sim_converge(s, 50);
+    for (size_t i = 0; i < s->n; i++) {
+        ck_assert_uint_eq(gossip_find(s->g[i], "n3")->handoff, 12);
+        ck_assert_uint_eq(gossip_find(s->g[i], "n3")->ring_epoch, 0xe2);
+        ck_assert(pending_at(s, i, why, sizeof why));
+    }
+    /* the others take the ring too: n3's handoff is what is left */
+    for (size_t i = 0; i < s->n; i++)
+        if (i != 3)
+            gossip_set_progress(s->g[i], 0xe2, 0);
+    sim_converge(s, 50);
+    ck_assert(pending_at(s, 0, why, sizeof why));
+    ck_assert_msg(strstr(why, "n3 has 12 partitions to hand over") != NULL, "%s", why);
+    /* n3 is done */
+    gossip_set_progress(s->g[3], 0xe2, 0);
+    sim_converge(s, 50);
+    for (size_t i = 0; i < s->n; i++)
+        ck_assert_msg(!pending_at(s, i, why, sizeof why), "n%zu: %s", i, why);
+
+    /* one node on another ring holds changes back ... */
+    gossip_set_progress(s->g[5], 0xe3, 0);
+    sim_converge(s, 50);
+    ck_assert(pending_at(s, 0, why, sizeof why));
+    ck_assert_msg(strstr(why, "n5 serves ring") != NULL, "%s", why);
+    /* ... until it falls silent and is suspected */
+    s->silent[5] = true;
+    int r = 0;
+    while (pending_at(s, 0, why, sizeof why)) {
+        ck_assert_msg(r++ < 30, "n5 still holds changes back after 30 silent rounds: %s", why);
+        sim_round(s);
+    }
+    ck_assert(!gossip_alive(s->g[0], "n5", s->now));
+    sim_free(s);
+}
+END_TEST
+
+/* Joining and leaving members hold changes back while they are alive;
+ * of two nodes joining at once, the one with the lesser id goes first. */
+START_TEST(joins_and_leaves_take_turns)
+{
+    struct sim *s = sim_new(7, 33);
+    sim_progress_all(s, 0xa1);
+    sim_converge(s, 50);
+    /* n5 and n6 restart as joining nodes at the same moment */
+    for (size_t i = 5; i < 7; i++) {
+        gossip_free(s->g[i]);
+        s->g[i] = node_new(i, 33, 2, GOSSIP_JOINING);
+        gossip_set_progress(s->g[i], 0xa1, 0);
+    }
+    sim_converge(s, 50);
+    char why[160];
+    ck_assert_msg(!pending_at(s, 5, why, sizeof why), "n5: %s", why);
+    ck_assert(pending_at(s, 6, why, sizeof why));
+    ck_assert_msg(strstr(why, "n5 is joining") != NULL, "%s", why);
+    ck_assert(pending_at(s, 0, why, sizeof why)); /* a member that is up waits for both */
+    /* n5 is up on the same ring: n6's turn */
+    gossip_set_status(s->g[5], GOSSIP_UP);
+    sim_converge(s, 50);
+    ck_assert_msg(!pending_at(s, 6, why, sizeof why), "n6: %s", why);
+    ck_assert(pending_at(s, 0, why, sizeof why));
+    ck_assert_msg(strstr(why, "n6 is joining") != NULL, "%s", why);
+    gossip_set_status(s->g[6], GOSSIP_UP);
+    sim_converge(s, 50);
+    ck_assert_msg(!pending_at(s, 0, why, sizeof why), "n0: %s", why);
+    /* n2 leaves: a change under way for everyone else while it is alive */
+    gossip_set_status(s->g[2], GOSSIP_LEAVING);
+    sim_converge(s, 50);
+    for (size_t i = 0; i < s->n; i++)
+        if (i != 2)
+            ck_assert(pending_at(s, i, why, sizeof why));
+    ck_assert_msg(strstr(why, "n2 is leaving") != NULL, "%s", why);
+    sim_free(s);
+}
+END_TEST
+
 /* ---- (6) hostile messages ---- */
 
 /* A valid SYN, ACK and ACK2 to mutate. */
@@ -700,7 +817,7 @@ START_TEST(hostile_messages_refused)
     struct rkv_buf b = {0};
     struct mp_writer w;
     /* a count of four billion in a few bytes */
-    hostile(&b, 1, GOSSIP_SYN, CLUSTER, "n1", 5);
+    hostile(&b, GOSSIP_WIRE_VERSION, GOSSIP_SYN, CLUSTER, "n1", 5);
     static const uint8_t huge[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
     rkv_buf_append(&b, huge, sizeof huge);
     test_alloc_fail_from(0); /* refusing takes no memory */
@@ -709,7 +826,7 @@ START_TEST(hostile_messages_refused)
     test_alloc_reset();
 
     /* more digest entries than RKV_NODES_MAX, each well formed */
-    hostile(&b, 1, GOSSIP_SYN, CLUSTER, "n1", 5);
+    hostile(&b, GOSSIP_WIRE_VERSION, GOSSIP_SYN, CLUSTER, "n1", 5);
     mp_writer_init(&w, &b);
     mp_write_array(&w, RKV_NODES_MAX + 1);
     for (uint32_t i = 0; i <= RKV_NODES_MAX; i++) {
@@ -732,14 +849,15 @@ START_TEST(hostile_messages_refused)
         uint32_t fields;
         const char *what;
     } env[] = {
-        {.version = 2, .type = 3, .cluster = CLUSTER, .from = "n1", .fields = 5, .what = "version"},
-        {.version = 1, .type = 3, .cluster = "other", .from = "n1", .fields = 5, .what = "cluster"},
-        {.version = 1, .type = 3, .cluster = CLUSTER "x", .from = "n1", .fields = 5, .what = "cluster+"},
-        {.version = 1, .type = 3, .cluster = "", .from = "n1", .fields = 5, .what = "no cluster"},
-        {.version = 1, .type = 9, .cluster = CLUSTER, .from = "n1", .fields = 5, .what = "type"},
-        {.version = 1, .type = 3, .cluster = CLUSTER, .from = "n/1", .fields = 5, .what = "from"},
-        {.version = 1, .type = 3, .cluster = CLUSTER, .from = "", .fields = 5, .what = "empty from"},
-        {.version = 1, .type = 3, .cluster = CLUSTER, .from = "n1", .fields = 6, .what = "fields"},
+        {.version = 1, .type = 3, .cluster = CLUSTER, .from = "n1", .fields = 5, .what = "old version"},
+        {.version = 3, .type = 3, .cluster = CLUSTER, .from = "n1", .fields = 5, .what = "version"},
+        {.version = GOSSIP_WIRE_VERSION, .type = 3, .cluster = "other", .from = "n1", .fields = 5, .what = "cluster"},
+        {.version = GOSSIP_WIRE_VERSION, .type = 3, .cluster = CLUSTER "x", .from = "n1", .fields = 5, .what = "cluster+"},
+        {.version = GOSSIP_WIRE_VERSION, .type = 3, .cluster = "", .from = "n1", .fields = 5, .what = "no cluster"},
+        {.version = GOSSIP_WIRE_VERSION, .type = 9, .cluster = CLUSTER, .from = "n1", .fields = 5, .what = "type"},
+        {.version = GOSSIP_WIRE_VERSION, .type = 3, .cluster = CLUSTER, .from = "n/1", .fields = 5, .what = "from"},
+        {.version = GOSSIP_WIRE_VERSION, .type = 3, .cluster = CLUSTER, .from = "", .fields = 5, .what = "empty from"},
+        {.version = GOSSIP_WIRE_VERSION, .type = 3, .cluster = CLUSTER, .from = "n1", .fields = 6, .what = "fields"},
     };
     for (size_t i = 0; i < sizeof env / sizeof env[0]; i++) {
         hostile(&b, env[i].version, env[i].type, env[i].cluster, env[i].from, env[i].fields);
@@ -754,14 +872,14 @@ START_TEST(hostile_messages_refused)
     char long_id[RKV_NODE_ID_BYTES_MAX + 2];
     memset(long_id, 'a', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = '\0';
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < 10; k++) {
         struct gossip_node st = state_of("ok", 1, 1, 1, GOSSIP_UP);
         struct gossip_node good = state_of("fine", 1, 1, 1, GOSSIP_UP);
-        hostile(&b, 1, GOSSIP_ACK2, CLUSTER, "n1", 5);
+        hostile(&b, GOSSIP_WIRE_VERSION, GOSSIP_ACK2, CLUSTER, "n1", 5);
         mp_writer_init(&w, &b);
         mp_write_array(&w, 2);
         write_state(&w, &good); /* nothing of a bad message is applied */
-        mp_write_array(&w, 9);
+        mp_write_array(&w, 11);
         mp_write_cstr(&w, k == 0 ? long_id : k == 1 ? "bad id" : st.id);
         mp_write_cstr(&w, k == 2 ? "" : k == 3 ? "a b" : st.host);
         mp_write_uint(&w, k == 4 ? 0 : st.client_port);
@@ -771,6 +889,8 @@ START_TEST(hostile_messages_refused)
         mp_write_uint(&w, k == 8 ? RKV_COUNTER_MAX : st.version);
         mp_write_uint(&w, st.heartbeat);
         mp_write_uint(&w, st.status);
+        mp_write_uint(&w, st.ring_epoch);
+        mp_write_uint(&w, k == 9 ? RKV_PARTITIONS_MAX + 1 : st.handoff);
         assert_refused(g, b.data, b.len, "bad state");
     }
     for (uint64_t status = 0; status < 8; status += 5) {
@@ -947,6 +1067,8 @@ int main(void)
     tcase_add_test(tc, explicit_remove_sticks);
     tcase_add_test(tc, remove_at_wins_over_unheard_states);
     tcase_add_test(tc, rumour_at_counter_limit);
+    tcase_add_test(tc, progress_spreads_and_holds_changes_back);
+    tcase_add_test(tc, joins_and_leaves_take_turns);
     tcase_add_test(tc, truncated_messages_refused);
     tcase_add_test(tc, hostile_messages_refused);
     tcase_add_test(tc, mutated_messages_are_safe);
