@@ -44,7 +44,10 @@ static void usage(FILE *f)
         "                     VNODES tokens, default the ring's) or left, and where their\n"
         "                     copies would go; changes nothing\n"
         "  stats [NODE]       statistics of NODE, or of every node\n"
-        "  leave NODE         NODE hands its partitions to the others, then stops\n"
+        "  leave NODE [--force]\n"
+        "                     NODE hands its partitions to the others, then stops;\n"
+        "                     refused while another ring change is under way, unless\n"
+        "                     --force\n"
         "  remove NODE        declare NODE (down for good) gone; its partitions are\n"
         "                     rebuilt from the other replicas\n"
         "  ping [NODE]        round trip to NODE, or to every node\n"
@@ -372,6 +375,17 @@ static void take_handoff(void *ctx, const char *name, uint64_t v)
         h->dropped = v;
 }
 
+/* Member i of the ring's, then of those outside it (joining, leaving). */
+static const struct ringkv_node_info *info_member(const struct ringkv_ring_info *info, size_t i)
+{
+    return i < info->n_nodes ? &info->nodes[i] : &info->others[i - info->n_nodes];
+}
+
+static size_t info_members(const struct ringkv_ring_info *info)
+{
+    return info->n_nodes + info->n_others;
+}
+
 static int cmd_ring(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
 {
     (void)nargs;
@@ -388,16 +402,25 @@ static int cmd_ring(const struct cli *cli, struct ringkv_client *c, int nargs, c
         printf("node\t%s\t%s:%u\tcluster %u\tvnodes %u\towns %u\n", n->id, n->host, n->client_port,
                n->cluster_port, n->vnodes, n->partitions_owned);
     }
-    /* handoffs in progress, as each member reports them */
-    for (size_t i = 0; i < info.n_nodes; i++) {
+    for (size_t i = 0; i < info.n_others; i++) {
+        const struct ringkv_node_info *n = &info.others[i];
+        printf("node\t%s\t%s:%u\tcluster %u\t%s\n", n->id, n->host, n->client_port,
+               n->cluster_port, n->status);
+    }
+    /* handoffs in progress, as each member reports them (info is lent by c
+     * until the next call on it: copy the ids first) */
+    size_t count = info_members(&info);
+    char member_ids[RKV_NODES_MAX][RKV_NODE_ID_BYTES_MAX + 1]; /* 66 KB */
+    for (size_t i = 0; i < count && i < RKV_NODES_MAX; i++)
+        snprintf(member_ids[i], sizeof member_ids[i], "%s", info_member(&info, i)->id);
+    for (size_t i = 0; i < count && i < RKV_NODES_MAX; i++) {
         struct handoff_view h = {0};
-        if (ringkv_stats(c, info.nodes[i].id, take_handoff, &h) == RINGKV_OK &&
-            h.pending > 0)
+        if (ringkv_stats(c, member_ids[i], take_handoff, &h) == RINGKV_OK && h.pending > 0)
             printf("handoff\t%s\tpartitions left %llu\tstreaming %llu\tkeys sent %llu\t"
                    "acknowledged %llu\tdropped %llu\n",
-                   info.nodes[i].id, (unsigned long long)h.pending,
-                   (unsigned long long)h.partition, (unsigned long long)h.sent,
-                   (unsigned long long)h.acked, (unsigned long long)h.dropped);
+                   member_ids[i], (unsigned long long)h.pending, (unsigned long long)h.partition,
+                   (unsigned long long)h.sent, (unsigned long long)h.acked,
+                   (unsigned long long)h.dropped);
     }
     for (uint32_t p = 0; p < info.partitions; p++) {
         const char *ids[RKV_REPLICAS_MAX];
@@ -550,17 +573,17 @@ static int on_nodes(struct ringkv_client *c, bool ping, const char *node)
     if (rc != RINGKV_OK)
         return rc;
     bool known = node == NULL;
-    for (size_t i = 0; i < info.n_nodes && !known; i++)
-        known = strcmp(info.nodes[i].id, node) == 0;
+    for (size_t i = 0; i < info_members(&info) && !known; i++)
+        known = strcmp(info_member(&info, i)->id, node) == 0;
     if (!known) {
         fprintf(stderr, "ringkv: no node \"%s\" in the ring\n", node);
         return RINGKV_EINVAL;
     }
     /* info is lent by c until the next call on it: each round takes it
      * afresh and copies the id it uses */
-    for (size_t i = 0; ringkv_ring(c, &info) == RINGKV_OK && i < info.n_nodes; i++) {
+    for (size_t i = 0; ringkv_ring(c, &info) == RINGKV_OK && i < info_members(&info); i++) {
         char id[RKV_NODE_ID_BYTES_MAX + 1];
-        snprintf(id, sizeof id, "%s", info.nodes[i].id);
+        snprintf(id, sizeof id, "%s", info_member(&info, i)->id);
         if (node && strcmp(node, id) != 0)
             continue;
         if (ping) {
@@ -591,10 +614,10 @@ static int cmd_stats(const struct cli *cli, struct ringkv_client *c, int nargs, 
     return report(c, on_nodes(c, false, nargs ? args[0] : NULL), cli->verbose);
 }
 
-static int cmd_member(const struct cli *cli, struct ringkv_client *c, bool leave, const char *id)
+/* Prints what the node said of a membership change. */
+static int member_report(const struct cli *cli, struct ringkv_client *c, int rc,
+                         const char *msg)
 {
-    char msg[256];
-    int rc = leave ? ringkv_leave(c, id, msg, sizeof msg) : ringkv_remove(c, id, msg, sizeof msg);
     if (rc == RINGKV_OK)
         printf("%s\n", msg);
     return report(c, rc, cli->verbose);
@@ -602,14 +625,23 @@ static int cmd_member(const struct cli *cli, struct ringkv_client *c, bool leave
 
 static int cmd_leave(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
 {
-    (void)nargs;
-    return cmd_member(cli, c, true, args[0]);
+    unsigned flags = 0;
+    if (nargs == 2) {
+        if (strcmp(args[1], "--force") != 0) {
+            fprintf(stderr, "ringkv: leave NODE [--force], not \"%s\"\n", args[1]);
+            return EXIT_USAGE;
+        }
+        flags = RINGKV_LEAVE_FORCE;
+    }
+    char msg[256];
+    return member_report(cli, c, ringkv_leave(c, args[0], flags, msg, sizeof msg), msg);
 }
 
 static int cmd_remove(const struct cli *cli, struct ringkv_client *c, int nargs, char **args)
 {
     (void)nargs;
-    return cmd_member(cli, c, false, args[0]);
+    char msg[256];
+    return member_report(cli, c, ringkv_remove(c, args[0], msg, sizeof msg), msg);
 }
 
 struct command {
@@ -626,7 +658,7 @@ static const struct command commands[] = {
     {.name = "plan", .args_min = 2, .args_max = 2, .run = cmd_plan},
     {.name = "stats", .args_min = 0, .args_max = 1, .run = cmd_stats},
     {.name = "ping", .args_min = 0, .args_max = 1, .run = cmd_ping},
-    {.name = "leave", .args_min = 1, .args_max = 1, .run = cmd_leave},
+    {.name = "leave", .args_min = 1, .args_max = 2, .run = cmd_leave},
     {.name = "remove", .args_min = 1, .args_max = 1, .run = cmd_remove},
 };
 

@@ -66,6 +66,7 @@ struct cnode {
     char host[CONFIG_HOST_BYTES];
     uint16_t client_port, cluster_port;
     uint32_t vnodes;
+    char status[8];                      /* "up"; outside the ring: "joining", "leaving" */
     void *sock;
     uint64_t down_until_ms;
 };
@@ -88,8 +89,9 @@ struct ringkv_client {
     char name[64];
     uint32_t partitions, replicas, read_quorum, write_quorum, server_timeout_ms;
     struct ring *ring;
-    struct cnode *nodes; /* by ring member index */
-    size_t n_nodes;
+    struct cnode *nodes; /* by ring member index, then the live members outside the ring */
+    size_t n_nodes;      /* all of them */
+    size_t n_ring;       /* ring members: nodes[0 .. n_ring) */
     struct ringkv_node_info *infos;
     bool refresh;              /* a reply carried another ring epoch */
     uint32_t refresh_from;     /* ...from this member (asked first); UINT32_MAX: none */
@@ -318,44 +320,71 @@ static bool read_str(struct mp_reader *r, char *out, size_t cap)
     return true;
 }
 
+/* Reads a server key (Z85, "" without CURVE) into cn. */
+static bool read_server_key(const struct ringkv_client *c, struct mp_reader *r, struct cnode *cn)
+{
+    const char *key;
+    uint32_t key_len;
+    if (!mp_read_str(r, &key, &key_len) || key_len > CERT_Z85_BYTES ||
+        (c->curve && key_len != CERT_Z85_BYTES))
+        return false;
+    memcpy(cn->server_key, key, key_len);
+    cn->server_key[key_len] = '\0';
+    return true;
+}
+
+/* A member outside the ring: [id, host, client_port, cluster_port, status,
+ * server_key], status "joining" or "leaving". */
+static bool read_outsider(const struct ringkv_client *c, struct mp_reader *r, struct cnode *cn)
+{
+    uint32_t fields;
+    return mp_read_array(r, &fields) && fields == 6 && read_str(r, cn->id, sizeof cn->id) &&
+           read_str(r, cn->host, sizeof cn->host) && mp_read_u16(r, &cn->client_port) &&
+           mp_read_u16(r, &cn->cluster_port) && read_str(r, cn->status, sizeof cn->status) &&
+           (strcmp(cn->status, "joining") == 0 || strcmp(cn->status, "leaving") == 0) &&
+           read_server_key(c, r, cn);
+}
+
 /* Parses a RING payload and rebuilds nodes and ring. The payload comes
- * from the network: the member count is bounded before the tables are
- * sized by it, ring_new bounds Q, N and each member's vnodes, and the
+ * from the network: the member counts are bounded before the tables are
+ * sized by them, ring_new bounds Q, N and each member's vnodes, and the
  * quorums and timeout must be what a cluster file may set. */
 static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
 {
     struct mp_reader r;
     mp_reader_init(&r, payload->p, payload->len);
-    uint32_t n, members;
+    uint32_t n, members, others = 0;
     char name[64];
     uint32_t q, nrep, rq, wq, tmo;
-    if (!mp_read_array(&r, &n) || n != 7 || !read_str(&r, name, sizeof name) ||
+    if (!mp_read_array(&r, &n) || (n != 7 && n != 8) || !read_str(&r, name, sizeof name) ||
         !mp_read_u32(&r, &q) || !mp_read_u32(&r, &nrep) || !mp_read_u32(&r, &rq) ||
         !mp_read_u32(&r, &wq) || !mp_read_u32(&r, &tmo) || !mp_read_array(&r, &members) ||
         members == 0 || members > RKV_NODES_MAX || rq < 1 || rq > RKV_REPLICAS_MAX || wq < 1 ||
         wq > RKV_REPLICAS_MAX || tmo < 1 || tmo > CONFIG_INTERVAL_MS_MAX)
         return fail(c, RKV_ERR_PROTO, "malformed ring description");
-    struct cnode *nodes = rkv_calloc(members, sizeof *nodes);
+    /* room for the most outsiders there can be; the count comes later */
+    size_t room = n == 8 ? RKV_NODES_MAX : members;
+    struct cnode *nodes = rkv_calloc(room, sizeof *nodes);
     struct ring_member *rm = rkv_calloc(members, sizeof *rm);
-    struct ringkv_node_info *infos = rkv_calloc(members, sizeof *infos);
+    struct ringkv_node_info *infos = rkv_calloc(room, sizeof *infos);
     int rc = nodes && rm && infos ? RKV_OK : RKV_ERR_NOMEM;
     for (uint32_t i = 0; rc == RKV_OK && i < members; i++) {
         struct cnode *cn = &nodes[i];
         uint32_t fields;
-        const char *key;
-        uint32_t key_len;
         if (!mp_read_array(&r, &fields) || fields != 6 || !read_str(&r, cn->id, sizeof cn->id) ||
             !read_str(&r, cn->host, sizeof cn->host) || !mp_read_u16(&r, &cn->client_port) ||
             !mp_read_u16(&r, &cn->cluster_port) || !mp_read_u32(&r, &cn->vnodes) ||
-            !mp_read_str(&r, &key, &key_len) || key_len > CERT_Z85_BYTES ||
-            (c->curve && key_len != CERT_Z85_BYTES)) {
+            !read_server_key(c, &r, cn))
             rc = RKV_ERR_PROTO;
-        } else {
-            memcpy(cn->server_key, key, key_len);
-            cn->server_key[key_len] = '\0';
-        }
+        memcpy(cn->status, "up", 3);
         rm[i] = (struct ring_member){.id = cn->id, .vnodes = cn->vnodes};
     }
+    if (rc == RKV_OK && n == 8 &&
+        (!mp_read_array(&r, &others) || others > RKV_NODES_MAX - members))
+        rc = RKV_ERR_PROTO;
+    for (uint32_t i = 0; rc == RKV_OK && i < others; i++)
+        if (!read_outsider(c, &r, &nodes[members + i]))
+            rc = RKV_ERR_PROTO;
     struct ring *ring = NULL;
     struct rkv_error err = {0};
     if (rc == RKV_OK && !mp_done(&r))
@@ -368,8 +397,8 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
         rkv_free(infos);
         return fail(c, rc, "ring description: %s", err.msg[0] ? err.msg : rkv_strerror(rc));
     }
-    /* order the nodes by ring index */
-    struct cnode *sorted = rkv_calloc(members, sizeof *sorted);
+    /* order the ring's members by ring index; the others follow */
+    struct cnode *sorted = rkv_calloc(members + others, sizeof *sorted);
     if (sorted == NULL) {
         ring_free(ring);
         rkv_free(nodes);
@@ -379,6 +408,8 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
     }
     for (uint32_t i = 0; i < members; i++)
         sorted[ring_member_index(ring, nodes[i].id)] = nodes[i];
+    for (uint32_t i = 0; i < others; i++)
+        sorted[members + i] = nodes[members + i];
     for (size_t i = 0; i < c->n_nodes; i++)
         node_reset(c, &c->nodes[i]);
     rkv_free(c->nodes);
@@ -388,7 +419,8 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
     rkv_free(rm);
     c->nodes = sorted;
     c->infos = infos;
-    c->n_nodes = members;
+    c->n_nodes = members + others;
+    c->n_ring = members;
     c->ring = ring;
     snprintf(c->name, sizeof c->name, "%s", name);
     c->partitions = q;
@@ -1322,7 +1354,8 @@ int ringkv_ring(struct ringkv_client *c, struct ringkv_ring_info *info)
             .client_port = c->nodes[i].client_port,
             .cluster_port = c->nodes[i].cluster_port,
             .vnodes = c->nodes[i].vnodes,
-            .partitions_owned = ring_owned_count(c->ring, (uint32_t)i),
+            .partitions_owned = i < c->n_ring ? ring_owned_count(c->ring, (uint32_t)i) : 0,
+            .status = c->nodes[i].status,
         };
     *info = (struct ringkv_ring_info){
         .name = c->name,
@@ -1331,8 +1364,10 @@ int ringkv_ring(struct ringkv_client *c, struct ringkv_ring_info *info)
         .read_quorum = c->read_quorum,
         .write_quorum = c->write_quorum,
         .epoch = ring_epoch(c->ring),
-        .n_nodes = c->n_nodes,
+        .n_nodes = c->n_ring,
         .nodes = c->infos,
+        .n_others = c->n_nodes - c->n_ring,
+        .others = c->infos + c->n_ring,
     };
     return RKV_OK;
 }
@@ -1355,6 +1390,17 @@ uint32_t ringkv_partition(struct ringkv_client *c, const void *key, size_t key_l
     return ring_partition(c->ring, ring_hash_key(key, key_len));
 }
 
+/* The index in c->nodes of member id, in the ring or outside it; -1 if
+ * the client knows no such member. */
+static int node_index(const struct ringkv_client *c, const char *id)
+{
+    int idx = ring_member_index(c->ring, id);
+    for (size_t i = c->n_ring; idx < 0 && i < c->n_nodes; i++)
+        if (strcmp(c->nodes[i].id, id) == 0)
+            idx = (int)i;
+    return idx;
+}
+
 /* An admin request to one node (or any, id NULL): type, or with member
  * set a MEMBER request (op, member). */
 static int admin_to(struct ringkv_client *c, const char *id, uint32_t type, uint32_t op,
@@ -1364,12 +1410,12 @@ static int admin_to(struct ringkv_client *c, const char *id, uint32_t type, uint
         return RKV_ERR_INVAL;
     uint32_t order[RKV_NODES_MAX], n = 0;
     if (id) {
-        int idx = ring_member_index(c->ring, id);
+        int idx = node_index(c, id);
         if (idx < 0 && c->n_pend == 0) {
             /* a member that joined since the ring was fetched (a new ring
              * replaces the sockets: only with nothing in flight) */
             refresh_ring(c);
-            idx = ring_member_index(c->ring, id);
+            idx = node_index(c, id);
         }
         if (idx < 0)
             return fail(c, RKV_ERR_NOTFOUND, "no node \"%s\" in the ring", id);
@@ -1414,9 +1460,13 @@ static int member_change(struct ringkv_client *c, const char *to, uint32_t op, c
     return rc;
 }
 
-int ringkv_leave(struct ringkv_client *c, const char *id, char *msg, size_t size)
+int ringkv_leave(struct ringkv_client *c, const char *id, unsigned flags, char *msg,
+                 size_t size)
 {
-    return member_change(c, id, WIRE_MEMBER_LEAVE, id, msg, size);
+    if (flags & ~RINGKV_LEAVE_FORCE)
+        return fail(c, RKV_ERR_INVAL, "unknown leave flags %#x", flags);
+    uint32_t op = flags & RINGKV_LEAVE_FORCE ? WIRE_MEMBER_LEAVE_FORCE : WIRE_MEMBER_LEAVE;
+    return member_change(c, id, op, id, msg, size);
 }
 
 int ringkv_remove(struct ringkv_client *c, const char *id, char *msg, size_t size)

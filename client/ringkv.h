@@ -330,8 +330,9 @@ struct ringkv_node_info {
     const char *host;
     uint16_t client_port;
     uint16_t cluster_port;
-    uint32_t vnodes;
-    uint32_t partitions_owned;
+    uint32_t vnodes;                      /* 0 outside the ring */
+    uint32_t partitions_owned;            /* 0 outside the ring */
+    const char *status;                   /* "up" (in the ring), "joining", "leaving" */
 };
 
 struct ringkv_ring_info {
@@ -339,7 +340,14 @@ struct ringkv_ring_info {
     uint32_t partitions, replicas, read_quorum, write_quorum;
     uint64_t epoch;
     size_t n_nodes;
-    const struct ringkv_node_info *nodes; /* owned by c; valid until the next call */
+    const struct ringkv_node_info *nodes; /* the ring's members; owned by c, valid until
+                                             the next call */
+    size_t n_others;
+    const struct ringkv_node_info *others; /* live members outside the ring, as the node
+                                              that gave the ring saw them: joining
+                                              (waiting for their turn) or leaving (handing
+                                              their data over); they take requests by id
+                                              (ping, stats). Owned by c, as nodes. */
 };
 
 /* The ring the client routes by. */
@@ -372,8 +380,19 @@ int ringkv_stats(struct ringkv_client *c, const char *id, ringkv_stat_fn *fn, vo
  * gone for good, so that its partitions are rebuilt from the other
  * replicas. Both return once the node has taken the change (it spreads by
  * gossip); msg (if not NULL) gets what the node said.
+ *
+ * One change at a time: a leave is refused with RINGKV_EBUSY while the
+ * member knows of another change under way (a member joining or leaving,
+ * or handing partitions over after the last change; the message says
+ * which), because two changes at once can give a preference list two
+ * owners still waiting for their data, and a read at R = 2 answered by
+ * those two would miss values. Ask again once `ringkv ring` shows no
+ * handoff; flags RINGKV_LEAVE_FORCE leaves anyway. A remove is never held
+ * back (it is for a member that is gone already).
  */
-int ringkv_leave(struct ringkv_client *c, const char *id, char *msg, size_t size);
+#define RINGKV_LEAVE_FORCE 1u
+int ringkv_leave(struct ringkv_client *c, const char *id, unsigned flags, char *msg,
+                 size_t size);
 int ringkv_remove(struct ringkv_client *c, const char *id, char *msg, size_t size);
 
 #ifdef __cplusplus

@@ -107,7 +107,8 @@ static bool read_hint_for(struct mp_reader *r, struct wire_msg *m)
 
 static bool read_member(struct mp_reader *r, struct wire_msg *m)
 {
-    return mp_read_u32(r, &m->op) && (m->op == WIRE_MEMBER_LEAVE || m->op == WIRE_MEMBER_REMOVE) &&
+    return mp_read_u32(r, &m->op) && m->op >= WIRE_MEMBER_LEAVE &&
+           m->op <= WIRE_MEMBER_LEAVE_FORCE &&
            mp_read_str(r, (const char **)&m->member.p, &m->member.len) && m->member.len > 0 &&
            m->member.len <= RKV_NODE_ID_BYTES_MAX &&
            memchr(m->member.p, '\0', m->member.len) == NULL;

@@ -19,7 +19,9 @@
  *   RING   [.., ]
  *   STATS  [.., ]
  *   MEMBER [.., op, member]  a membership change: op WIRE_MEMBER_LEAVE (to
- *          the member itself: hand everything over, then stop) or
+ *          the member itself: hand everything over, then stop; refused
+ *          with RKV_ERR_BUSY while another ring change is under way),
+ *          WIRE_MEMBER_LEAVE_FORCE (the same, even then) or
  *          WIRE_MEMBER_REMOVE (to any node: member, which must be down,
  *          is gone); member: str, a node id
  *     key, value, context: bin; r, w: 0 means the ring's default;
@@ -102,6 +104,7 @@ const char *wire_type_name(int type);
 
 #define WIRE_MEMBER_LEAVE 1u
 #define WIRE_MEMBER_REMOVE 2u
+#define WIRE_MEMBER_LEAVE_FORCE 3u
 
 #define WIRE_FLAG_OVERWRITE 1u
 #define WIRE_FLAG_PRIMARY 2u

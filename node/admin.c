@@ -13,10 +13,25 @@ static void add_stat(struct mp_writer *w, const char *name, uint64_t v)
     mp_write_uint(w, v);
 }
 
+/* The live members outside the ring (joining or leaving) into out (ids,
+ * and the status names); how many. */
+static uint32_t outsiders(const struct node *n, uint32_t *slots, const char **status)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < n->n_peers; i++) {
+        const char *s = membership_outside(n, i);
+        if (s != NULL) {
+            slots[count] = i;
+            status[count++] = s;
+        }
+    }
+    return count;
+}
+
 static void encode_ring(struct node *n, struct mp_writer *w)
 {
     const struct config *c = n->cfg;
-    mp_write_array(w, 7);
+    mp_write_array(w, 8);
     mp_write_cstr(w, c->name);
     mp_write_uint(w, c->partitions);
     mp_write_uint(w, c->replicas);
@@ -37,6 +52,22 @@ static void encode_ring(struct node *n, struct mp_writer *w)
         mp_write_uint(w, client_port);
         mp_write_uint(w, cluster_port);
         mp_write_uint(w, ring_member_vnodes(n->ring, i));
+        mp_write_cstr(w, n->sec.curve && p->keyed ? p->z85 : "");
+    }
+    uint32_t slots[RKV_NODES_MAX];
+    const char *status[RKV_NODES_MAX];
+    uint32_t others = outsiders(n, slots, status);
+    mp_write_array(w, others);
+    for (uint32_t k = 0; k < others; k++) {
+        const struct node_peer *p = n->peer[slots[k]];
+        uint16_t client_port = p->client_port, cluster_port = p->cluster_port;
+        const char *host = membership_address(n, p->id, &client_port, &cluster_port);
+        mp_write_array(w, 6);
+        mp_write_cstr(w, p->id);
+        mp_write_cstr(w, host ? host : p->host);
+        mp_write_uint(w, client_port);
+        mp_write_uint(w, cluster_port);
+        mp_write_cstr(w, status[k]);
         mp_write_cstr(w, n->sec.curve && p->keyed ? p->z85 : "");
     }
 }
@@ -105,6 +136,8 @@ static void encode_stats(struct node *n, struct mp_writer *w)
         {"ring_members", ring_member_count(n->ring)},
         {"in_ring", n->self_ring >= 0},
         {"leaving", n->leaving},
+        {"joining", membership_joining(n)},
+        {"ring_change_pending", membership_change_pending(n)},
         {"peer_frames_sent", n->stats.frames_sent},
         {"peer_messages_sent", n->stats.messages_sent},
         {"store_keys", ss.keys},
@@ -193,7 +226,7 @@ void node_admin(struct node *n, uint64_t token, const struct wire_msg *m)
                      n->me->id, id);
             rc = RKV_ERR_INVAL;
         } else {
-            rc = membership_leave(n, msg, sizeof msg);
+            rc = membership_leave(n, m->op == WIRE_MEMBER_LEAVE_FORCE, msg, sizeof msg);
         }
         if (rc != RKV_OK) {
             n->obj.len = 0;

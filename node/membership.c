@@ -16,6 +16,17 @@
  * without MEMBERS starts from cluster.toml's members (as states any
  * gossiped state wins over) or, with --join, from the seed alone.
  *
+ * One change at a time: every member gossips the epoch of the ring it
+ * serves and the partitions it has still to hand over, and a join (the
+ * joining node stays JOINING) or a leave (refused, unless forced) begins
+ * only once, as far as gossip says, no other change is under way
+ * (gossip_change_pending) and none has been for MEMBERSHIP_QUIET_MS.
+ *
+ * A leave survives a crash: MEMBERS says the node is leaving, and a node
+ * that finds itself leaving there at start goes on leaving (its handoff
+ * jobs resume from HANDOFF). Only when it has handed everything over does
+ * it write LEFT, after which it refuses to start with that data.
+ *
  * Heartbeats spread by gossip feed a phi-accrual detector per peer, whose
  * verdict shows in the node's statistics (peers_suspect, suspect.<id>),
  * steers the coordinator's sloppy quorum (coord_set_down) and decides when
@@ -46,8 +57,14 @@
  * sloppy quorum only after this long: the detector needs a few heartbeats
  * before it knows anything. */
 #define MEMBERSHIP_STARTUP_GRACE_MS 10000
+/* A join waits until no other ring change has been seen under way for
+ * this long: a few gossip rounds, for news of one to reach this node. */
+#define MEMBERSHIP_QUIET_MS (3 * NODE_GOSSIP_INTERVAL_MS)
+/* A join that waits says why at most this often. */
+#define MEMBERSHIP_WAIT_LOG_MS 10000
 #define MEMBERS_FILE "MEMBERS"
 #define MEMBERS_MAGIC "ringkv-members 1"
+#define LEFT_FILE "LEFT" /* written when a leave is done */
 
 static const char *status_name(enum gossip_status s)
 {
@@ -187,16 +204,22 @@ int membership_boot(struct node *n, const char *join, struct rkv_error *err)
         return rkv_error_set(err, RKV_ERR_NOMEM, "node: out of memory");
     int rc = members_load(n, n->boot, &n->n_boot, err);
     if (rc == RKV_OK) {
+        bool left = node_file_exists(n, LEFT_FILE);
         for (size_t i = 0; i < n->n_boot; i++) {
             const struct gossip_node *st = &n->boot[i];
-            if (strcmp(st->id, n->me->id) == 0 &&
-                (st->status == GOSSIP_LEAVING || st->status == GOSSIP_REMOVED))
+            if (strcmp(st->id, n->me->id) != 0)
+                continue;
+            if (st->status == GOSSIP_REMOVED || left)
                 return rkv_error_set(err, RKV_ERR_INVAL,
                                      "node: %s %s the ring (%s/%s says so): to bring it back, "
                                      "empty its data_dir and start it with --join",
-                                     n->me->id,
-                                     st->status == GOSSIP_LEAVING ? "left" : "was removed from",
-                                     n->me->data_dir, MEMBERS_FILE);
+                                     n->me->id, left ? "left" : "was removed from",
+                                     n->me->data_dir, left ? LEFT_FILE : MEMBERS_FILE);
+            if (st->status == GOSSIP_LEAVING) {
+                RKV_INFO("node", "%s: was leaving when it stopped: goes on leaving",
+                         n->me->id);
+                n->leaving = true;
+            }
         }
         if (join)
             RKV_WARN("node", "%s: --join ignored: %s/%s knows the ring already", n->me->id,
@@ -261,7 +284,8 @@ int membership_open(struct node *n, struct rkv_error *err)
     self->vnodes = n->cfg->vnodes;
     /* new on every start, and greater than the last one's: the wall clock */
     self->incarnation = rkv_clock_realtime_ms();
-    self->status = n->joining ? GOSSIP_JOINING : GOSSIP_UP;
+    self->status = n->leaving ? GOSSIP_LEAVING : n->joining ? GOSSIP_JOINING : GOSSIP_UP;
+    n->leave_ms = rkv_clock_mono_ms();
     if (getrandom(&o.rng_seed, sizeof o.rng_seed, 0) != sizeof o.rng_seed)
         o.rng_seed = self->incarnation ^ XXH3_64bits(n->me->id, strlen(n->me->id));
     int rc = gossip_new(&o, &n->gossip, err);
@@ -374,21 +398,53 @@ static void refresh_down(struct node *n, uint64_t now)
     }
 }
 
-/* A joining node is up once it has heard a member that is: it then knows
- * the table (an ACK carries every state it lacks). */
-static void finish_join(struct node *n)
+/* Tells gossip how far this node is through the last ring change, and
+ * notes since when no change has been seen under way. */
+static void track_changes(struct node *n, uint64_t now)
+{
+    struct node_handoff_stats ho;
+    handoff_stats(n, &ho);
+    uint32_t pending = ho.partitions_pending > RKV_PARTITIONS_MAX ? RKV_PARTITIONS_MAX
+                                                                  : (uint32_t)ho.partitions_pending;
+    gossip_set_progress(n->gossip, ring_epoch(n->ring), pending);
+    if (gossip_change_pending(n->gossip, now, n->change_why, sizeof n->change_why))
+        n->quiet_since_ms = 0;
+    else if (n->quiet_since_ms == 0)
+        n->quiet_since_ms = now;
+}
+
+/* No ring change under way, as far as gossip says, for MEMBERSHIP_QUIET_MS. */
+static bool ring_quiet(const struct node *n, uint64_t now)
+{
+    return n->quiet_since_ms != 0 && now - n->quiet_since_ms >= MEMBERSHIP_QUIET_MS;
+}
+
+/* A joining node is up once it has heard a member that is (it then knows
+ * the table: an ACK carries every state it lacks) and no other change has
+ * been under way for a while; until then it waits, and says why. */
+static void finish_join(struct node *n, uint64_t now)
 {
     const struct gossip_node *me = gossip_self(n->gossip);
     if (me->status != GOSSIP_JOINING)
         return;
-    for (size_t i = 0; i < gossip_member_count(n->gossip); i++) {
+    const struct gossip_node *via = NULL;
+    for (size_t i = 0; i < gossip_member_count(n->gossip) && via == NULL; i++) {
         const struct gossip_node *m = gossip_member(n->gossip, i);
-        if (m != me && m->status == GOSSIP_UP && m->incarnation > 1) {
-            gossip_set_status(n->gossip, GOSSIP_UP);
-            RKV_INFO("node", "%s: joined the ring through %s", n->me->id, m->id);
-            return;
-        }
+        if (m != me && m->status == GOSSIP_UP && m->incarnation > 1)
+            via = m;
     }
+    if (via == NULL)
+        return;
+    if (!ring_quiet(n, now)) {
+        if (n->quiet_since_ms == 0 && now - n->join_logged_ms >= MEMBERSHIP_WAIT_LOG_MS) {
+            n->join_logged_ms = now;
+            RKV_INFO("node", "%s: waits to join: another ring change is under way (%s)",
+                     n->me->id, n->change_why);
+        }
+        return;
+    }
+    gossip_set_status(n->gossip, GOSSIP_UP);
+    RKV_INFO("node", "%s: joined the ring through %s", n->me->id, via->id);
 }
 
 /* A leaving node stops once it has handed over everything (its hints
@@ -402,6 +458,11 @@ static void finish_leave(struct node *n, uint64_t now)
     n->left = true;
     RKV_INFO("node", "%s: left the ring: every partition it held is handed over; stopping",
              n->me->id);
+    static const char left[] = "ringkv-left 1\n";
+    if (node_save_file(n, LEFT_FILE, left, sizeof left - 1) != 0)
+        RKV_ERROR("node", "cannot write %s/%s: %s (a restart would go on leaving, "
+                  "with nothing left to hand over)", n->me->data_dir, LEFT_FILE,
+                  strerror(errno));
     members_save(n);
     *n->stop = 1;
 }
@@ -417,14 +478,15 @@ void membership_turn(struct node *n)
     if (now - n->down_checked_ms < MEMBERSHIP_DOWN_REFRESH_MS)
         return;
     n->down_checked_ms = now;
-    finish_join(n);
     connect_members(n);
     follow_ring(n);
+    track_changes(n, now);
+    finish_join(n, now);
     refresh_down(n, now);
     finish_leave(n, now);
 }
 
-int membership_leave(struct node *n, char *msg, size_t size)
+int membership_leave(struct node *n, bool force, char *msg, size_t size)
 {
     if (n->leaving) {
         snprintf(msg, size, "%s is leaving already", n->me->id);
@@ -434,6 +496,14 @@ int membership_leave(struct node *n, char *msg, size_t size)
         snprintf(msg, size, "%s is not a member of a ring it could leave to others",
                  n->me->id);
         return RKV_ERR_INVAL;
+    }
+    uint64_t now = rkv_clock_mono_ms();
+    char why[sizeof n->change_why];
+    if (!force && gossip_change_pending(n->gossip, now, why, sizeof why)) {
+        snprintf(msg, size, "%s cannot leave now: another ring change is under way (%s); ask "
+                 "again once `ringkv ring` shows no handoff, or leave with --force",
+                 n->me->id, why);
+        return RKV_ERR_BUSY;
     }
     int rc = gossip_set_status(n->gossip, GOSSIP_LEAVING);
     if (rc != RKV_OK) {
@@ -523,4 +593,23 @@ const char *membership_address(const struct node *n, const char *id, uint16_t *c
     *client_port = m->client_port;
     *cluster_port = m->cluster_port;
     return m->host;
+}
+
+bool membership_change_pending(const struct node *n)
+{
+    return n->gossip && gossip_change_pending(n->gossip, rkv_clock_mono_ms(), NULL, 0);
+}
+
+bool membership_joining(const struct node *n)
+{
+    return n->gossip && gossip_self(n->gossip)->status == GOSSIP_JOINING;
+}
+
+const char *membership_outside(const struct node *n, uint32_t member)
+{
+    const struct gossip_node *m = n->gossip ? gossip_find(n->gossip, n->peer[member]->id) : NULL;
+    if (m == NULL || (m->status != GOSSIP_JOINING && m->status != GOSSIP_LEAVING) ||
+        !membership_alive(n, member))
+        return NULL;
+    return status_name(m->status);
 }

@@ -118,6 +118,14 @@ int node_save_file(const struct node *n, const char *name, const void *data, siz
     return 0;
 }
 
+bool node_file_exists(const struct node *n, const char *name)
+{
+    char path[CONFIG_PATH_BYTES + 32];
+    snprintf(path, sizeof path, "%s/%s", n->me->data_dir, name);
+    struct stat st;
+    return stat(path, &st) == 0 || errno != ENOENT;
+}
+
 static int write_actor(const struct node *n, bool clean)
 {
     char text[64];

@@ -186,6 +186,9 @@ struct node {
     bool joining;                 /* started with --join and no saved table */
     bool leaving, left;           /* ringkv leave: handing over; done */
     uint64_t leave_ms;
+    uint64_t quiet_since_ms;      /* no ring change seen under way since (0: one is) */
+    char change_why[160];         /* the last change seen under way */
+    uint64_t join_logged_ms;
     uint32_t connect_warned;
     struct handoff *handoff;      /* handoff.c: partitions to hand to new owners */
 };
@@ -204,6 +207,9 @@ int node_send_client(struct node *n, uint64_t token, const void *msg, size_t len
 /* Writes DATA_DIR/name whole: tmp, write, fsync, rename, fsync the folder.
  * -1 with errno on failure (the old file is left as it was). */
 int node_save_file(const struct node *n, const char *name, const void *data, size_t len);
+/* DATA_DIR/name exists (any error but ENOENT counts as existing: the
+ * callers use it to refuse, never to go ahead). */
+bool node_file_exists(const struct node *n, const char *name);
 /* The ZeroMQ high-water mark for a socket to peers or clients. */
 int node_queue_hwm(const struct config *cfg, bool clients);
 /* Sends msg to routing id rid on a ROUTER (without blocking). */
@@ -319,9 +325,18 @@ uint32_t membership_suspects(const struct node *n);
 /* A member's host and ports as gossip has them (NULL if unknown). */
 const char *membership_address(const struct node *n, const char *id, uint16_t *client_port,
                                uint16_t *cluster_port);
-/* ringkv leave (this node) and ringkv remove ID: a status and, in msg, what
+/* ringkv leave (this node; RKV_ERR_BUSY while another ring change is under
+ * way, unless force) and ringkv remove ID: a status and, in msg, what
  * happened or why not. */
-int membership_leave(struct node *n, char *msg, size_t size);
+int membership_leave(struct node *n, bool force, char *msg, size_t size);
+/* A ring change is under way as far as this node knows (statistics). */
+bool membership_change_pending(const struct node *n);
+/* This node is joining (started with --join, waiting its turn or for the
+ * ring's answer). */
+bool membership_joining(const struct node *n);
+/* "joining" or "leaving" for a member slot that is alive (as this node
+ * sees it, itself included) and outside the ring that way; else NULL. */
+const char *membership_outside(const struct node *n, uint32_t member);
 int membership_remove(struct node *n, const char *id, char *msg, size_t size);
 
 /* hints.c: hinted handoff (the hints this node holds for other members) */

@@ -309,7 +309,7 @@ void cluster_node_signal(struct cluster *c, int i, int sig)
     }
 }
 
-void cluster_node_wait_exit(struct cluster *c, int i, uint32_t deadline_ms)
+int cluster_node_wait_status(struct cluster *c, int i, uint32_t deadline_ms)
 {
     ck_assert_int_gt(c->pid[i], 0);
     struct exit_ctx e = {.pid = c->pid[i]};
@@ -317,7 +317,27 @@ void cluster_node_wait_exit(struct cluster *c, int i, uint32_t deadline_ms)
     snprintf(what, sizeof what, "node %s to exit by itself", c->id[i]);
     wait_for(exited, &e, deadline_ms, what);
     c->pid[i] = 0;
-    check_clean_exit(c, i, e.status);
+    return e.status;
+}
+
+void cluster_node_wait_exit(struct cluster *c, int i, uint32_t deadline_ms)
+{
+    check_clean_exit(c, i, cluster_node_wait_status(c, i, deadline_ms));
+}
+
+bool cluster_log_has(const struct cluster *c, int i, const char *text)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s.log", c->dir, c->id[i]);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
 }
 
 void cluster_stop(struct cluster *c)

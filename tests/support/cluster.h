@@ -60,6 +60,10 @@ void cluster_node_start(struct cluster *c, int i);
 void cluster_node_join(struct cluster *c, int i, int via);
 /* Waits until node i has exited by itself, cleanly (a node that left). */
 void cluster_node_wait_exit(struct cluster *c, int i, uint32_t deadline_ms);
+/* Waits until node i has exited by itself; its waitpid status. */
+int cluster_node_wait_status(struct cluster *c, int i, uint32_t deadline_ms);
+/* A line of node i's log holds text. */
+bool cluster_log_has(const struct cluster *c, int i, const char *text);
 /* Sends sig to node i; for SIGKILL/SIGTERM waits until it has exited. */
 void cluster_node_signal(struct cluster *c, int i, int sig);
 /* Waits until node i answers a ping (deadline ms). */

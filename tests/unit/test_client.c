@@ -196,16 +196,18 @@ static void fake_stop(void)
 
 struct ring_desc {
     uint32_t q, n, vnodes, timeout_ms;
+    const char *outsider; /* NULL, or the status of member "n9", outside the ring */
 };
 
 #define RING_OK ((struct ring_desc){.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 1000})
 
-/* A RING payload: one member, "n1", at the fake node's address. */
+/* A RING payload: one member, "n1", at the fake node's address (and with
+ * d.outsider, "n9" outside the ring, at the same address). */
 static void ring_payload(struct rkv_buf *b, struct ring_desc d)
 {
     struct mp_writer w;
     mp_writer_init(&w, b);
-    mp_write_array(&w, 7);
+    mp_write_array(&w, d.outsider ? 8 : 7);
     mp_write_cstr(&w, "fake");
     mp_write_uint(&w, d.q);
     mp_write_uint(&w, d.n);
@@ -220,6 +222,16 @@ static void ring_payload(struct rkv_buf *b, struct ring_desc d)
     mp_write_uint(&w, fk.port);
     mp_write_uint(&w, d.vnodes);
     mp_write_cstr(&w, "");
+    if (d.outsider) {
+        mp_write_array(&w, 1);
+        mp_write_array(&w, 6);
+        mp_write_cstr(&w, "n9");
+        mp_write_cstr(&w, "127.0.0.1");
+        mp_write_uint(&w, fk.port);
+        mp_write_uint(&w, fk.port);
+        mp_write_cstr(&w, d.outsider);
+        mp_write_cstr(&w, "");
+    }
     ck_assert(!w.failed);
 }
 
@@ -255,6 +267,12 @@ static struct ringkv_client *connect_fake(void)
     int rc = ringkv_connect(&o, &c);
     ck_assert_msg(rc == RINGKV_OK, "connect: %s", ringkv_errmsg(c));
     return c;
+}
+
+static void take_one_stat(void *ctx, const char *name, uint64_t value)
+{
+    (void)name;
+    *(uint64_t *)ctx = value;
 }
 
 /* ---- tests ---- */
@@ -387,6 +405,45 @@ START_TEST(claimed_sibling_count_allocates_nothing)
 }
 END_TEST
 
+/* Members outside the ring (joining, leaving) are listed apart from the
+ * ring's and take requests by id; they own no partition. */
+START_TEST(members_outside_the_ring)
+{
+    scribble_install();
+    fake_bind();
+    struct ring_desc d = RING_OK;
+    d.outsider = "leaving";
+    ring_payload(&fake_step(WIRE_RING, 0, RKV_OK, NULL)->payload, d);
+    struct rkv_buf *stats = &fake_step(WIRE_STATS, 0, RKV_OK, NULL)->payload;
+    struct mp_writer w;
+    mp_writer_init(&w, stats);
+    mp_write_map(&w, 1);
+    mp_write_cstr(&w, "leaving");
+    mp_write_uint(&w, 1);
+    ck_assert(!w.failed);
+    fake_start();
+    struct ringkv_client *c = connect_fake();
+    struct ringkv_ring_info info;
+    ck_assert_int_eq(ringkv_ring(c, &info), RINGKV_OK);
+    ck_assert_uint_eq(info.n_nodes, 1);
+    ck_assert_str_eq(info.nodes[0].id, "n1");
+    ck_assert_str_eq(info.nodes[0].status, "up");
+    ck_assert_uint_eq(info.nodes[0].partitions_owned, 16);
+    ck_assert_uint_eq(info.n_others, 1);
+    ck_assert_str_eq(info.others[0].id, "n9");
+    ck_assert_str_eq(info.others[0].status, "leaving");
+    ck_assert_uint_eq(info.others[0].partitions_owned, 0);
+    const char *ids[RKV_REPLICAS_MAX];
+    for (uint32_t p = 0; p < 16; p++) /* routing sees the ring's members only */
+        ck_assert_str_eq(ids[ringkv_preflist(c, p, ids, RKV_REPLICAS_MAX) - 1], "n1");
+    uint64_t leaving = 0;
+    ck_assert_int_eq(ringkv_stats(c, "n9", take_one_stat, &leaving), RINGKV_OK);
+    ck_assert_uint_eq(leaving, 1);
+    ringkv_close(c);
+    fake_stop();
+}
+END_TEST
+
 /* Ring descriptions no cluster file can produce are refused at connect. */
 START_TEST(hostile_rings_refused)
 {
@@ -401,6 +458,8 @@ START_TEST(hostile_rings_refused)
         {.q = 16, .n = RKV_REPLICAS_MAX + 1, .vnodes = 8, .timeout_ms = 1000},
         {.q = 16, .n = 3, .vnodes = 0, .timeout_ms = 1000},
         {.q = 16, .n = 3, .vnodes = RKV_VNODES_MAX + 1, .timeout_ms = 1000},
+        {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 1000, .outsider = "up"},
+        {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 1000, .outsider = "gone"},
     };
     scribble_install();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -452,6 +511,7 @@ int main(void)
     tcase_add_test(tc, sibling_count_bounded);
     tcase_add_test(tc, claimed_sibling_count_allocates_nothing);
     tcase_add_test(tc, hostile_rings_refused);
+    tcase_add_test(tc, members_outside_the_ring);
     tcase_add_test(tc, sockets_bound_replies);
     suite_add_tcase(su, tc);
     return test_run(su);

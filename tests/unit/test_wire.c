@@ -236,8 +236,8 @@ END_TEST
 /* Sloppy quorum's optional fields: a reply's fallbacks and a REPLICA_PUT's
  * hint owner round-trip, are left out when empty, and are refused when
  * present but empty or malformed. */
-/* MEMBER: the two ops round trip; another op, an empty id or one with a
- * NUL is malformed. */
+/* MEMBER: the three ops round trip; another op, an empty id or one with
+ * a NUL is malformed. */
 START_TEST(member_requests)
 {
     struct rkv_buf b = {0};
@@ -263,8 +263,14 @@ START_TEST(member_requests)
     ck_assert_int_eq(wire_encode_member(&b, 9, 3, WIRE_MEMBER_LEAVE, ""), RKV_OK);
     ck_assert_int_ne(wire_decode(b.data, b.len, &m), RKV_OK);
     b.len = 0;
-    ck_assert_int_eq(wire_encode_member(&b, 9, 3, 3, "n1"), RKV_OK);
-    ck_assert_int_ne(wire_decode(b.data, b.len, &m), RKV_OK);
+    ck_assert_int_eq(wire_encode_member(&b, 9, 3, WIRE_MEMBER_LEAVE_FORCE, "n1"), RKV_OK);
+    ck_assert_int_eq(wire_decode(b.data, b.len, &m), RKV_OK);
+    ck_assert_uint_eq(m.op, WIRE_MEMBER_LEAVE_FORCE);
+    for (uint32_t op = 0; op < 6; op += 4) { /* 0 and 4: no such op */
+        b.len = 0;
+        ck_assert_int_eq(wire_encode_member(&b, 9, 3, op, "n1"), RKV_OK);
+        ck_assert_int_ne(wire_decode(b.data, b.len, &m), RKV_OK);
+    }
     rkv_buf_free(&b);
 }
 END_TEST
