@@ -334,21 +334,34 @@ static bool read_server_key(const struct ringkv_client *c, struct mp_reader *r, 
 }
 
 /* A member outside the ring: [id, host, client_port, cluster_port, status,
- * server_key], status "joining" or "leaving". */
-static bool read_outsider(const struct ringkv_client *c, struct mp_reader *r, struct cnode *cn)
+ * server_key], status "joining" or "leaving"; its id must be one that is
+ * neither in ring nor among the outsiders before it, nodes[0 .. idx). */
+static bool read_outsider(const struct ringkv_client *c, struct mp_reader *r,
+                          const struct ring *ring, struct cnode *nodes, uint32_t idx)
 {
+    struct cnode *cn = &nodes[idx];
     uint32_t fields;
-    return mp_read_array(r, &fields) && fields == 6 && read_str(r, cn->id, sizeof cn->id) &&
-           read_str(r, cn->host, sizeof cn->host) && mp_read_u16(r, &cn->client_port) &&
-           mp_read_u16(r, &cn->cluster_port) && read_str(r, cn->status, sizeof cn->status) &&
-           (strcmp(cn->status, "joining") == 0 || strcmp(cn->status, "leaving") == 0) &&
-           read_server_key(c, r, cn);
+    if (!mp_read_array(r, &fields) || fields != 6 || !read_str(r, cn->id, sizeof cn->id) ||
+        !read_str(r, cn->host, sizeof cn->host) || !mp_read_u16(r, &cn->client_port) ||
+        !mp_read_u16(r, &cn->cluster_port) || !read_str(r, cn->status, sizeof cn->status) ||
+        (strcmp(cn->status, "joining") != 0 && strcmp(cn->status, "leaving") != 0) ||
+        !read_server_key(c, r, cn))
+        return false;
+    /* read_str keeps a NUL inside: the id must end where the string does */
+    size_t id_len = strlen(cn->id);
+    if (id_len == 0 || cn->client_port == 0 || cn->host[0] == '\0' ||
+        ring_member_index(ring, cn->id) >= 0)
+        return false;
+    for (uint32_t k = 0; k < idx; k++)
+        if (strcmp(nodes[k].id, cn->id) == 0)
+            return false;
+    return true;
 }
 
 /* Parses a RING payload and rebuilds nodes and ring. The payload comes
- * from the network: the member counts are bounded before the tables are
- * sized by them, ring_new bounds Q, N and each member's vnodes, and the
- * quorums and timeout must be what a cluster file may set. */
+ * from the network: each member count is bounded before a table is sized
+ * by it, ring_new bounds Q, N and each member's vnodes, and the quorums
+ * and timeout must be what a cluster file may set. */
 static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
 {
     struct mp_reader r;
@@ -362,12 +375,13 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
         members == 0 || members > RKV_NODES_MAX || rq < 1 || rq > RKV_REPLICAS_MAX || wq < 1 ||
         wq > RKV_REPLICAS_MAX || tmo < 1 || tmo > CONFIG_INTERVAL_MS_MAX)
         return fail(c, RKV_ERR_PROTO, "malformed ring description");
-    /* room for the most outsiders there can be; the count comes later */
-    size_t room = n == 8 ? RKV_NODES_MAX : members;
-    struct cnode *nodes = rkv_calloc(room, sizeof *nodes);
+    struct cnode *nodes = rkv_calloc(members, sizeof *nodes);
     struct ring_member *rm = rkv_calloc(members, sizeof *rm);
-    struct ringkv_node_info *infos = rkv_calloc(room, sizeof *infos);
-    int rc = nodes && rm && infos ? RKV_OK : RKV_ERR_NOMEM;
+    struct ringkv_node_info *infos = NULL;
+    struct cnode *sorted = NULL;
+    struct ring *ring = NULL;
+    struct rkv_error err = {0};
+    int rc = nodes && rm ? RKV_OK : RKV_ERR_NOMEM;
     for (uint32_t i = 0; rc == RKV_OK && i < members; i++) {
         struct cnode *cn = &nodes[i];
         uint32_t fields;
@@ -379,44 +393,38 @@ static int parse_ring(struct ringkv_client *c, const struct wire_bytes *payload)
         memcpy(cn->status, "up", 3);
         rm[i] = (struct ring_member){.id = cn->id, .vnodes = cn->vnodes};
     }
+    if (rc == RKV_OK)
+        rc = ring_new(rm, members, q, nrep, &ring, &err);
+    /* the members outside the ring follow the ring's, in sorted order */
     if (rc == RKV_OK && n == 8 &&
         (!mp_read_array(&r, &others) || others > RKV_NODES_MAX - members))
         rc = RKV_ERR_PROTO;
+    if (rc == RKV_OK) {
+        sorted = rkv_calloc(members + others, sizeof *sorted);
+        infos = rkv_calloc(members + others, sizeof *infos);
+        rc = sorted && infos ? RKV_OK : RKV_ERR_NOMEM;
+    }
+    if (rc == RKV_OK)
+        for (uint32_t i = 0; i < members; i++)
+            sorted[ring_member_index(ring, nodes[i].id)] = nodes[i];
     for (uint32_t i = 0; rc == RKV_OK && i < others; i++)
-        if (!read_outsider(c, &r, &nodes[members + i]))
+        if (!read_outsider(c, &r, ring, sorted, members + i))
             rc = RKV_ERR_PROTO;
-    struct ring *ring = NULL;
-    struct rkv_error err = {0};
     if (rc == RKV_OK && !mp_done(&r))
         rc = RKV_ERR_PROTO;
-    if (rc == RKV_OK)
-        rc = ring_new(rm, members, q, nrep, &ring, &err);
+    rkv_free(nodes);
+    rkv_free(rm);
     if (rc != RKV_OK) {
-        rkv_free(nodes);
-        rkv_free(rm);
+        ring_free(ring);
+        rkv_free(sorted);
         rkv_free(infos);
         return fail(c, rc, "ring description: %s", err.msg[0] ? err.msg : rkv_strerror(rc));
     }
-    /* order the ring's members by ring index; the others follow */
-    struct cnode *sorted = rkv_calloc(members + others, sizeof *sorted);
-    if (sorted == NULL) {
-        ring_free(ring);
-        rkv_free(nodes);
-        rkv_free(rm);
-        rkv_free(infos);
-        return fail(c, RKV_ERR_NOMEM, "out of memory");
-    }
-    for (uint32_t i = 0; i < members; i++)
-        sorted[ring_member_index(ring, nodes[i].id)] = nodes[i];
-    for (uint32_t i = 0; i < others; i++)
-        sorted[members + i] = nodes[members + i];
     for (size_t i = 0; i < c->n_nodes; i++)
         node_reset(c, &c->nodes[i]);
     rkv_free(c->nodes);
     rkv_free(c->infos);
     ring_free(c->ring);
-    rkv_free(nodes);
-    rkv_free(rm);
     c->nodes = sorted;
     c->infos = infos;
     c->n_nodes = members + others;

@@ -891,12 +891,12 @@ int gossip_set_progress(struct gossip *g, uint64_t ring_epoch, uint32_t handoff)
     struct gossip_node *me = &g->self->st;
     if (handoff > RKV_PARTITIONS_MAX)
         return RKV_ERR_INVAL;
-    if (me->ring_epoch == ring_epoch && me->handoff == handoff)
+    /* a removed node's state is the remover's: it stays as it was spread */
+    if (me->status == GOSSIP_REMOVED || (me->ring_epoch == ring_epoch && me->handoff == handoff))
         return RKV_OK;
     me->ring_epoch = ring_epoch;
     me->handoff = handoff;
-    if (me->status != GOSSIP_REMOVED)
-        self_changed(g);
+    self_changed(g);
     return RKV_OK;
 }
 

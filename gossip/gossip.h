@@ -228,7 +228,7 @@ int gossip_set_status(struct gossip *g, enum gossip_status status);
 /* This node's progress through ring changes: the epoch of the ring it
  * serves and the partitions it has still to hand over (at most
  * RKV_PARTITIONS_MAX; more is RKV_ERR_INVAL). Bumps its version if either
- * changed, so that it spreads. */
+ * changed, so that it spreads; does nothing once this node is removed. */
 int gossip_set_progress(struct gossip *g, uint64_t ring_epoch, uint32_t handoff);
 /*
  * Whether a ring change is still under way, as far as this node has heard

@@ -13,14 +13,16 @@ static void add_stat(struct mp_writer *w, const char *name, uint64_t v)
     mp_write_uint(w, v);
 }
 
-/* The live members outside the ring (joining or leaving) into out (ids,
- * and the status names); how many. */
+/* The live members outside the ring (joining or leaving) into slots, and
+ * their status names; how many. With CURVE, only those whose key this
+ * node has: a client could not reach the others, and refuses a ring
+ * description with a member without a key. */
 static uint32_t outsiders(const struct node *n, uint32_t *slots, const char **status)
 {
     uint32_t count = 0;
     for (uint32_t i = 0; i < n->n_peers; i++) {
         const char *s = membership_outside(n, i);
-        if (s != NULL) {
+        if (s != NULL && (!n->sec.curve || n->peer[i]->keyed)) {
             slots[count] = i;
             status[count++] = s;
         }

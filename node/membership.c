@@ -22,10 +22,13 @@
  * only once, as far as gossip says, no other change is under way
  * (gossip_change_pending) and none has been for MEMBERSHIP_QUIET_MS.
  *
- * A leave survives a crash: MEMBERS says the node is leaving, and a node
- * that finds itself leaving there at start goes on leaving (its handoff
- * jobs resume from HANDOFF). Only when it has handed everything over does
- * it write LEFT, after which it refuses to start with that data.
+ * A join and a leave survive a crash. MEMBERS says the node is joining
+ * or leaving, and a node that finds itself so there at start goes on
+ * joining (waiting its turn) or leaving (its handoff jobs resume from
+ * HANDOFF). A leave is begun by writing LEAVING and is done when LEFT is
+ * written, after which the node refuses to start with that data; a node
+ * that MEMBERS says is leaving but that has no LEAVING file (one that left
+ * before these files existed) counts as left.
  *
  * Heartbeats spread by gossip feed a phi-accrual detector per peer, whose
  * verdict shows in the node's statistics (peers_suspect, suspect.<id>),
@@ -64,7 +67,10 @@
 #define MEMBERSHIP_WAIT_LOG_MS 10000
 #define MEMBERS_FILE "MEMBERS"
 #define MEMBERS_MAGIC "ringkv-members 1"
-#define LEFT_FILE "LEFT" /* written when a leave is done */
+#define LEAVING_FILE "LEAVING" /* written when a leave begins */
+#define LEFT_FILE "LEFT"       /* written when a leave is done */
+/* A join that has waited this long says why as a warning. */
+#define MEMBERSHIP_WAIT_WARN_MS 60000
 
 static const char *status_name(enum gossip_status s)
 {
@@ -209,6 +215,7 @@ int membership_boot(struct node *n, const char *join, struct rkv_error *err)
             const struct gossip_node *st = &n->boot[i];
             if (strcmp(st->id, n->me->id) != 0)
                 continue;
+            left = left || (st->status == GOSSIP_LEAVING && !node_file_exists(n, LEAVING_FILE));
             if (st->status == GOSSIP_REMOVED || left)
                 return rkv_error_set(err, RKV_ERR_INVAL,
                                      "node: %s %s the ring (%s/%s says so): to bring it back, "
@@ -219,6 +226,10 @@ int membership_boot(struct node *n, const char *join, struct rkv_error *err)
                 RKV_INFO("node", "%s: was leaving when it stopped: goes on leaving",
                          n->me->id);
                 n->leaving = true;
+            } else if (st->status == GOSSIP_JOINING) {
+                RKV_INFO("node", "%s: was joining when it stopped: goes on joining",
+                         n->me->id);
+                n->joining = true;
             }
         }
         if (join)
@@ -433,13 +444,25 @@ static void finish_join(struct node *n, uint64_t now)
         if (m != me && m->status == GOSSIP_UP && m->incarnation > 1)
             via = m;
     }
-    if (via == NULL)
+    if (via == NULL) {
+        n->quiet_since_ms = 0; /* quiet only counts once the table is known */
         return;
+    }
+    if (n->join_wait_since_ms == 0)
+        n->join_wait_since_ms = now;
     if (!ring_quiet(n, now)) {
         if (n->quiet_since_ms == 0 && now - n->join_logged_ms >= MEMBERSHIP_WAIT_LOG_MS) {
             n->join_logged_ms = now;
-            RKV_INFO("node", "%s: waits to join: another ring change is under way (%s)",
-                     n->me->id, n->change_why);
+            uint64_t waited = now - n->join_wait_since_ms;
+            if (waited < MEMBERSHIP_WAIT_WARN_MS)
+                RKV_INFO("node", "%s: waits to join: another ring change is under way (%s)",
+                         n->me->id, n->change_why);
+            else
+                RKV_WARN("node", "%s: has waited %llu s to join: another ring change is under "
+                         "way (%s); a member that stays on another ring may have another "
+                         "partitions or replicas setting in its cluster.toml, and a handoff "
+                         "that waits for a dead member ends once it is back or removed",
+                         n->me->id, (unsigned long long)(waited / 1000), n->change_why);
         }
         return;
     }
@@ -504,6 +527,13 @@ int membership_leave(struct node *n, bool force, char *msg, size_t size)
                  "again once `ringkv ring` shows no handoff, or leave with --force",
                  n->me->id, why);
         return RKV_ERR_BUSY;
+    }
+    /* first on disk, so that a restart goes on leaving */
+    static const char leaving[] = "ringkv-leaving 1\n";
+    if (node_save_file(n, LEAVING_FILE, leaving, sizeof leaving - 1) != 0) {
+        snprintf(msg, size, "%s cannot leave: cannot write %s/%s: %s", n->me->id,
+                 n->me->data_dir, LEAVING_FILE, strerror(errno));
+        return RKV_ERR_IO;
     }
     int rc = gossip_set_status(n->gossip, GOSSIP_LEAVING);
     if (rc != RKV_OK) {

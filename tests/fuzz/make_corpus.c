@@ -1179,9 +1179,14 @@ static void seeds_gossip_traps(void)
     struct rkv_buf b = {0};
     struct mp_writer w;
     mp_writer_init(&w, &b);
-    genvelope(&w, 5, 2, GOSSIP_ACK2, FG_CLUSTER, "n1");
+    genvelope(&w, 5, GOSSIP_WIRE_VERSION + 1, GOSSIP_ACK2, FG_CLUSTER, "n1");
     mp_write_array(&w, 0);
-    gseed_one("trap-wire-version-2", 1, false, &b);
+    gseed_one("trap-wire-version-next", 1, false, &b);
+    rkv_buf_free(&b);
+    mp_writer_init(&w, &b);
+    genvelope(&w, 5, GOSSIP_WIRE_VERSION - 1, GOSSIP_ACK2, FG_CLUSTER, "n1");
+    mp_write_array(&w, 0);
+    gseed_one("trap-wire-version-previous", 1, false, &b);
     rkv_buf_free(&b);
     mp_writer_init(&w, &b);
     genvelope(&w, 5, GOSSIP_WIRE_VERSION, GOSSIP_ACK2, "other-ring", "n1");

@@ -325,19 +325,24 @@ void cluster_node_wait_exit(struct cluster *c, int i, uint32_t deadline_ms)
     check_clean_exit(c, i, cluster_node_wait_status(c, i, deadline_ms));
 }
 
-bool cluster_log_has(const struct cluster *c, int i, const char *text)
+unsigned cluster_log_count(const struct cluster *c, int i, const char *text)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.log", c->dir, c->id[i]);
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return false;
+        return 0;
     char line[1024];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
+    unsigned count = 0;
+    while (fgets(line, sizeof line, f))
+        count += strstr(line, text) != NULL;
     fclose(f);
-    return found;
+    return count;
+}
+
+bool cluster_log_has(const struct cluster *c, int i, const char *text)
+{
+    return cluster_log_count(c, i, text) > 0;
 }
 
 void cluster_stop(struct cluster *c)

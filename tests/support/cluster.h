@@ -62,7 +62,8 @@ void cluster_node_join(struct cluster *c, int i, int via);
 void cluster_node_wait_exit(struct cluster *c, int i, uint32_t deadline_ms);
 /* Waits until node i has exited by itself; its waitpid status. */
 int cluster_node_wait_status(struct cluster *c, int i, uint32_t deadline_ms);
-/* A line of node i's log holds text. */
+/* How many lines of node i's log (all its runs) hold text; whether any does. */
+unsigned cluster_log_count(const struct cluster *c, int i, const char *text);
 bool cluster_log_has(const struct cluster *c, int i, const char *text);
 /* Sends sig to node i; for SIGKILL/SIGTERM waits until it has exited. */
 void cluster_node_signal(struct cluster *c, int i, int sig);

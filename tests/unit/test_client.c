@@ -197,6 +197,7 @@ static void fake_stop(void)
 struct ring_desc {
     uint32_t q, n, vnodes, timeout_ms;
     const char *outsider; /* NULL, or the status of member "n9", outside the ring */
+    const char *outsider_id; /* its id instead of "n9" */
 };
 
 #define RING_OK ((struct ring_desc){.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 1000})
@@ -225,7 +226,7 @@ static void ring_payload(struct rkv_buf *b, struct ring_desc d)
     if (d.outsider) {
         mp_write_array(&w, 1);
         mp_write_array(&w, 6);
-        mp_write_cstr(&w, "n9");
+        mp_write_cstr(&w, d.outsider_id ? d.outsider_id : "n9");
         mp_write_cstr(&w, "127.0.0.1");
         mp_write_uint(&w, fk.port);
         mp_write_uint(&w, fk.port);
@@ -460,6 +461,10 @@ START_TEST(hostile_rings_refused)
         {.q = 16, .n = 3, .vnodes = RKV_VNODES_MAX + 1, .timeout_ms = 1000},
         {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 1000, .outsider = "up"},
         {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 1000, .outsider = "gone"},
+        {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 1000, .outsider = "joining",
+         .outsider_id = "n1"},
+        {.q = 16, .n = 3, .vnodes = 8, .timeout_ms = 1000, .outsider = "joining",
+         .outsider_id = ""},
     };
     scribble_install();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
