@@ -30,6 +30,26 @@ static uint32_t outsiders(const struct node *n, uint32_t *slots, const char **st
     return count;
 }
 
+/* The first five of a member's six fields in RING: [id, host, client_port,
+ * cluster_port, ...]; the caller writes the fifth (vnodes or status) and
+ * then server_key. Gossip's address first: a peer's slot may be older than
+ * its address (made when it first spoke to us). */
+static void write_member(const struct node *n, struct mp_writer *w, const struct node_peer *p)
+{
+    uint16_t client_port = p->client_port, cluster_port = p->cluster_port;
+    const char *host = membership_address(n, p->id, &client_port, &cluster_port);
+    mp_write_array(w, 6);
+    mp_write_cstr(w, p->id);
+    mp_write_cstr(w, host ? host : p->host);
+    mp_write_uint(w, client_port);
+    mp_write_uint(w, cluster_port);
+}
+
+static const char *server_key(const struct node *n, const struct node_peer *p)
+{
+    return n->sec.curve && p->keyed ? p->z85 : "";
+}
+
 static void encode_ring(struct node *n, struct mp_writer *w)
 {
     const struct config *c = n->cfg;
@@ -44,17 +64,9 @@ static void encode_ring(struct node *n, struct mp_writer *w)
     mp_write_array(w, members);
     for (uint32_t i = 0; i < members; i++) {
         const struct node_peer *p = n->peer[n->ring_slot[i]];
-        /* gossip's address first: a peer's slot may be older than its
-         * address (made when it first spoke to us) */
-        uint16_t client_port = p->client_port, cluster_port = p->cluster_port;
-        const char *host = membership_address(n, p->id, &client_port, &cluster_port);
-        mp_write_array(w, 6);
-        mp_write_cstr(w, p->id);
-        mp_write_cstr(w, host ? host : p->host);
-        mp_write_uint(w, client_port);
-        mp_write_uint(w, cluster_port);
+        write_member(n, w, p);
         mp_write_uint(w, ring_member_vnodes(n->ring, i));
-        mp_write_cstr(w, n->sec.curve && p->keyed ? p->z85 : "");
+        mp_write_cstr(w, server_key(n, p));
     }
     uint32_t slots[RKV_NODES_MAX];
     const char *status[RKV_NODES_MAX];
@@ -62,15 +74,9 @@ static void encode_ring(struct node *n, struct mp_writer *w)
     mp_write_array(w, others);
     for (uint32_t k = 0; k < others; k++) {
         const struct node_peer *p = n->peer[slots[k]];
-        uint16_t client_port = p->client_port, cluster_port = p->cluster_port;
-        const char *host = membership_address(n, p->id, &client_port, &cluster_port);
-        mp_write_array(w, 6);
-        mp_write_cstr(w, p->id);
-        mp_write_cstr(w, host ? host : p->host);
-        mp_write_uint(w, client_port);
-        mp_write_uint(w, cluster_port);
+        write_member(n, w, p);
         mp_write_cstr(w, status[k]);
-        mp_write_cstr(w, n->sec.curve && p->keyed ? p->z85 : "");
+        mp_write_cstr(w, server_key(n, p));
     }
 }
 
