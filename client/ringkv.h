@@ -130,7 +130,8 @@ enum ringkv_error {
     RINGKV_EPROTO = 13,      /* a malformed message (or a bad context) */
     RINGKV_EQUORUM = 14,     /* too few replicas answered; the message names them */
     RINGKV_ETIMEOUT = 15,    /* no node answered before the deadline */
-    RINGKV_EBUSY = 16,       /* a node has too many requests in flight */
+    RINGKV_EBUSY = 16,       /* a node has too many requests in flight; from
+                                ringkv_leave: another ring change is under way */
     RINGKV_EUNAVAILABLE = 20, /* no node could be reached */
     RINGKV_EFULL = 22         /* a node's hint store is full (in an EQUORUM message) */
 };
@@ -386,9 +387,11 @@ int ringkv_stats(struct ringkv_client *c, const char *id, ringkv_stat_fn *fn, vo
  * or handing partitions over after the last change; the message says
  * which), because two changes at once can give a preference list two
  * owners still waiting for their data, and a read at R = 2 answered by
- * those two would miss values. Ask again once `ringkv ring` shows no
- * handoff; flags RINGKV_LEAVE_FORCE leaves anyway. A remove is never held
- * back (it is for a member that is gone already).
+ * those two would miss values. Ask again later: the member also counts a
+ * member that waits to join, and hears that a handoff is over a few gossip
+ * rounds after `ringkv ring` stops showing it. Flags RINGKV_LEAVE_FORCE
+ * leaves anyway. A remove is never held back (it is for a member that is
+ * gone already).
  */
 #define RINGKV_LEAVE_FORCE 1u
 int ringkv_leave(struct ringkv_client *c, const char *id, unsigned flags, char *msg,
