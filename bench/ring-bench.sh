@@ -11,7 +11,8 @@
 # N=3 R=2 W=2 and sync "always" (as cluster.toml has them, enforced here),
 # client and cluster ports that nothing listens on, and data dirs inside that
 # directory. Each node's stderr goes to NODE.log there. The script waits
-# until `ringkv ping` answers for every node (polling, with a deadline), runs
+# until every node reports itself connected to the two others (`ringkv
+# stats`, peers_connected; polling, with a deadline), runs
 # the workloads below on 100-byte values over 100000 uniform keys, then stops
 # the nodes it started, by pid (SIGTERM, then wait), and removes the
 # directory. On any failure (or Ctrl-C) the trap stops the ring too, and the
@@ -26,91 +27,30 @@
 # Each run's full report (ringkv-bench's stderr) is printed as it goes; the
 # summary at the end takes ops/s and latency of all the run's ops.
 set -u
-bin=${1:-build/bin}
-# BIN_DIR may be relative to the caller's directory; everything else runs from the repo root
-if [[ $bin != /* ]] && [ -d "$bin" ]; then
-    bin=$(cd "$bin" && pwd)
-fi
-cd "$(dirname "$0")/.." || exit 1
+prog=ring-bench
+# shellcheck source=bench/ring-lib.sh
+. "$(dirname "$0")/ring-lib.sh" || exit 1
+enter_repo_root "${1:-}"
 
 seconds=${BENCH_SECONDS:-10}
 keys=100000
 value=100
 ready_timeout_s=30
 
-die() {
-    echo "ring-bench: $*" >&2
-    exit 1
-}
-
-case $seconds in
-'' | *[!0-9]* | 0) die "BENCH_SECONDS must be a positive number of seconds, not \"$seconds\"" ;;
-esac
+need_positive BENCH_SECONDS "$seconds" seconds
 
 # ---- binaries ----
-need=("$bin/ringkvd" "$bin/ringkv" "$bin/ringkv-bench")
-missing=0
-for f in "${need[@]}"; do
-    [ -x "$f" ] || missing=1
-done
-if [ $missing = 1 ]; then
-    case $bin in
-    */bin) build=${bin%/bin} ;;
-    *) die "no ringkvd, ringkv and ringkv-bench in $bin (expected BUILD/bin)" ;;
-    esac
-    echo "ring-bench: building into $build" >&2
-    make BUILD="$build" "${need[@]}" >&2 || die "make failed"
-fi
+need_binaries
 
 # ---- the ring ----
-dir=$(mktemp -d build/ring-bench.XXXXXX) || die "cannot make a directory under build/"
+make_ring_dir
 cfg=$dir/cluster.toml
-pids=()
-ok=0
+ids=(n1 n2 n3)
 
-stop_ring() {
-    if [ ${#pids[@]} -gt 0 ]; then
-        kill -TERM "${pids[@]}" 2>/dev/null
-        wait "${pids[@]}" 2>/dev/null
-        pids=()
-    fi
-}
-
-on_exit() {
-    stop_ring
-    if [ $ok = 1 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
-        rm -rf "$dir"
-    else
-        echo "ring-bench: kept $dir (config, data, node logs)" >&2
-    fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# true if nothing accepts connections on 127.0.0.1:$1
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# Prints n distinct free ports from 20000-29999 (below the usual ephemeral
-# range, so outgoing connections do not take them meanwhile).
-free_ports() {
-    local n=$1 got=() p tries=0
-    while [ ${#got[@]} -lt "$n" ]; do
-        tries=$((tries + 1))
-        [ $tries -le 1000 ] || return 1
-        p=$((20000 + RANDOM % 10000))
-        [[ " ${got[*]} " == *" $p "* ]] && continue
-        port_free "$p" && got+=("$p")
-    done
-    echo "${got[@]}"
-}
-
-# Tables of cluster.toml the copy keeps; any other is left out and named on
-# stderr, so the benchmark never depends on files the copy cannot see (key
-# files). A [security] table is replaced by mode = "none": the ring runs in
-# plain text, and the summary says so.
+# Tables of cluster.toml the copy keeps; any other is left out (not named),
+# so the benchmark never depends on files the copy cannot see (key files).
+# A [security] table with the run's mode ("curve" or "none") is written
+# instead, and the summary names each row's mode.
 copied_tables="cluster storage limits log"
 
 # Writes the config: cluster.toml's settings with N/R/W/sync pinned, none
@@ -119,12 +59,7 @@ write_config() { # "PORTS" MODE
     local ports
     read -r -a ports <<<"$1"
     [ -r cluster.toml ] || die "no cluster.toml in $(pwd)"
-    awk -v keep=" $copied_tables " '
-        /^\[\[/ { on = 0; next }
-        /^\[/ { t = $0; gsub(/^\[ *| *\].*$/, "", t); on = index(keep, " " t " ") > 0 }
-        on || !seen_table { print }
-        /^\[/ { seen_table = 1 }
-        ' cluster.toml |
+    copy_tables "$copied_tables" |
         sed -E -e 's/^replicas *=.*/replicas = 3/' \
             -e 's/^read_quorum *=.*/read_quorum = 2/' \
             -e 's/^write_quorum *=.*/write_quorum = 2/' \
@@ -144,33 +79,6 @@ EOF
     if [ "$2" = curve ]; then
         "$bin/ringkv" --config "$cfg" keygen --cluster >/dev/null || die "keygen failed"
     fi
-}
-
-start_ring() {
-    local id deadline
-    for id in n1 n2 n3; do
-        "$bin/ringkvd" --config "$cfg" --node "$id" 2>>"$(dirname "$cfg")/$id.log" &
-        pids+=("$!")
-    done
-    deadline=$((SECONDS + ready_timeout_s))
-    while :; do
-        for i in 0 1 2; do
-            kill -0 "${pids[$i]}" 2>/dev/null && continue
-            echo "ring-bench: node n$((i + 1)) exited; its log:" >&2
-            tail -n 5 "$(dirname "$cfg")/n$((i + 1)).log" >&2
-            return 1
-        done
-        # ready: every node answers and is connected to both others
-        linked=$("$bin/ringkv" --config "$cfg" stats 2>/dev/null |
-            awk -F'\t' '$2 == "peers_connected" && $3 == 2' | wc -l)
-        [ "$linked" = 3 ] && return 0
-        [ $SECONDS -lt $deadline ] || {
-            echo "ring-bench: the ring did not answer pings within ${ready_timeout_s}s" >&2
-            "$bin/ringkv" --config "$cfg" ping >&2
-            return 1
-        }
-        sleep 0.1
-    done
 }
 
 rows=()
@@ -199,19 +107,7 @@ for mode in ${BENCH_MODES:-curve none}; do
     base=$dir/$mode
     mkdir -p "$base" || die "cannot make $base"
     cfg=$base/cluster.toml
-    started=0
-    for attempt in 1 2 3; do
-        port_list=$(free_ports 6) || die "no free ports found in 20000-29999"
-        write_config "$port_list" "$mode"
-        "$bin/ringkvd" --config "$cfg" --list >/dev/null || die "ringkvd refuses the config $cfg"
-        if start_ring; then
-            started=1
-            break
-        fi
-        stop_ring
-        echo "ring-bench: attempt $attempt failed; trying other ports" >&2
-    done
-    [ $started = 1 ] || die "the ring did not start (logs in $base)"
+    start_ring_retrying 6 write_config "$mode" || die "the ring did not start (logs in $base)"
     run "$mode" write-only 50 --workload write -w 2
     run "$mode" read-only 50 --workload read -r 2 --preload
     run "$mode" 95/5 50 --workload 95/5 -r 2 -w 2
