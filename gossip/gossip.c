@@ -677,14 +677,16 @@ static int apply_state(struct gossip *g, uint64_t now_ms, const struct gossip_no
         on_rumour_of_self(g, st);
         return RKV_OK;
     }
-    bool beat = true;
+    /* a state of version 0 was never made by its member (the cluster
+     * file's word, passed on): no sign of life */
+    bool beat = st->version > 0;
     if (m == NULL) {
         m = insert_member(g, (size_t)(-i - 1), st);
         if (m == NULL)
             return g->n_members >= RKV_NODES_MAX ? RKV_OK : RKV_ERR_NOMEM;
     } else {
-        beat = st->incarnation > m->st.incarnation ||
-               (st->incarnation == m->st.incarnation && st->heartbeat > m->st.heartbeat);
+        beat = beat && (st->incarnation > m->st.incarnation ||
+                        (st->incarnation == m->st.incarnation && st->heartbeat > m->st.heartbeat));
         m->st = *st;
     }
     g->stats.states_applied++;
@@ -928,6 +930,10 @@ bool gossip_change_pending(const struct gossip *g, uint64_t now_ms, char *why, s
         }
         if (st->status != GOSSIP_UP)
             continue;
+        if (st->ring_epoch == 0) { /* a state from before it said (cluster.toml's) */
+            snprintf(why, size, "%s: which ring it serves is not known here yet", st->id);
+            return true;
+        }
         if (st->ring_epoch != me->ring_epoch) {
             snprintf(why, size, "%s serves ring %016llx, this node %016llx", st->id,
                      (unsigned long long)st->ring_epoch, (unsigned long long)me->ring_epoch);

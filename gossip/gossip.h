@@ -48,7 +48,9 @@
  *
  * ## Failure detection (phi accrual, Hayashibara et al. 2004)
  *   Per peer, the times at which a newer heartbeat (or incarnation) of it
- *   is learned are arrivals; the last fd_window inter-arrival times are
+ *   is learned are arrivals (a state of version 0, which its member never
+ *   made but a peer learned from its cluster file and passed on, is not
+ *   one); the last fd_window inter-arrival times are
  *   kept. phi(t) = -log10(P(the next arrival comes later than t)) under a
  *   normal distribution of the window's mean and standard deviation (at
  *   least fd_min_std_dev_ms), with the logistic approximation of the
@@ -233,8 +235,9 @@ int gossip_set_progress(struct gossip *g, uint64_t ring_epoch, uint32_t handoff)
 /*
  * Whether a ring change is still under way, as far as this node has heard
  * at now_ms: a live member other than this one is JOINING or LEAVING, or
- * is UP and serves a ring other than this node's or has handoff left; or
- * this node has handoff left. A member that is down (suspected) or
+ * is UP and serves a ring other than this node's, or one not known here
+ * yet (ring_epoch 0: a state learned before it said, as cluster.toml's),
+ * or has handoff left; or this node has handoff left. A member that is down (suspected) or
  * removed holds nothing back: its state is old news, and waiting for it
  * could wait for ever. If this node is JOINING itself, joining members
  * whose ids sort after its own do not count (of several nodes joining at

@@ -329,11 +329,18 @@ int node_open(struct node *n, struct config *cfg, const char *id, const char *jo
     if (rc != RKV_OK)
         return rkv_error_set(err, rc, "node: cannot start the coordinator");
     node_set_ring(n, n->ring);
-    RKV_INFO("node", "%s: serving clients on %s:%u, peers on %s:%u; ring of %u nodes, "
-             "Q=%u N=%u R=%u W=%u, epoch %016llx",
-             id, n->me->host, n->me->client_port, n->me->host, n->me->cluster_port,
-             ring_member_count(n->ring), cfg->partitions, ring_replicas(n->ring),
-             cfg->read_quorum, cfg->write_quorum, (unsigned long long)ring_epoch(n->ring));
+    if (membership_joining(n))
+        RKV_INFO("node", "%s: serving clients on %s:%u, peers on %s:%u; joining: the ring "
+                 "comes from %s by gossip (Q=%u N=%u R=%u W=%u)",
+                 id, n->me->host, n->me->client_port, n->me->host, n->me->cluster_port,
+                 join ? join : "the members it knew",
+                 cfg->partitions, cfg->replicas, cfg->read_quorum, cfg->write_quorum);
+    else
+        RKV_INFO("node", "%s: serving clients on %s:%u, peers on %s:%u; ring of %u nodes, "
+                 "Q=%u N=%u R=%u W=%u, epoch %016llx",
+                 id, n->me->host, n->me->client_port, n->me->host, n->me->cluster_port,
+                 ring_member_count(n->ring), cfg->partitions, ring_replicas(n->ring),
+                 cfg->read_quorum, cfg->write_quorum, (unsigned long long)ring_epoch(n->ring));
     return RKV_OK;
 }
 

@@ -575,6 +575,36 @@ static void exchange_pair(struct gossip *a, struct gossip *b, uint64_t now)
     }
 }
 
+/* A state nobody has heard from its member (the cluster file's, version
+ * 0) spreads with the table but is no heartbeat where it lands: a node
+ * that has only heard of a member second hand, and never from it, does
+ * not take it for alive. */
+START_TEST(second_hand_placeholders_are_not_heartbeats)
+{
+    struct gossip *a = node_new(0, 9, 100, GOSSIP_UP), *b = node_new(1, 9, 100, GOSSIP_UP);
+    struct gossip_node st = {.id = "n6", .host = "10.0.0.6", .client_port = 7006,
+                             .cluster_port = 9006, .vnodes = 16, .incarnation = 1,
+                             .status = GOSSIP_UP};
+    ck_assert_int_eq(gossip_learn(a, &st), RKV_OK);
+    st = (struct gossip_node){.id = "n1", .host = "10.0.0.1", .client_port = 7001,
+                              .cluster_port = 9001, .vnodes = 16, .incarnation = 1,
+                              .status = GOSSIP_UP};
+    ck_assert_int_eq(gossip_learn(a, &st), RKV_OK); /* so that a gossips with b */
+    for (uint64_t r = 0; r < 5; r++) {
+        uint64_t now = T0 + r * INTERVAL_MS;
+        gossip_tick(a, now);
+        gossip_tick(b, now);
+        exchange_pair(a, b, now);
+        if (gossip_find(b, "n6") != NULL) /* from the moment b has heard of it */
+            ck_assert_msg(!gossip_alive(b, "n6", now), "round %llu", (unsigned long long)r);
+    }
+    ck_assert_ptr_nonnull(gossip_find(b, "n6"));
+    ck_assert(gossip_alive(b, "n0", T0 + 4 * INTERVAL_MS));
+    gossip_free(a);
+    gossip_free(b);
+}
+END_TEST
+
 /* A member known only from the cluster file (incarnation 1) and dead: a
  * remove stamped with the remover's clock wins over its real state held
  * elsewhere; learned states never override newer ones nor count as
@@ -640,11 +670,15 @@ static bool pending_at(struct sim *s, size_t i, char *why, size_t size)
 START_TEST(progress_spreads_and_holds_changes_back)
 {
     struct sim *s = sim_new(8, 21);
+    char why[160];
+    /* nobody has said which ring it serves: nothing is known to be settled */
+    sim_converge(s, 50);
+    ck_assert(pending_at(s, 0, why, sizeof why));
+    ck_assert_msg(strstr(why, "not known here yet") != NULL, "%s", why);
     sim_progress_all(s, 0xe1);
     sim_converge(s, 50);
     for (int r = 0; r < 5; r++)
         sim_round(s);
-    char why[160];
     for (size_t i = 0; i < s->n; i++)
         ck_assert_msg(!pending_at(s, i, why, sizeof why), "n%zu: %s", i, why);
 
@@ -1066,6 +1100,7 @@ int main(void)
     tcase_add_test(tc, false_rumour_is_refuted);
     tcase_add_test(tc, explicit_remove_sticks);
     tcase_add_test(tc, remove_at_wins_over_unheard_states);
+    tcase_add_test(tc, second_hand_placeholders_are_not_heartbeats);
     tcase_add_test(tc, rumour_at_counter_limit);
     tcase_add_test(tc, progress_spreads_and_holds_changes_back);
     tcase_add_test(tc, joins_and_leaves_take_turns);
