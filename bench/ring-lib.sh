@@ -78,9 +78,21 @@ make_ring_dir() {
     trap 'exit 143' TERM
 }
 
+# SIGTERM to the nodes this script started; SIGKILL to any still running
+# after 30 s.
 stop_ring() {
     if [ ${#pids[@]} -gt 0 ]; then
         kill -TERM "${pids[@]}" 2>/dev/null
+        local deadline=$((SECONDS + 30)) p alive
+        while :; do
+            alive=0
+            for p in "${pids[@]}"; do
+                kill -0 "$p" 2>/dev/null && alive=1
+            done
+            [ $alive = 0 ] || [ $SECONDS -ge $deadline ] && break
+            sleep 0.1 # polling for the exits, with the deadline above
+        done
+        [ $alive = 1 ] && kill -KILL "${pids[@]}" 2>/dev/null
         wait "${pids[@]}" 2>/dev/null
         pids=()
     fi
@@ -170,6 +182,11 @@ start_ring_retrying() { # NPORTS CONFIGURE [ARGS...]
     shift 2
     for attempt in 1 2 3; do
         port_list=$(free_ports "$n") || die "no free ports found in 20000-29999"
+        # a failed attempt's data dirs remember its ports (MEMBERS): start afresh
+        local id
+        for id in "${ids[@]}"; do
+            rm -rf "${dir:?}/$id"
+        done
         "$configure" "$port_list" "$@"
         "$bin/ringkvd" --config "$cfg" --list >/dev/null || die "ringkvd refuses the config $cfg"
         start_ring && return 0

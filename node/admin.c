@@ -22,7 +22,8 @@ static uint32_t outsiders(const struct node *n, uint32_t *slots, const char **st
     uint32_t count = 0;
     for (uint32_t i = 0; i < n->n_peers; i++) {
         const char *s = membership_outside(n, i);
-        if (s != NULL && (!n->sec.curve || n->peer[i]->keyed)) {
+        /* not one the ring has yet (the ring follows gossip a turn later) */
+        if (s != NULL && n->slot_ring[i] < 0 && (!n->sec.curve || n->peer[i]->keyed)) {
             slots[count] = i;
             status[count++] = s;
         }

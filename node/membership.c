@@ -22,13 +22,13 @@
  * only once, as far as gossip says, no other change is under way
  * (gossip_change_pending) and none has been for MEMBERSHIP_QUIET_MS.
  *
- * A join and a leave survive a crash. MEMBERS says the node is joining
- * or leaving, and a node that finds itself so there at start goes on
- * joining (waiting its turn) or leaving (its handoff jobs resume from
- * HANDOFF). A leave is begun by writing LEAVING and is done when LEFT is
- * written, after which the node refuses to start with that data; a node
- * that MEMBERS says is leaving but that has no LEAVING file (one that left
- * before these files existed) counts as left.
+ * A join and a leave survive a crash. A node that MEMBERS says is joining
+ * goes on joining (waiting its turn) when it starts again. A leave is
+ * begun by writing LEAVING, which at start means "go on leaving" (its
+ * handoff jobs resume from HANDOFF) whatever MEMBERS says, and is done
+ * when LEFT is written, after which the node refuses to start with that
+ * data; a node that MEMBERS says is leaving but that has no LEAVING file
+ * (one that left before these files existed) counts as left.
  *
  * Heartbeats spread by gossip feed a phi-accrual detector per peer, whose
  * verdict shows in the node's statistics (peers_suspect, suspect.<id>),
@@ -215,14 +215,19 @@ int membership_boot(struct node *n, const char *join, struct rkv_error *err)
             const struct gossip_node *st = &n->boot[i];
             if (strcmp(st->id, n->me->id) != 0)
                 continue;
-            left = left || (st->status == GOSSIP_LEAVING && !node_file_exists(n, LEAVING_FILE));
-            if (st->status == GOSSIP_REMOVED || left)
+            bool leaving_file = node_file_exists(n, LEAVING_FILE);
+            /* MEMBERS says leaving, with no LEAVING file: a node that left
+             * before these files existed */
+            bool left_before = st->status == GOSSIP_LEAVING && !leaving_file;
+            if (st->status == GOSSIP_REMOVED || left || left_before)
                 return rkv_error_set(err, RKV_ERR_INVAL,
                                      "node: %s %s the ring (%s/%s says so): to bring it back, "
                                      "empty its data_dir and start it with --join",
-                                     n->me->id, left ? "left" : "was removed from",
+                                     n->me->id, left || left_before ? "left" : "was removed from",
                                      n->me->data_dir, left ? LEFT_FILE : MEMBERS_FILE);
-            if (st->status == GOSSIP_LEAVING) {
+            /* LEAVING decides, whatever MEMBERS says: its save may have
+             * failed after the leave was taken */
+            if (leaving_file) {
                 RKV_INFO("node", "%s: was leaving when it stopped: goes on leaving",
                          n->me->id);
                 n->leaving = true;
@@ -438,10 +443,13 @@ static void finish_join(struct node *n, uint64_t now)
     const struct gossip_node *me = gossip_self(n->gossip);
     if (me->status != GOSSIP_JOINING)
         return;
+    /* an UP member heard since this start (states loaded from MEMBERS, or
+     * cluster.toml's, are no heartbeats): the table is then news */
     const struct gossip_node *via = NULL;
     for (size_t i = 0; i < gossip_member_count(n->gossip) && via == NULL; i++) {
         const struct gossip_node *m = gossip_member(n->gossip, i);
-        if (m != me && m->status == GOSSIP_UP && m->incarnation > 1)
+        if (m != me && m->status == GOSSIP_UP && m->incarnation > 1 &&
+            gossip_alive(n->gossip, m->id, now))
             via = m;
     }
     if (via == NULL) {
@@ -467,6 +475,7 @@ static void finish_join(struct node *n, uint64_t now)
         return;
     }
     gossip_set_status(n->gossip, GOSSIP_UP);
+    members_save(n); /* a restart now starts up, not joining again */
     RKV_INFO("node", "%s: joined the ring through %s", n->me->id, via->id);
 }
 
