@@ -408,21 +408,20 @@ static int cmd_ring(const struct cli *cli, struct ringkv_client *c, int nargs, c
                n->cluster_port, n->status);
     }
     /* handoffs in progress, as each member reports them (info is lent by c
-     * until the next call on it: copy the ids first) */
-    size_t count = info_members(&info);
-    char member_ids[RKV_NODES_MAX][RKV_NODE_ID_BYTES_MAX + 1]; /* 66 KB */
-    for (size_t i = 0; i < count && i < RKV_NODES_MAX; i++)
-        snprintf(member_ids[i], sizeof member_ids[i], "%s", info_member(&info, i)->id);
-    for (size_t i = 0; i < count && i < RKV_NODES_MAX; i++) {
+     * until the next call on it: each round takes it afresh, as on_nodes) */
+    uint32_t partitions = info.partitions;
+    for (size_t i = 0; ringkv_ring(c, &info) == RINGKV_OK && i < info_members(&info); i++) {
+        char id[RKV_NODE_ID_BYTES_MAX + 1];
+        snprintf(id, sizeof id, "%s", info_member(&info, i)->id);
         struct handoff_view h = {0};
-        if (ringkv_stats(c, member_ids[i], take_handoff, &h) == RINGKV_OK && h.pending > 0)
+        if (ringkv_stats(c, id, take_handoff, &h) == RINGKV_OK && h.pending > 0)
             printf("handoff\t%s\tpartitions left %llu\tstreaming %llu\tkeys sent %llu\t"
                    "acknowledged %llu\tdropped %llu\n",
-                   member_ids[i], (unsigned long long)h.pending, (unsigned long long)h.partition,
+                   id, (unsigned long long)h.pending, (unsigned long long)h.partition,
                    (unsigned long long)h.sent, (unsigned long long)h.acked,
                    (unsigned long long)h.dropped);
     }
-    for (uint32_t p = 0; p < info.partitions; p++) {
+    for (uint32_t p = 0; p < partitions; p++) {
         const char *ids[RKV_REPLICAS_MAX];
         size_t n = ringkv_preflist(c, p, ids, RKV_REPLICAS_MAX);
         printf("partition\t%u\t", p);

@@ -347,9 +347,7 @@ static bool read_outsider(const struct ringkv_client *c, struct mp_reader *r,
         (strcmp(cn->status, "joining") != 0 && strcmp(cn->status, "leaving") != 0) ||
         !read_server_key(c, r, cn))
         return false;
-    /* read_str keeps a NUL inside: the id must end where the string does */
-    size_t id_len = strlen(cn->id);
-    if (id_len == 0 || cn->client_port == 0 || cn->host[0] == '\0' ||
+    if (cn->id[0] == '\0' || cn->client_port == 0 || cn->host[0] == '\0' ||
         ring_member_index(ring, cn->id) >= 0)
         return false;
     for (uint32_t k = 0; k < idx; k++)

@@ -65,6 +65,7 @@
 #define MEMBERSHIP_QUIET_MS (3 * NODE_GOSSIP_INTERVAL_MS)
 /* A join that waits says why at most this often. */
 #define MEMBERSHIP_WAIT_LOG_MS 10000
+#define MEMBERSHIP_WHY_BYTES 160 /* what change is under way, for a message */
 #define MEMBERS_FILE "MEMBERS"
 #define MEMBERS_MAGIC "ringkv-members 1"
 #define LEAVING_FILE "LEAVING" /* written when a leave begins */
@@ -414,30 +415,41 @@ static void refresh_down(struct node *n, uint64_t now)
     }
 }
 
-/* Tells gossip how far this node is through the last ring change, and
- * notes since when no change has been seen under way. */
-static void track_changes(struct node *n, uint64_t now)
+/* Tells gossip how far this node is through the last ring change. */
+static void publish_progress(struct node *n)
 {
     struct node_handoff_stats ho;
     handoff_stats(n, &ho);
     uint32_t pending = ho.partitions_pending > RKV_PARTITIONS_MAX ? RKV_PARTITIONS_MAX
                                                                   : (uint32_t)ho.partitions_pending;
     gossip_set_progress(n->gossip, ring_epoch(n->ring), pending);
-    if (gossip_change_pending(n->gossip, now, n->change_why, sizeof n->change_why))
-        n->quiet_since_ms = 0;
-    else if (n->quiet_since_ms == 0)
-        n->quiet_since_ms = now;
 }
 
-/* No ring change under way, as far as gossip says, for MEMBERSHIP_QUIET_MS. */
-static bool ring_quiet(const struct node *n, uint64_t now)
+/* A joining node that waits says why: every MEMBERSHIP_WAIT_LOG_MS, as a
+ * warning once it has waited MEMBERSHIP_WAIT_WARN_MS. */
+static void log_join_wait(struct node *n, uint64_t now, const char *why)
 {
-    return n->quiet_since_ms != 0 && now - n->quiet_since_ms >= MEMBERSHIP_QUIET_MS;
+    if (n->join_wait_since_ms == 0)
+        n->join_wait_since_ms = now;
+    if (now - n->join_logged_ms < MEMBERSHIP_WAIT_LOG_MS)
+        return;
+    n->join_logged_ms = now;
+    uint64_t waited = now - n->join_wait_since_ms;
+    if (waited < MEMBERSHIP_WAIT_WARN_MS)
+        RKV_INFO("node", "%s: waits to join: another ring change is under way (%s)",
+                 n->me->id, why);
+    else
+        RKV_WARN("node", "%s: has waited %llu s to join: another ring change is under "
+                 "way (%s); a member that stays on another ring may have another "
+                 "partitions or replicas setting in its cluster.toml, and a handoff "
+                 "that waits for a dead member ends once it is back or removed",
+                 n->me->id, (unsigned long long)(waited / 1000), why);
 }
 
 /* A joining node is up once it has heard a member that is (it then knows
  * the table: an ACK carries every state it lacks) and no other change has
- * been under way for a while; until then it waits, and says why. */
+ * been under way for MEMBERSHIP_QUIET_MS since; until then it waits, and
+ * says why. */
 static void finish_join(struct node *n, uint64_t now)
 {
     const struct gossip_node *me = gossip_self(n->gossip);
@@ -452,28 +464,17 @@ static void finish_join(struct node *n, uint64_t now)
             gossip_alive(n->gossip, m->id, now))
             via = m;
     }
-    if (via == NULL) {
-        n->quiet_since_ms = 0; /* quiet only counts once the table is known */
+    char why[MEMBERSHIP_WHY_BYTES];
+    if (via == NULL || gossip_change_pending(n->gossip, now, why, sizeof why)) {
+        n->quiet_since_ms = 0;
+        if (via != NULL)
+            log_join_wait(n, now, why);
         return;
     }
-    if (n->join_wait_since_ms == 0)
-        n->join_wait_since_ms = now;
-    if (!ring_quiet(n, now)) {
-        if (n->quiet_since_ms == 0 && now - n->join_logged_ms >= MEMBERSHIP_WAIT_LOG_MS) {
-            n->join_logged_ms = now;
-            uint64_t waited = now - n->join_wait_since_ms;
-            if (waited < MEMBERSHIP_WAIT_WARN_MS)
-                RKV_INFO("node", "%s: waits to join: another ring change is under way (%s)",
-                         n->me->id, n->change_why);
-            else
-                RKV_WARN("node", "%s: has waited %llu s to join: another ring change is under "
-                         "way (%s); a member that stays on another ring may have another "
-                         "partitions or replicas setting in its cluster.toml, and a handoff "
-                         "that waits for a dead member ends once it is back or removed",
-                         n->me->id, (unsigned long long)(waited / 1000), n->change_why);
-        }
+    if (n->quiet_since_ms == 0)
+        n->quiet_since_ms = now;
+    if (now - n->quiet_since_ms < MEMBERSHIP_QUIET_MS)
         return;
-    }
     gossip_set_status(n->gossip, GOSSIP_UP);
     members_save(n); /* a restart now starts up, not joining again */
     RKV_INFO("node", "%s: joined the ring through %s", n->me->id, via->id);
@@ -512,7 +513,7 @@ void membership_turn(struct node *n)
     n->down_checked_ms = now;
     connect_members(n);
     follow_ring(n);
-    track_changes(n, now);
+    publish_progress(n);
     finish_join(n, now);
     refresh_down(n, now);
     finish_leave(n, now);
@@ -530,7 +531,7 @@ int membership_leave(struct node *n, bool force, char *msg, size_t size)
         return RKV_ERR_INVAL;
     }
     uint64_t now = rkv_clock_mono_ms();
-    char why[sizeof n->change_why];
+    char why[MEMBERSHIP_WHY_BYTES];
     if (!force && gossip_change_pending(n->gossip, now, why, sizeof why)) {
         snprintf(msg, size, "%s cannot leave now: another ring change is under way (%s); ask "
                  "again once `ringkv ring` shows no handoff, or leave with --force",

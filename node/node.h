@@ -186,10 +186,9 @@ struct node {
     bool joining;                 /* started with --join and no saved table */
     bool leaving, left;           /* ringkv leave: handing over; done */
     uint64_t leave_ms;
-    uint64_t quiet_since_ms;      /* no ring change seen under way since (0: one is) */
-    char change_why[160];         /* the last change seen under way */
+    uint64_t quiet_since_ms;      /* joining: no ring change seen under way since (0: one is) */
     uint64_t join_logged_ms;
-    uint64_t join_wait_since_ms;  /* a joining node knew the table from then (0: not yet) */
+    uint64_t join_wait_since_ms;  /* joining: first seen waiting for a change (0: not yet) */
     uint32_t connect_warned;
     struct handoff *handoff;      /* handoff.c: partitions to hand to new owners */
 };
